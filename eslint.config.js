@@ -1,0 +1,32 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'coverage/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-console': 'off',
+    },
+  },
+  {
+    // The core never reaches into adapters or examples: arrows point examples → adapters → src.
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['../adapters/*', '../examples/*', 'express', 'koa', 'fastify'] },
+      ],
+    },
+  },
+  {
+    // Adapters use the core only through its public entry point, like a user would.
+    files: ['adapters/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: ['../../src/*', '../../examples/*'] }],
+    },
+  },
+);

@@ -1,0 +1,140 @@
+import type { JWTPayload } from 'jose';
+import { Rejection } from './errors.ts';
+
+/** The claims of an access token (RFC 9068 §2.2), as Logto issues them. */
+export interface AccessTokenClaims extends JWTPayload {
+  readonly iss: string;
+  readonly sub: string;
+  readonly aud: string | string[];
+  readonly exp: number;
+  readonly iat?: number;
+  readonly jti?: string;
+  readonly client_id?: string;
+  /** Space-delimited scopes; absent when none were granted. */
+  readonly scope?: string;
+  readonly organization_id?: string;
+}
+
+export interface ClaimRules {
+  readonly issuers: ReadonlySet<string>;
+  readonly audiences: ReadonlySet<string>;
+  readonly clockTolerance: number;
+  readonly maxTokenAge: number | undefined;
+  /** Claims that must be present (always `iss sub aud exp`; strict adds `iat jti client_id`). */
+  readonly requiredClaims: readonly string[];
+}
+
+/** RFC 8725 §3.8: the issuer, checked before any key is fetched. */
+export function checkIssuer(payload: JWTPayload, issuers: ReadonlySet<string>): string {
+  const { iss } = payload;
+  if (typeof iss !== 'string') throw new Rejection('missing_claim', { claim: 'iss' });
+  if (!issuers.has(iss)) {
+    throw new Rejection('issuer_mismatch', { expected: [...issuers], actual: iss, hint: issuerHint(iss, issuers) });
+  }
+  return iss;
+}
+
+function issuerHint(actual: string, issuers: ReadonlySet<string>): string | undefined {
+  for (const expected of issuers) {
+    if (expected.replace(/\/$/, '') === actual.replace(/\/$/, '')) {
+      return 'the issuers differ only by a trailing slash; iss must match exactly';
+    }
+    if (`${actual.replace(/\/$/, '')}/oidc` === expected || `${expected}/oidc` === actual) {
+      return 'a Logto issuer is the endpoint followed by /oidc';
+    }
+  }
+  return undefined;
+}
+
+/** RFC 8707 / RFC 9068 §4: `aud` must contain one of our identifiers (exact match). */
+export function checkAudience(payload: JWTPayload, audiences: ReadonlySet<string>): string[] {
+  const { aud } = payload;
+  const list = typeof aud === 'string' ? [aud] : aud;
+  if (list === undefined) throw new Rejection('missing_claim', { claim: 'aud' });
+  if (!Array.isArray(list) || list.length === 0 || !list.every((a) => typeof a === 'string')) {
+    throw new Rejection('invalid_claim', { claim: 'aud', problem: 'not a string or array of strings' });
+  }
+  if (!list.some((a) => audiences.has(a))) {
+    throw new Rejection('audience_mismatch', { expected: [...audiences], actual: list });
+  }
+  return list;
+}
+
+const STRING_CLAIMS = ['sub', 'jti', 'client_id', 'scope', 'organization_id'] as const;
+const TIME_CLAIMS = ['exp', 'nbf', 'iat'] as const;
+
+/**
+ * After the signature: claim presence and types, then the time window with `clockTolerance`
+ * (`exp` required, `nbf` honoured, `iat` not in the future, `maxTokenAge`).
+ */
+export function checkClaims(payload: JWTPayload, rules: ClaimRules, nowSeconds: number): void {
+  for (const claim of rules.requiredClaims) {
+    if (payload[claim] === undefined) throw new Rejection('missing_claim', { claim });
+  }
+  for (const claim of STRING_CLAIMS) {
+    const value = payload[claim];
+    if (value !== undefined && typeof value !== 'string') {
+      throw new Rejection('invalid_claim', { claim, problem: 'not a string' });
+    }
+  }
+  for (const claim of TIME_CLAIMS) {
+    const value = payload[claim];
+    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value))) {
+      throw new Rejection('invalid_claim', { claim, problem: 'not a finite NumericDate' });
+    }
+  }
+  const { scp } = payload as { scp?: unknown };
+  if (scp !== undefined && !(Array.isArray(scp) && scp.every((s) => typeof s === 'string'))) {
+    throw new Rejection('invalid_claim', { claim: 'scp', problem: 'not an array of strings' });
+  }
+
+  const tolerance = rules.clockTolerance;
+  const { exp, nbf, iat } = payload as { exp: number; nbf?: number; iat?: number };
+  if (exp <= nowSeconds - tolerance) {
+    throw new Rejection('expired', { expiredSecondsAgo: Math.floor(nowSeconds - exp), exp });
+  }
+  if (nbf !== undefined && nbf > nowSeconds + tolerance) {
+    throw new Rejection('not_yet_valid', { validInSeconds: Math.ceil(nbf - nowSeconds), nbf });
+  }
+  if (iat !== undefined && iat > nowSeconds + tolerance) {
+    throw new Rejection('issued_in_future', { secondsAhead: Math.ceil(iat - nowSeconds), iat });
+  }
+  if (rules.maxTokenAge !== undefined) {
+    if (iat === undefined) throw new Rejection('missing_claim', { claim: 'iat' });
+    const age = nowSeconds - iat;
+    if (age - tolerance > rules.maxTokenAge) {
+      throw new Rejection('token_too_old', { ageSeconds: Math.floor(age), maxTokenAge: rules.maxTokenAge });
+    }
+  }
+}
+
+/** The granted scopes: `scope` (space-delimited, RFC 6749 §3.3) or else an `scp` array. */
+export function grantedScopes(payload: JWTPayload): string[] {
+  const { scope, scp } = payload as { scope?: unknown; scp?: unknown };
+  if (typeof scope === 'string') return scope.split(' ').filter((s) => s !== '');
+  if (Array.isArray(scp)) return scp.filter((s): s is string => typeof s === 'string' && s !== '');
+  return [];
+}
+
+/** What a route needs. */
+export interface Requirements {
+  /** Scopes the token must carry, compared exactly (never by substring). Default: none. */
+  readonly scopes?: readonly string[];
+  /** `true`: any one of `scopes` is enough. Default: `false` (all of them). */
+  readonly any?: boolean;
+}
+
+/** Exact scope matching: all-of, or any-of with `any`. */
+export function checkScopes(granted: readonly string[], requirements: Requirements): void {
+  const required = requirements.scopes;
+  if (required === undefined || required.length === 0) return;
+  const have = new Set(granted);
+  const ok = requirements.any ? required.some((s) => have.has(s)) : required.every((s) => have.has(s));
+  if (!ok) {
+    throw new Rejection('insufficient_scope', {
+      required: [...required],
+      granted: [...granted],
+      any: requirements.any === true,
+    });
+  }
+}

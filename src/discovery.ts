@@ -1,0 +1,73 @@
+import { fetchJson, KeySourceError } from './fetch-json.ts';
+
+export interface DiscoveryOptions {
+  readonly timeout: number;
+  readonly fetch: typeof globalThis.fetch;
+}
+
+const MAX_DISCOVERY_BYTES = 256 * 1024;
+
+/**
+ * The issuer's metadata URLs, in the order tried: OpenID Connect Discovery 1.0 §4 (appended to
+ * the issuer), then RFC 8414 §3 (`/.well-known/oauth-authorization-server` inserted before the
+ * issuer's path).
+ */
+export function discoveryUrls(issuer: string): URL[] {
+  const url = new URL(issuer);
+  const path = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
+  return [
+    new URL(`${url.origin}${path}/.well-known/openid-configuration`),
+    new URL(`${url.origin}/.well-known/oauth-authorization-server${path}`),
+  ];
+}
+
+/**
+ * A JWKS URL source that reads `jwks_uri` from the issuer's metadata. A success is cached for good;
+ * a failure is not cached (the key set's back-off paces the retries); concurrent calls share one
+ * request. The document's `issuer` must equal the configured issuer exactly.
+ */
+export function discoverJwksUri(issuer: string, options: DiscoveryOptions): () => Promise<URL> {
+  let resolved: URL | undefined;
+  let inflight: Promise<URL> | undefined;
+  return () => {
+    if (resolved !== undefined) return Promise.resolve(resolved);
+    inflight ??= discover(issuer, options).then(
+      (url) => {
+        resolved = url;
+        inflight = undefined;
+        return url;
+      },
+      (error: unknown) => {
+        inflight = undefined;
+        throw error;
+      },
+    );
+    return inflight;
+  };
+}
+
+async function discover(issuer: string, options: DiscoveryOptions): Promise<URL> {
+  const [openid, oauth] = discoveryUrls(issuer) as [URL, URL];
+  let document: unknown;
+  let url = openid;
+  try {
+    document = await fetchJson(openid, { ...options, maxBytes: MAX_DISCOVERY_BYTES });
+  } catch (error) {
+    if (!(error instanceof KeySourceError && error.code === 'http_status')) throw error;
+    url = oauth;
+    document = await fetchJson(oauth, { ...options, maxBytes: MAX_DISCOVERY_BYTES });
+  }
+  const metadata = (document ?? {}) as { issuer?: unknown; jwks_uri?: unknown };
+  if (metadata.issuer !== issuer) {
+    throw new KeySourceError('invalid_document', 'metadata issuer differs from the issuer', url.href);
+  }
+  if (typeof metadata.jwks_uri !== 'string' || !URL.canParse(metadata.jwks_uri)) {
+    throw new KeySourceError('invalid_document', 'metadata has no valid jwks_uri', url.href);
+  }
+  const jwksUri = new URL(metadata.jwks_uri);
+  const issuerProtocol = new URL(issuer).protocol;
+  if (jwksUri.protocol !== 'https:' && !(jwksUri.protocol === 'http:' && issuerProtocol === 'http:')) {
+    throw new KeySourceError('invalid_document', 'jwks_uri must use https', url.href);
+  }
+  return jwksUri;
+}

@@ -1,0 +1,209 @@
+/**
+ * The OAuth 2.0 error code an {@link AuthError} presents to the client (RFC 6750 §3.1), plus
+ * `missing_token` for a request without credentials (its challenge carries no error code) and
+ * `temporarily_unavailable` for a key-set outage (503).
+ */
+export type AuthErrorCode =
+  | 'missing_token'
+  | 'invalid_request'
+  | 'invalid_token'
+  | 'insufficient_scope'
+  | 'temporarily_unavailable';
+
+/**
+ * The exact, machine-readable reason for a rejection. Clients never see it; it reaches
+ * `onRejected` and {@link AuthError.reason}. The README's troubleshooting table is keyed by it.
+ */
+export type RejectionReason =
+  | 'missing_token'
+  | 'malformed_header'
+  | 'multiple_credentials'
+  | 'token_too_large'
+  | 'opaque_token'
+  | 'encrypted_token'
+  | 'malformed_token'
+  | 'typ_mismatch'
+  | 'alg_not_allowed'
+  | 'untrusted_key_header'
+  | 'unsupported_crit'
+  | 'issuer_mismatch'
+  | 'audience_mismatch'
+  | 'unknown_kid'
+  | 'key_mismatch'
+  | 'bad_signature'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'issued_in_future'
+  | 'token_too_old'
+  | 'missing_claim'
+  | 'invalid_claim'
+  | 'insufficient_scope'
+  | 'keys_unavailable';
+
+interface ReasonInfo {
+  readonly code: AuthErrorCode;
+  readonly status: 400 | 401 | 403 | 503;
+  /** Short, fixed, safe for a header: printable ASCII without `"` or `\`. */
+  readonly description: string;
+}
+
+const invalidToken = (description: string): ReasonInfo => ({
+  code: 'invalid_token',
+  status: 401,
+  description,
+});
+
+/** What each reason looks like to the client. Never dynamic: no claim values, no token text. */
+export const REASONS: Readonly<Record<RejectionReason, ReasonInfo>> = Object.freeze({
+  missing_token: {
+    code: 'missing_token',
+    status: 401,
+    description: 'Authentication required: send an access token as Authorization: Bearer',
+  },
+  malformed_header: {
+    code: 'invalid_request',
+    status: 400,
+    description: 'Malformed Authorization header: expected Bearer followed by one token',
+  },
+  multiple_credentials: {
+    code: 'invalid_request',
+    status: 400,
+    description: 'More than one set of credentials in the request',
+  },
+  token_too_large: invalidToken('The access token is too large'),
+  opaque_token: invalidToken('The access token is not a JWT'),
+  encrypted_token: invalidToken('Encrypted access tokens are not supported'),
+  malformed_token: invalidToken('The access token is malformed'),
+  typ_mismatch: invalidToken('The token is not an access token (typ must be at+jwt)'),
+  alg_not_allowed: invalidToken('The token signing algorithm is not allowed'),
+  untrusted_key_header: invalidToken('The token names its own key, which is never trusted'),
+  unsupported_crit: invalidToken('The token has an unsupported critical header'),
+  issuer_mismatch: invalidToken('The token issuer is not trusted'),
+  audience_mismatch: invalidToken('The token audience is not accepted'),
+  unknown_kid: invalidToken('The token signing key is unknown'),
+  key_mismatch: invalidToken('The token signing key does not fit its algorithm'),
+  bad_signature: invalidToken('The token signature is invalid'),
+  expired: invalidToken('The access token expired'),
+  not_yet_valid: invalidToken('The access token is not valid yet'),
+  issued_in_future: invalidToken('The access token was issued in the future'),
+  token_too_old: invalidToken('The access token is too old'),
+  missing_claim: invalidToken('The access token lacks a required claim'),
+  invalid_claim: invalidToken('The access token has an invalid claim'),
+  insufficient_scope: {
+    code: 'insufficient_scope',
+    status: 403,
+    description: 'The access token lacks the required scope',
+  },
+  keys_unavailable: {
+    code: 'temporarily_unavailable',
+    status: 503,
+    description: 'The signing keys cannot be obtained right now; retry later',
+  },
+});
+
+/** Parameters of the `WWW-Authenticate: Bearer` challenge that come from the configuration. */
+export interface ChallengeParams {
+  /** `realm="..."` on every challenge. */
+  readonly realm?: string | undefined;
+  /** RFC 9728 `resource_metadata="..."` on every challenge. */
+  readonly resourceMetadata?: string | undefined;
+}
+
+export interface AuthErrorInit {
+  /** Structured facts for operators (expected vs actual issuer, seconds expired, ...). */
+  readonly details?: Readonly<Record<string, unknown>> | undefined;
+  /** The underlying error (jose's, a fetch error, ...). Never shown to clients. */
+  readonly cause?: unknown;
+  /** With `insufficient_scope`: the scopes the request needed, for the challenge's `scope`. */
+  readonly scopes?: readonly string[] | undefined;
+  /** With `keys_unavailable`: seconds for `Retry-After`. */
+  readonly retryAfter?: number | undefined;
+  readonly challenge?: ChallengeParams | undefined;
+}
+
+/** JSON body that every adapter renders for an {@link AuthError}. */
+export interface AuthErrorBody {
+  readonly error: AuthErrorCode;
+  readonly error_description: string;
+}
+
+/**
+ * A rejected request, ready to render: `status`, `headers` (with `WWW-Authenticate`) and `body`.
+ * Its message and body hold only a short fixed description, never the token or a claim value;
+ * the exact reason is in `reason` and `details`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await verifier.authenticate(req, { scopes: ['read:products'] });
+ * } catch (error) {
+ *   if (error instanceof AuthError) {
+ *     res.writeHead(error.status, { ...error.headers, 'content-type': 'application/json' });
+ *     res.end(JSON.stringify(error.body));
+ *   }
+ * }
+ * ```
+ */
+export class AuthError extends Error {
+  override readonly name = 'AuthError';
+  readonly status: 400 | 401 | 403 | 503;
+  readonly code: AuthErrorCode;
+  readonly reason: RejectionReason;
+  readonly description: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(reason: RejectionReason, init: AuthErrorInit = {}) {
+    const info = REASONS[reason];
+    super(info.description, init.cause === undefined ? undefined : { cause: init.cause });
+    this.reason = reason;
+    this.code = info.code;
+    this.status = info.status;
+    this.description = info.description;
+    this.details = Object.freeze({ ...init.details });
+    this.headers = Object.freeze(buildHeaders(info, init));
+  }
+
+  /** The JSON body to send: `{ error, error_description }`. */
+  get body(): AuthErrorBody {
+    return { error: this.code, error_description: this.description };
+  }
+}
+
+function buildHeaders(info: ReasonInfo, init: AuthErrorInit): Record<string, string> {
+  const headers: Record<string, string> = { 'cache-control': 'no-store' };
+  if (info.status === 503) {
+    headers['retry-after'] = String(Math.max(1, Math.ceil(init.retryAfter ?? 30)));
+    return headers;
+  }
+  const params: string[] = [];
+  const { realm, resourceMetadata } = init.challenge ?? {};
+  if (realm !== undefined) params.push(`realm="${realm}"`);
+  if (info.code !== 'missing_token') {
+    params.push(`error="${info.code}"`, `error_description="${info.description}"`);
+  }
+  if (info.code === 'insufficient_scope' && init.scopes && init.scopes.length > 0) {
+    params.push(`scope="${init.scopes.join(' ')}"`);
+  }
+  if (resourceMetadata !== undefined) params.push(`resource_metadata="${resourceMetadata}"`);
+  headers['www-authenticate'] = params.length > 0 ? `Bearer ${params.join(', ')}` : 'Bearer';
+  return headers;
+}
+
+/** True for a value that can sit inside a quoted `WWW-Authenticate` parameter as is. */
+export function isSafeQuotedValue(value: string): boolean {
+  return /^[\x20\x21\x23-\x5B\x5D-\x7E]*$/.test(value);
+}
+
+/**
+ * Internal: what the verification steps throw. The verifier turns it into an {@link AuthError}
+ * with the configured challenge and reports it to `onRejected`.
+ */
+export class Rejection {
+  constructor(
+    readonly reason: RejectionReason,
+    readonly details?: Readonly<Record<string, unknown>>,
+    readonly cause?: unknown,
+    readonly retryAfter?: number,
+  ) {}
+}

@@ -1,0 +1,69 @@
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import type { JWTHeaderParameters, JWTPayload } from 'jose';
+import { Rejection } from './errors.ts';
+
+/** A token split and decoded, NOT verified. */
+export interface DecodedToken {
+  readonly header: JWTHeaderParameters;
+  readonly payload: JWTPayload;
+}
+
+/**
+ * Decodes a compact JWS without trusting it. An opaque token (no dots) is `opaque_token`, a JWE
+ * (five parts) `encrypted_token`, anything else that is not a JWS with JSON-object header and
+ * payload `malformed_token`.
+ */
+export function decodeToken(token: string): DecodedToken {
+  if (!token.includes('.')) {
+    throw new Rejection('opaque_token', {
+      hint: 'a token without a resource parameter is opaque: request it with resource=<your API identifier>',
+    });
+  }
+  const parts = token.split('.').length;
+  if (parts === 5) throw new Rejection('encrypted_token');
+  if (parts !== 3) throw new Rejection('malformed_token', { problem: `${parts} segments` });
+  try {
+    const header = decodeProtectedHeader(token) as JWTHeaderParameters;
+    const payload = decodeJwt(token);
+    return { header, payload };
+  } catch (cause) {
+    throw new Rejection('malformed_token', { problem: 'segments are not base64url JSON objects' }, cause);
+  }
+}
+
+const KEY_HEADERS = ['jku', 'x5u', 'jwk'] as const;
+
+/**
+ * Header rules before any key is looked up: explicit typing (RFC 9068 §2.1, RFC 8725 §3.11), the
+ * caller's algorithm allow-list (RFC 8725 §3.1), no key named by the token itself (§3.10) and no
+ * critical extension we do not understand (RFC 7515 §4.1.11).
+ */
+export function checkHeader(
+  header: JWTHeaderParameters,
+  algorithms: ReadonlySet<string>,
+  strict: boolean,
+): void {
+  if (strict && !isAccessTokenType(header.typ)) {
+    throw new Rejection('typ_mismatch', { expected: 'at+jwt', actual: header.typ ?? null });
+  }
+  if (typeof header.alg !== 'string' || !algorithms.has(header.alg)) {
+    throw new Rejection('alg_not_allowed', {
+      actual: typeof header.alg === 'string' ? header.alg : null,
+      allowed: [...algorithms],
+    });
+  }
+  for (const name of KEY_HEADERS) {
+    if (name in header) throw new Rejection('untrusted_key_header', { header: name });
+  }
+  if ('crit' in header) throw new Rejection('unsupported_crit', { crit: header.crit });
+  if (header.kid !== undefined && typeof header.kid !== 'string') {
+    throw new Rejection('malformed_token', { problem: 'kid is not a string' });
+  }
+}
+
+/** `at+jwt` or `application/at+jwt`, case-insensitive (RFC 9068 §2.1). */
+function isAccessTokenType(typ: unknown): boolean {
+  if (typeof typ !== 'string') return false;
+  const value = typ.toLowerCase();
+  return value === 'at+jwt' || value === 'application/at+jwt';
+}

@@ -1,0 +1,212 @@
+import { compactVerify } from 'jose';
+import type { JWTHeaderParameters } from 'jose';
+import type { AccessTokenClaims, Requirements } from './claims.ts';
+import {
+  checkAudience,
+  checkClaims,
+  checkIssuer,
+  checkScopes,
+  grantedScopes,
+} from './claims.ts';
+import { discoverJwksUri } from './discovery.ts';
+import type { AuthErrorCode, RejectionReason } from './errors.ts';
+import { AuthError, Rejection } from './errors.ts';
+import { RemoteKeySet } from './key-set.ts';
+import type { ResolvedOptions, VerifierOptions } from './options.ts';
+import { resolveOptions, resolveRequirements } from './options.ts';
+import type { RequestLike } from './request.ts';
+import { extractBearerToken } from './request.ts';
+import { checkHeader, decodeToken } from './token.ts';
+
+/**
+ * A verified access token. `token` is not enumerable, so logging or serialising the object does
+ * not print it.
+ */
+export interface AuthInfo<Claims extends object = Record<string, unknown>> {
+  /** The raw access token (non-enumerable), for calling another API on the caller's behalf. */
+  readonly token: string;
+  readonly claims: Readonly<AccessTokenClaims & Claims>;
+  readonly header: Readonly<JWTHeaderParameters>;
+  /** `sub`: the app id for an M2M token, the user id for a user token. */
+  readonly subject: string;
+  /** `client_id`: the app that requested the token. */
+  readonly clientId: string | undefined;
+  /** `true` for a machine-to-machine token (`sub === client_id`). */
+  readonly isMachine: boolean;
+  readonly issuer: string;
+  readonly audience: readonly string[];
+  /** The granted scopes, from `scope` (or an `scp` array). Empty when none were granted. */
+  readonly scopes: readonly string[];
+  /** `exp`, in seconds since the epoch. */
+  readonly expiresAt: number;
+  /** Logto's `organization_id` claim, when present. */
+  readonly organizationId: string | undefined;
+}
+
+/** What `onRejected` receives for each rejection. It never holds the token. */
+export interface RejectionEvent {
+  readonly reason: RejectionReason;
+  readonly code: AuthErrorCode;
+  readonly status: number;
+  /** The short fixed description the client saw. */
+  readonly description: string;
+  /** The exact facts: expected vs actual issuer or audience, seconds expired, kid, ... */
+  readonly details: Readonly<Record<string, unknown>>;
+  /** The underlying error (jose's, a fetch error), when there is one. */
+  readonly cause?: unknown;
+}
+
+/** Verifies a request and resolves its {@link AuthInfo}; rejects with an {@link AuthError}. */
+export type Guard = <Claims extends object = Record<string, unknown>>(
+  request: RequestLike,
+) => Promise<AuthInfo<Claims>>;
+
+/** Verifies access tokens. Build one per API at start-up and share it between routes. */
+export interface Verifier {
+  /** Verifies a raw token against the configuration and the route's requirements. */
+  verify<Claims extends object = Record<string, unknown>>(
+    token: string,
+    requirements?: Requirements,
+  ): Promise<AuthInfo<Claims>>;
+  /** Reads `Authorization: Bearer` from anything with headers, then verifies it. */
+  authenticate<Claims extends object = Record<string, unknown>>(
+    request: RequestLike,
+    requirements?: Requirements,
+  ): Promise<AuthInfo<Claims>>;
+  /** `authenticate` with requirements checked once, up front: the building block of adapters. */
+  guard(requirements?: Requirements): Guard;
+}
+
+/**
+ * Creates a verifier. Options are checked here (a `TypeError` names the bad option); nothing is
+ * fetched until the first token arrives.
+ *
+ * @example
+ * ```ts
+ * import { createVerifier } from 'resource-guard';
+ *
+ * const verifier = createVerifier({
+ *   issuer: 'https://tenant.logto.app/oidc',
+ *   audience: 'https://shopping.api',
+ * });
+ * const auth = await verifier.authenticate(request, { scopes: ['read:products'] });
+ * console.log(auth.clientId, auth.scopes);
+ * ```
+ */
+export function createVerifier(options: VerifierOptions): Verifier {
+  const config = resolveOptions(options);
+  const keySets = createKeySets(config);
+  const challenge = { realm: config.realm };
+
+  const toAuthError = (rejection: Rejection, requirements: Requirements): AuthError => {
+    const error = new AuthError(rejection.reason, {
+      details: rejection.details,
+      cause: rejection.cause,
+      scopes: requirements.scopes,
+      retryAfter: rejection.retryAfter,
+      challenge,
+    });
+    report(config, error);
+    return error;
+  };
+
+  async function check<Claims extends object>(
+    read: () => string,
+    requirements: Requirements,
+  ): Promise<AuthInfo<Claims>> {
+    try {
+      const auth = await verifyToken(read(), config, keySets);
+      checkScopes(auth.scopes, requirements);
+      return auth as AuthInfo<Claims>;
+    } catch (error) {
+      if (error instanceof Rejection) throw toAuthError(error, requirements);
+      throw error;
+    }
+  }
+
+  const verifier: Verifier = {
+    verify: (token, requirements) =>
+      check(() => {
+        if (typeof token !== 'string') throw new Rejection('malformed_token');
+        if (token.length > config.maxTokenLength) {
+          throw new Rejection('token_too_large', { length: token.length });
+        }
+        return token;
+      }, resolveRequirements(requirements)),
+    authenticate: (request, requirements) =>
+      check(
+        () => extractBearerToken(request, config.maxTokenLength),
+        resolveRequirements(requirements),
+      ),
+    guard(requirements) {
+      const resolved = resolveRequirements(requirements);
+      return (request) => check(() => extractBearerToken(request, config.maxTokenLength), resolved);
+    },
+  };
+  return Object.freeze(verifier);
+}
+
+function report(config: ResolvedOptions, error: AuthError): void {
+  if (config.onRejected === undefined) return;
+  try {
+    config.onRejected({
+      reason: error.reason,
+      code: error.code,
+      status: error.status,
+      description: error.description,
+      details: error.details,
+      ...(error.cause === undefined ? {} : { cause: error.cause }),
+    });
+  } catch {
+    // A failing hook must not change the answer.
+  }
+}
+
+/** One key set per issuer (or one shared by all, with `jwksUri`), created once. */
+function createKeySets(config: ResolvedOptions): ReadonlyMap<string, RemoteKeySet> {
+  const map = new Map<string, RemoteKeySet>();
+  const { jwksUri } = config;
+  const shared = jwksUri && new RemoteKeySet(() => Promise.resolve(jwksUri), config.keys);
+  for (const issuer of config.issuers) {
+    map.set(issuer, shared || new RemoteKeySet(discoverJwksUri(issuer, config.keys), config.keys));
+  }
+  return map;
+}
+
+/** The RFC 9068 §4 order: typ, iss, aud (no network so far), signature, time, claims. */
+async function verifyToken(
+  token: string,
+  config: ResolvedOptions,
+  keySets: ReadonlyMap<string, RemoteKeySet>,
+): Promise<AuthInfo> {
+  const { header, payload } = decodeToken(token);
+  checkHeader(header, config.algorithms, config.strict);
+  const issuer = checkIssuer(payload, config.issuers);
+  const audience = checkAudience(payload, config.audiences);
+
+  const key = await (keySets.get(issuer) as RemoteKeySet).getKey(header);
+  try {
+    await compactVerify(token, key, { algorithms: config.algorithmList as string[] });
+  } catch (cause) {
+    throw new Rejection('bad_signature', { kid: header.kid, alg: header.alg }, cause);
+  }
+
+  checkClaims(payload, config, Date.now() / 1000);
+  const claims = Object.freeze(payload) as AccessTokenClaims;
+  const auth = {
+    claims,
+    header: Object.freeze(header),
+    subject: claims.sub,
+    clientId: claims.client_id,
+    isMachine: claims.client_id !== undefined && claims.sub === claims.client_id,
+    issuer,
+    audience: Object.freeze(audience),
+    scopes: Object.freeze(grantedScopes(claims)),
+    expiresAt: claims.exp,
+    organizationId: claims.organization_id,
+  };
+  Object.defineProperty(auth, 'token', { value: token, enumerable: false });
+  return Object.freeze(auth) as AuthInfo;
+}
+
+export type { Requirements, RejectionReason };

@@ -1,0 +1,20 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    // The same mapping as tsconfig.json's `paths`: examples and tests import the package by its
+    // public name, exactly as a user would, and run against the TypeScript sources.
+    alias: [
+      { find: /^resource-guard$/, replacement: here('./src/index.ts') },
+      { find: /^resource-guard\/(express|koa|fastify)$/, replacement: here('./adapters/$1/index.ts') },
+    ],
+  },
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+  },
+});
