@@ -1,0 +1,89 @@
+/**
+ * The shopping API on Express, guarded by resource-guard.
+ *
+ *   ISSUER=https://your-tenant.logto.app/oidc npm run example:express
+ */
+import express from 'express';
+import type { ErrorRequestHandler } from 'express';
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import { pathToFileURL } from 'node:url';
+import { createVerifier } from 'resource-guard';
+import type { Verifier } from 'resource-guard';
+import { requireAuth } from 'resource-guard/express';
+import { configFromEnv, ConfigError } from './config.ts';
+import type { ApiConfig } from './config.ts';
+import { parseNewProduct, ProductStore } from './products.ts';
+
+export function createApp(verifier: Verifier, store = new ProductStore()): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+
+  app.get('/health', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  const canRead = requireAuth(verifier, { scopes: ['read:products'] });
+  const canWrite = requireAuth(verifier, { scopes: ['write:products'] });
+
+  app.get('/products', canRead, (req, res) => {
+    res.json({ products: store.list(), client: req.auth?.clientId });
+  });
+
+  app.get('/products/:id', canRead, (req, res) => {
+    const product = store.get(req.params.id as string);
+    if (product === undefined) res.status(404).json({ error: 'not_found' });
+    else res.json(product);
+  });
+
+  // Authentication runs before the body is parsed: an anonymous caller's body is never read.
+  app.post('/products', canWrite, express.json({ limit: '16kb' }), (req, res) => {
+    const input = parseNewProduct(req.body);
+    if (typeof input === 'string') {
+      res.status(400).json({ error: 'invalid_product', error_description: input });
+      return;
+    }
+    res.status(201).json(store.add(input));
+  });
+
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'not_found' });
+  });
+
+  // Body-parser errors (bad JSON, too large) carry a 4xx status; anything else is a 500 without
+  // details. Never a stack trace.
+  const onError: ErrorRequestHandler = (error, _req, res, _next) => {
+    const status = Number((error as { status?: unknown }).status);
+    if (status >= 400 && status < 500) {
+      res.status(status).json({ error: 'invalid_request', error_description: 'Malformed request body' });
+    } else {
+      res.status(500).json({ error: 'server_error' });
+    }
+  };
+  app.use(onError);
+  return app;
+}
+
+/** Starts the API with the given configuration; resolves once it listens. */
+export async function serve(config: ApiConfig): Promise<Server> {
+  const verifier = createVerifier({
+    issuer: config.issuer,
+    audience: config.audience,
+    ...(config.jwksUri ? { jwksUri: config.jwksUri } : {}),
+    onRejected: (event) => console.warn(`rejected: ${event.reason}`, event.details),
+  });
+  const server = createApp(verifier).listen(config.port, config.host);
+  await once(server, 'listening');
+  console.log(`Shopping API (Express) on http://${config.host}:${config.port}`);
+  console.log(`  issuer ${config.issuer}, audience ${config.audience}`);
+  return server;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  Promise.resolve()
+    .then(() => serve(configFromEnv()))
+    .catch((error: unknown) => {
+    console.error(error instanceof ConfigError ? error.message : error);
+    process.exit(1);
+  });
+}

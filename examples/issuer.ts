@@ -1,0 +1,214 @@
+/**
+ * A Logto-shaped authorization server for local development and tests, built on oidc-provider
+ * (the library Logto itself is built on). It issues client-credentials access tokens exactly as a
+ * Logto tenant does: ES384 keys with RFC 7638 thumbprint kids, `typ: at+jwt`, issuer
+ * `<endpoint>/oidc`, `aud` = the resource indicator, `scope` from the app's roles.
+ *
+ * Not part of the package: a stand-in for your Logto tenant.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
+import type { JWK } from 'jose';
+import type Provider from 'oidc-provider';
+
+/** A machine-to-machine app registered with the issuer. */
+export interface DemoApp {
+  readonly id: string;
+  readonly secret: string;
+  /** The API permissions (scopes) its role grants on each resource. */
+  readonly scopes: Readonly<Record<string, readonly string[]>>;
+}
+
+export interface IssuerOptions {
+  /** Default: 0 (any free port). */
+  readonly port?: number;
+  /** Default: 127.0.0.1. */
+  readonly host?: string;
+  /** API resources and the permissions each defines. Default: https://shopping.api. */
+  readonly resources?: Readonly<Record<string, readonly string[]>>;
+  /** Signing algorithm. Default: ES384 (Logto's default). */
+  readonly alg?: 'ES384' | 'ES256' | 'ES512' | 'RS256' | 'PS256' | 'EdDSA';
+  /** Access token lifetime in seconds. Default: 3600 (Logto's default). */
+  readonly accessTokenTTL?: number;
+}
+
+export interface Issuer {
+  /** The `iss` of its tokens: `<endpoint>/oidc`. */
+  readonly issuer: string;
+  /** Like a Logto endpoint: the issuer is `${endpoint}/oidc`. */
+  readonly endpoint: string;
+  readonly tokenEndpoint: string;
+  readonly jwksUri: string;
+  readonly apps: { readonly reader: DemoApp; readonly writer: DemoApp };
+  /** The current private signing keys, newest first (tests sign hostile tokens with them). */
+  readonly signingKeys: readonly JWK[];
+  /** Gets a token the way Logto's M2M guide does. */
+  token(app: DemoApp, options?: { resource?: string; scope?: string }): Promise<string>;
+  /** Adds a new signing key; with `grace: false` the old key leaves the JWKS at once. */
+  rotate(options?: { grace?: boolean }): Promise<JWK>;
+  close(): Promise<void>;
+}
+
+export const SHOPPING_API = 'https://shopping.api';
+
+/**
+ * oidc-provider 9 warns that Node 20 is not its preferred runtime and that its in-memory store is
+ * for development: both true and expected here, so its console notices are muted while it loads
+ * and while a provider is built.
+ */
+async function quietly<T>(work: () => T | Promise<T>): Promise<T> {
+  const { warn, info } = console;
+  const mute =
+    (original: (...args: unknown[]) => void) =>
+    (...args: unknown[]) => {
+      if (typeof args[0] === 'string' && args[0].startsWith('oidc-provider ')) return;
+      original(...args);
+    };
+  console.warn = mute(warn);
+  console.info = mute(info);
+  try {
+    return await work();
+  } finally {
+    console.warn = warn;
+    console.info = info;
+  }
+}
+
+async function signingKey(alg: NonNullable<IssuerOptions['alg']>): Promise<JWK> {
+  const { privateKey } = await generateKeyPair(alg, { extractable: true });
+  const jwk = await exportJWK(privateKey);
+  return { ...jwk, kid: await calculateJwkThumbprint(jwk), alg, use: 'sig' };
+}
+
+function app(id: string, scopes: Record<string, readonly string[]>): DemoApp {
+  return { id, secret: randomBytes(24).toString('base64url'), scopes };
+}
+
+/**
+ * Starts the issuer on loopback.
+ *
+ * @example
+ * ```ts
+ * const issuer = await startIssuer({ port: 3001 });
+ * const token = await issuer.token(issuer.apps.reader, { scope: 'read:products' });
+ * ```
+ */
+export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> {
+  const alg = options.alg ?? 'ES384';
+  const resources = options.resources ?? {
+    [SHOPPING_API]: ['read:products', 'write:products'],
+  };
+  const apps = {
+    reader: app('shopping-reader', { [SHOPPING_API]: ['read:products'] }),
+    writer: app('shopping-writer', { [SHOPPING_API]: ['read:products', 'write:products'] }),
+  };
+  const { default: OidcProvider, errors } = await quietly(() => import('oidc-provider'));
+  let keys: JWK[] = [await signingKey(alg)];
+  let provider: Provider | undefined;
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = req.url ?? '/';
+    if (provider === undefined || !(url === '/oidc' || url.startsWith('/oidc/'))) {
+      res.writeHead(404).end();
+      return;
+    }
+    // Mount under /oidc like Logto: oidc-provider derives the mount path from originalUrl.
+    (req as IncomingMessage & { originalUrl?: string }).originalUrl = url;
+    req.url = url.slice('/oidc'.length) || '/';
+    provider.callback()(req, res);
+  });
+  await new Promise<void>((resolve) =>
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve),
+  );
+  const { port, address } = server.address() as AddressInfo;
+  const endpoint = `http://${address}:${port}`;
+  const issuer = `${endpoint}/oidc`;
+
+  const build = () => {
+    const next = new OidcProvider(issuer, {
+      clients: Object.values(apps).map((demo) => ({
+        client_id: demo.id,
+        client_secret: demo.secret,
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+        id_token_signed_response_alg: alg,
+      })),
+      enabledJWA: { idTokenSigningAlgValues: [alg] },
+      jwks: { keys: keys as never },
+      features: {
+        devInteractions: { enabled: false },
+        clientCredentials: { enabled: true },
+        introspection: { enabled: false },
+        revocation: { enabled: false },
+        resourceIndicators: {
+          enabled: true,
+          defaultResource: () => undefined as unknown as string,
+          useGrantedResource: () => true,
+          getResourceServerInfo(_ctx, indicator, client) {
+            const permissions = resources[indicator];
+            if (permissions === undefined) throw new errors.InvalidTarget();
+            const granted = Object.values(apps).find((a) => a.id === client.clientId)?.scopes[
+              indicator
+            ];
+            return {
+              scope: (granted ?? []).filter((s) => permissions.includes(s)).join(' '),
+              audience: indicator,
+              accessTokenTTL: options.accessTokenTTL ?? 3600,
+              accessTokenFormat: 'jwt',
+              jwt: { sign: { alg } },
+            };
+          },
+        },
+      },
+      ttl: { ClientCredentials: options.accessTokenTTL ?? 3600 },
+      cookies: { keys: [randomBytes(16).toString('hex')] },
+    });
+    next.proxy = false;
+    return next;
+  };
+  provider = await quietly(build);
+
+  return {
+    issuer,
+    endpoint,
+    tokenEndpoint: `${issuer}/token`,
+    jwksUri: `${issuer}/jwks`,
+    apps,
+    get signingKeys() {
+      return keys;
+    },
+    async token(demo, { resource = SHOPPING_API, scope } = {}) {
+      const body = new URLSearchParams({ grant_type: 'client_credentials', resource });
+      if (scope !== undefined) body.set('scope', scope);
+      const response = await fetch(`${issuer}/token`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${demo.id}:${demo.secret}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body,
+      });
+      const json = (await response.json()) as { access_token?: string; error?: string; error_description?: string };
+      if (!response.ok || json.access_token === undefined) {
+        throw new Error(`token request failed: ${response.status} ${json.error ?? ''} ${json.error_description ?? ''}`);
+      }
+      return json.access_token;
+    },
+    async rotate({ grace = true } = {}) {
+      const fresh = await signingKey(alg);
+      keys = grace ? [fresh, ...keys] : [fresh];
+      provider = await quietly(build);
+      return fresh;
+    },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((error) => (error ? reject(error) : resolve()));
+      }),
+  };
+}

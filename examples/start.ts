@@ -1,0 +1,67 @@
+/**
+ * `npm start`: the shopping API guarded by resource-guard.
+ *
+ * - With ISSUER or LOGTO_ENDPOINT set: the API against that tenant.
+ * - Otherwise: an embedded, Logto-shaped authorization server on 127.0.0.1:3001 (issuer
+ *   http://127.0.0.1:3001/oidc) with two demo M2M apps, and the API on 127.0.0.1:3000. It prints
+ *   ready-to-paste commands that get a token and call the API.
+ */
+import { configFromEnv, ConfigError } from './config.ts';
+import { serve } from './express.ts';
+import { SHOPPING_API, startIssuer } from './issuer.ts';
+import type { DemoApp } from './issuer.ts';
+
+const ISSUER_PORT = Number(process.env.ISSUER_PORT ?? 3001);
+
+async function main() {
+  if (process.env.ISSUER || process.env.LOGTO_ENDPOINT) {
+    await serve(configFromEnv());
+    return;
+  }
+  const issuer = await startIssuer({ port: ISSUER_PORT });
+  const config = configFromEnv({ ...process.env, ISSUER: issuer.issuer });
+  await serve(config);
+  const api = `http://${config.host}:${config.port}`;
+
+  const tokenCommand = (app: DemoApp, scope: string) =>
+    [
+      `curl -s -X POST ${issuer.tokenEndpoint} \\`,
+      `  -H "Authorization: Basic ${Buffer.from(`${app.id}:${app.secret}`).toString('base64')}" \\`,
+      `  -H "Content-Type: application/x-www-form-urlencoded" \\`,
+      `  --data-urlencode "grant_type=client_credentials" \\`,
+      `  --data-urlencode "resource=${SHOPPING_API}" \\`,
+      `  --data-urlencode "scope=${scope}"`,
+    ].join('\n');
+  const extract = `node -pe 'JSON.parse(require("fs").readFileSync(0)).access_token'`;
+  const { reader, writer } = issuer.apps;
+
+  console.log(`
+Embedded Logto-shaped issuer: ${issuer.issuer}   (set LOGTO_ENDPOINT or ISSUER to use your tenant)
+
+Demo M2M apps (client credentials):
+  reader  id ${reader.id}  secret ${reader.secret}  roles: read:products
+  writer  id ${writer.id}  secret ${writer.secret}  roles: read:products write:products
+
+1. Get an access token, as in Logto's machine-to-machine guide:
+
+${tokenCommand(reader, 'read:products')}
+
+2. Call the API with it:
+
+TOKEN=$(${tokenCommand(reader, 'read:products').replaceAll('\n', '\n  ')} | ${extract})
+curl -s ${api}/products -H "Authorization: Bearer $TOKEN"
+
+3. Write with the writer app (the reader gets 403 insufficient_scope):
+
+TOKEN=$(${tokenCommand(writer, 'read:products write:products').replaceAll('\n', '\n  ')} | ${extract})
+curl -s -X POST ${api}/products -H "Authorization: Bearer $TOKEN" \\
+  -H "Content-Type: application/json" -d '{"name":"Milk frother","price":35}'
+
+Without a token: curl -si ${api}/products
+`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof ConfigError ? error.message : error);
+  process.exit(1);
+});
