@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { createVerifier, AuthError } from 'resource-guard';
+import type { RequestLike } from 'resource-guard';
+
+// Header parsing needs no keys: every case here is decided before a token is looked at.
+const verifier = createVerifier({
+  issuer: 'https://tenant.example.test/oidc',
+  audience: 'https://shopping.api',
+  jwksUri: 'http://127.0.0.1:9/jwks',
+  maxTokenLength: 100,
+});
+
+async function answer(request: RequestLike) {
+  const error = (await verifier.authenticate(request).catch((e: unknown) => e)) as AuthError;
+  expect(error).toBeInstanceOf(AuthError);
+  return { status: error.status, reason: error.reason, challenge: error.headers['www-authenticate'] };
+}
+
+const headers = (authorization: string | string[] | undefined) => ({ headers: { authorization } });
+
+describe('reading Authorization: Bearer (RFC 6750 §2.1)', () => {
+  it.each([
+    ['no header', undefined],
+    ['an empty header', ''],
+    ['another scheme', 'Basic dXNlcjpwYXNz'],
+    ['a scheme that only starts with Bearer', 'Bearerx abc'],
+    ['DPoP scheme', 'DPoP abc.def.ghi'],
+  ])('%s → 401 with a bare challenge, no error code', async (_name, value) => {
+    expect(await answer(headers(value))).toEqual({
+      status: 401,
+      reason: 'missing_token',
+      challenge: 'Bearer',
+    });
+  });
+
+  it.each([
+    ['Bearer with no token', 'Bearer'],
+    ['Bearer and spaces', 'Bearer    '],
+    ['two tokens', 'Bearer abc def'],
+    ['a comma-joined duplicate', 'Bearer abc, Bearer def'],
+    ['bad characters', 'Bearer ab"c'],
+    ['unicode', 'Bearer tökén'],
+    ['= in the middle', 'Bearer ab=c'],
+  ])('%s → 400 invalid_request', async (_name, value) => {
+    const result = await answer(headers(value));
+    expect(result.status).toBe(400);
+    expect(result.reason).toBe('malformed_header');
+    expect(result.challenge).toMatch(/^Bearer error="invalid_request", error_description="[^"]+"$/);
+  });
+
+  it('two Authorization headers (node rawHeaders, or an array) → 400', async () => {
+    const raw = { headers: { authorization: 'Bearer abc' }, rawHeaders: ['Authorization', 'Bearer abc', 'authorization', 'Bearer def'] };
+    expect((await answer(raw)).reason).toBe('multiple_credentials');
+    expect((await answer(headers(['Bearer a', 'Bearer b']))).reason).toBe('multiple_credentials');
+  });
+
+  it('the scheme is case-insensitive, and the token reaches verification', async () => {
+    for (const scheme of ['bearer', 'BEARER', 'BeArEr']) {
+      expect((await answer(headers(`${scheme} opaque-token`))).reason).toBe('opaque_token');
+    }
+  });
+
+  it('reads a Web Request, a Headers object and a plain object with any header case', async () => {
+    const request = new Request('http://localhost/', { headers: { Authorization: 'Bearer opaque' } });
+    expect((await answer(request)).reason).toBe('opaque_token');
+    expect((await answer({ headers: new Headers({ authorization: 'Bearer opaque' }) })).reason).toBe('opaque_token');
+    expect((await answer({ headers: { AUTHORIZATION: 'Bearer opaque' } })).reason).toBe('opaque_token');
+  });
+
+  it('never reads a token from the query string or the body', async () => {
+    const request = new Request('http://localhost/products?access_token=abc.def.ghi', {
+      method: 'POST',
+      body: 'access_token=abc.def.ghi',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect((await answer(request)).reason).toBe('missing_token');
+  });
+
+  it('a token longer than maxTokenLength → 401 token_too_large, before any parsing', async () => {
+    expect((await answer(headers(`Bearer ${'a'.repeat(101)}`))).reason).toBe('token_too_large');
+    expect((await verifier.verify('a'.repeat(101)).catch((e: AuthError) => e.reason))).toBe('token_too_large');
+  });
+});
