@@ -1,3 +1,7 @@
+import { pathToFileURL } from 'node:url';
+import { createVerifier } from 'resource-guard';
+import type { Verifier } from 'resource-guard';
+
 /**
  * The shopping API's configuration, from the environment:
  * - `ISSUER` (e.g. https://tenant.logto.app/oidc), or `LOGTO_ENDPOINT` (issuer = `${LOGTO_ENDPOINT}/oidc`)
@@ -38,4 +42,25 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     port,
     host: env.HOST?.trim() || '127.0.0.1',
   };
+}
+
+/** The verifier every example uses: rejections are logged by reason, never with the token. */
+export function verifierFromConfig(config: ApiConfig): Verifier {
+  return createVerifier({
+    issuer: config.issuer,
+    audience: config.audience,
+    ...(config.jwksUri ? { jwksUri: config.jwksUri } : {}),
+    onRejected: (event) => console.warn(`rejected: ${event.reason}`, event.details),
+  });
+}
+
+/** Runs `serve(configFromEnv())` when the file is the program, exiting clearly on bad config. */
+export function runIfMain(moduleUrl: string, serve: (config: ApiConfig) => Promise<unknown>): void {
+  if (moduleUrl !== pathToFileURL(process.argv[1] ?? '').href) return;
+  Promise.resolve()
+    .then(() => serve(configFromEnv()))
+    .catch((error: unknown) => {
+      console.error(error instanceof ConfigError ? error.message : error);
+      process.exit(1);
+    });
 }

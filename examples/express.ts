@@ -7,11 +7,9 @@ import express from 'express';
 import type { ErrorRequestHandler } from 'express';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
-import { pathToFileURL } from 'node:url';
-import { createVerifier } from 'resource-guard';
 import type { Verifier } from 'resource-guard';
 import { requireAuth } from 'resource-guard/express';
-import { configFromEnv, ConfigError } from './config.ts';
+import { runIfMain, verifierFromConfig } from './config.ts';
 import type { ApiConfig } from './config.ts';
 import { parseNewProduct, ProductStore } from './products.ts';
 
@@ -66,24 +64,10 @@ export function createApp(verifier: Verifier, store = new ProductStore()): expre
 
 /** Starts the API with the given configuration; resolves once it listens. */
 export async function serve(config: ApiConfig): Promise<Server> {
-  const verifier = createVerifier({
-    issuer: config.issuer,
-    audience: config.audience,
-    ...(config.jwksUri ? { jwksUri: config.jwksUri } : {}),
-    onRejected: (event) => console.warn(`rejected: ${event.reason}`, event.details),
-  });
-  const server = createApp(verifier).listen(config.port, config.host);
+  const server = createApp(verifierFromConfig(config)).listen(config.port, config.host);
   await once(server, 'listening');
   console.log(`Shopping API (Express) on http://${config.host}:${config.port}`);
-  console.log(`  issuer ${config.issuer}, audience ${config.audience}`);
   return server;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  Promise.resolve()
-    .then(() => serve(configFromEnv()))
-    .catch((error: unknown) => {
-    console.error(error instanceof ConfigError ? error.message : error);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, serve);

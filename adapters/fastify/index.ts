@@ -1,0 +1,73 @@
+import type { FastifyPluginCallback, onRequestHookHandler } from 'fastify';
+import fastifyPlugin from 'fastify-plugin';
+import { AuthError } from 'resource-guard';
+import type { AuthInfo, Requirements, Verifier } from 'resource-guard';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by `requireAuth` once the access token is verified; `null` on unguarded routes. */
+    auth: AuthInfo | null;
+  }
+  interface FastifyInstance {
+    /** `requireAuth` bound to the verifier given to the `resourceGuard` plugin. */
+    requireAuth(options?: RequireAuthOptions): onRequestHookHandler;
+  }
+}
+
+/** A route's requirements, and how failures are answered. */
+export interface RequireAuthOptions extends Requirements {
+  /**
+   * `'respond'`: answer a failure here (status, `WWW-Authenticate`, JSON body).
+   * `'throw'`: throw the `AuthError` to Fastify's error handler (it carries `statusCode` via
+   * `status`, and `headers`). Default: `'respond'`.
+   */
+  readonly errors?: 'respond' | 'throw';
+}
+
+/**
+ * An `onRequest` hook that verifies the bearer token before the body is parsed, checks the
+ * route's scopes and sets `request.auth`.
+ *
+ * @example
+ * ```ts
+ * app.register(resourceGuard, { verifier });
+ * app.get('/products', { onRequest: requireAuth(verifier, { scopes: ['read:products'] }) },
+ *   async (request) => ({ products, client: request.auth?.clientId }));
+ * ```
+ */
+export function requireAuth(verifier: Verifier, options: RequireAuthOptions = {}): onRequestHookHandler {
+  const guard = verifier.guard(options);
+  const rethrow = options.errors === 'throw';
+  return async (request, reply) => {
+    try {
+      request.auth = await guard(request.raw);
+    } catch (error) {
+      if (rethrow || !(error instanceof AuthError)) throw error;
+      return reply.code(error.status).headers(error.headers).send(error.body);
+    }
+  };
+}
+
+export interface ResourceGuardPluginOptions {
+  readonly verifier: Verifier;
+}
+
+/**
+ * Declares `request.auth` (`null` until a guard sets it) and `fastify.requireAuth(options)`.
+ *
+ * @example
+ * ```ts
+ * await app.register(resourceGuard, { verifier });
+ * app.get('/products', { onRequest: app.requireAuth({ scopes: ['read:products'] }) }, handler);
+ * ```
+ */
+export const resourceGuard = fastifyPlugin<ResourceGuardPluginOptions>(
+  ((fastify, options, done) => {
+    fastify.decorateRequest('auth', null);
+    fastify.decorate('requireAuth', (requirements?: RequireAuthOptions) =>
+      requireAuth(options.verifier, requirements),
+    );
+    done();
+  }) as FastifyPluginCallback<ResourceGuardPluginOptions>,
+  { fastify: '5.x', name: 'resource-guard' },
+);

@@ -1,0 +1,67 @@
+/**
+ * The shopping API on Fastify, guarded by resource-guard.
+ *
+ *   ISSUER=https://your-tenant.logto.app/oidc npm run example:fastify
+ */
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { Verifier } from 'resource-guard';
+import { resourceGuard } from 'resource-guard/fastify';
+import { runIfMain, verifierFromConfig } from './config.ts';
+import type { ApiConfig } from './config.ts';
+import { parseNewProduct, ProductStore } from './products.ts';
+
+export async function createApp(
+  verifier: Verifier,
+  store = new ProductStore(),
+): Promise<FastifyInstance> {
+  const app = Fastify({ bodyLimit: 16 * 1024 });
+  await app.register(resourceGuard, { verifier });
+
+  // Bad JSON and oversized bodies keep their 4xx; anything else is a bare 500. Never a stack trace.
+  app.setErrorHandler((error: { statusCode?: number }, _request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      return reply
+        .code(status)
+        .send({ error: 'invalid_request', error_description: 'Malformed request body' });
+    }
+    return reply.code(500).send({ error: 'server_error' });
+  });
+
+  app.get('/health', async () => ({ status: 'ok' }));
+
+  // onRequest: authentication runs before the body is parsed.
+  const canRead = { onRequest: app.requireAuth({ scopes: ['read:products'] }) };
+  const canWrite = { onRequest: app.requireAuth({ scopes: ['write:products'] }) };
+
+  app.get('/products', canRead, async (request) => ({
+    products: store.list(),
+    client: request.auth?.clientId,
+  }));
+
+  app.get<{ Params: { id: string } }>('/products/:id', canRead, async (request, reply) => {
+    const product = store.get(request.params.id);
+    return product ?? reply.code(404).send({ error: 'not_found' });
+  });
+
+  app.post('/products', canWrite, async (request, reply) => {
+    const input = parseNewProduct(request.body);
+    if (typeof input === 'string') {
+      return reply.code(400).send({ error: 'invalid_product', error_description: input });
+    }
+    return reply.code(201).send(store.add(input));
+  });
+
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: 'not_found' }));
+  return app;
+}
+
+export async function serve(config: ApiConfig): Promise<FastifyInstance> {
+  const app = await createApp(verifierFromConfig(config));
+  await app.listen({ port: config.port, host: config.host });
+  console.log(`Shopping API (Fastify) on http://${config.host}:${config.port}`);
+  return app;
+}
+
+runIfMain(import.meta.url, serve);

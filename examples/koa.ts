@@ -1,0 +1,79 @@
+/**
+ * The shopping API on Koa, guarded by resource-guard.
+ *
+ *   ISSUER=https://your-tenant.logto.app/oidc npm run example:koa
+ */
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import Koa from 'koa';
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { Verifier } from 'resource-guard';
+import { requireAuth } from 'resource-guard/koa';
+import { runIfMain, verifierFromConfig } from './config.ts';
+import type { ApiConfig } from './config.ts';
+import { parseNewProduct, ProductStore } from './products.ts';
+
+export function createApp(verifier: Verifier, store = new ProductStore()): Koa {
+  const app = new Koa();
+  const router = new Router();
+
+  // Bad JSON and oversized bodies become a 4xx; anything else a bare 500. Never a stack trace.
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      const status = Number((error as { status?: unknown }).status);
+      ctx.status = status >= 400 && status < 500 ? status : 500;
+      ctx.body =
+        ctx.status === 500
+          ? { error: 'server_error' }
+          : { error: 'invalid_request', error_description: 'Malformed request body' };
+    }
+  });
+
+  router.get('/health', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+
+  const canRead = requireAuth(verifier, { scopes: ['read:products'] });
+  const canWrite = requireAuth(verifier, { scopes: ['write:products'] });
+
+  router.get('/products', canRead, (ctx) => {
+    ctx.body = { products: store.list(), client: ctx.state.auth?.clientId };
+  });
+
+  router.get('/products/:id', canRead, (ctx) => {
+    const product = store.get(ctx.params.id as string);
+    ctx.status = product ? 200 : 404;
+    ctx.body = product ?? { error: 'not_found' };
+  });
+
+  // Authentication runs before the body is parsed: an anonymous caller's body is never read.
+  router.post('/products', canWrite, bodyParser({ jsonLimit: '16kb', enableTypes: ['json'] }), (ctx) => {
+    const input = parseNewProduct(ctx.request.body);
+    if (typeof input === 'string') {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_product', error_description: input };
+      return;
+    }
+    ctx.status = 201;
+    ctx.body = store.add(input);
+  });
+
+  app.use(router.routes());
+  app.use((ctx) => {
+    ctx.status = 404;
+    ctx.body = { error: 'not_found' };
+  });
+  return app;
+}
+
+export async function serve(config: ApiConfig): Promise<Server> {
+  const server = createApp(verifierFromConfig(config)).listen(config.port, config.host);
+  await once(server, 'listening');
+  console.log(`Shopping API (Koa) on http://${config.host}:${config.port}`);
+  return server;
+}
+
+runIfMain(import.meta.url, serve);

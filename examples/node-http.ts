@@ -1,0 +1,86 @@
+/**
+ * The shopping API on plain node:http: no framework, no adapter — `verifier.authenticate(req)`
+ * and `sendAuthError(res, error)`.
+ *
+ *   ISSUER=https://your-tenant.logto.app/oidc npm run example:node
+ */
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { AuthError, sendAuthError } from 'resource-guard';
+import type { Verifier } from 'resource-guard';
+import { runIfMain, verifierFromConfig } from './config.ts';
+import type { ApiConfig } from './config.ts';
+import { parseNewProduct, ProductStore } from './products.ts';
+
+const MAX_BODY = 16 * 1024;
+
+function json(res: ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+/** Reads a JSON body of at most MAX_BODY bytes; `undefined` when it is too large or not JSON. */
+async function readJson(req: IncomingMessage): Promise<{ value: unknown } | undefined> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) return undefined;
+    chunks.push(chunk);
+  }
+  try {
+    return { value: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
+  } catch {
+    return undefined;
+  }
+}
+
+export function createHandler(verifier: Verifier, store = new ProductStore()) {
+  const read = verifier.guard({ scopes: ['read:products'] });
+  const write = verifier.guard({ scopes: ['write:products'] });
+
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+    const item = /^\/products\/([^/]+)$/.exec(pathname);
+    try {
+      if (req.method === 'GET' && pathname === '/health') return json(res, 200, { status: 'ok' });
+      if (req.method === 'GET' && pathname === '/products') {
+        const auth = await read(req);
+        return json(res, 200, { products: store.list(), client: auth.clientId });
+      }
+      if (req.method === 'GET' && item) {
+        await read(req);
+        const product = store.get(decodeURIComponent(item[1] as string));
+        return json(res, product ? 200 : 404, product ?? { error: 'not_found' });
+      }
+      if (req.method === 'POST' && pathname === '/products') {
+        await write(req); // before the body is read
+        const body = await readJson(req);
+        if (body === undefined) {
+          return json(res, 400, { error: 'invalid_request', error_description: 'Malformed request body' });
+        }
+        const input = parseNewProduct(body.value);
+        if (typeof input === 'string') {
+          return json(res, 400, { error: 'invalid_product', error_description: input });
+        }
+        return json(res, 201, store.add(input));
+      }
+      return json(res, 404, { error: 'not_found' });
+    } catch (error) {
+      if (error instanceof AuthError) return sendAuthError(res, error);
+      return json(res, 500, { error: 'server_error' });
+    }
+  };
+}
+
+export async function serve(config: ApiConfig): Promise<Server> {
+  const handler = createHandler(verifierFromConfig(config));
+  const server = createServer((req, res) => void handler(req, res));
+  server.listen(config.port, config.host);
+  await once(server, 'listening');
+  console.log(`Shopping API (node:http) on http://${config.host}:${config.port}`);
+  return server;
+}
+
+runIfMain(import.meta.url, serve);

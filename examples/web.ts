@@ -1,0 +1,91 @@
+/**
+ * The shopping API as a Web-standard handler, `(request: Request) => Promise<Response>`: the shape
+ * of Hono, Bun (`Bun.serve({ fetch: handle })`), Deno (`Deno.serve(handle)`) and Next.js route
+ * handlers. `verifier.authenticate(request)` reads the Web `Request`'s headers;
+ * `authErrorResponse(error)` builds the `Response`.
+ *
+ * Node has no Web server of its own, so when run directly (`npm run example:web`) a few lines at
+ * the bottom bridge node:http to `handle`.
+ */
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { AuthError, authErrorResponse } from 'resource-guard';
+import type { Verifier } from 'resource-guard';
+import { runIfMain, verifierFromConfig } from './config.ts';
+import type { ApiConfig } from './config.ts';
+import { parseNewProduct, ProductStore } from './products.ts';
+
+export function createHandle(verifier: Verifier, store = new ProductStore()) {
+  const read = verifier.guard({ scopes: ['read:products'] });
+  const write = verifier.guard({ scopes: ['write:products'] });
+
+  return async (request: Request): Promise<Response> => {
+    const { pathname } = new URL(request.url);
+    const item = /^\/products\/([^/]+)$/.exec(pathname);
+    try {
+      if (request.method === 'GET' && pathname === '/health') return Response.json({ status: 'ok' });
+      if (request.method === 'GET' && pathname === '/products') {
+        const auth = await read(request);
+        return Response.json({ products: store.list(), client: auth.clientId });
+      }
+      if (request.method === 'GET' && item) {
+        await read(request);
+        const product = store.get(decodeURIComponent(item[1] as string));
+        return Response.json(product ?? { error: 'not_found' }, { status: product ? 200 : 404 });
+      }
+      if (request.method === 'POST' && pathname === '/products') {
+        await write(request); // before the body is read
+        const text = await request.text();
+        let body: unknown;
+        try {
+          if (text.length > 16 * 1024) throw new Error('too large');
+          body = JSON.parse(text);
+        } catch {
+          return Response.json(
+            { error: 'invalid_request', error_description: 'Malformed request body' },
+            { status: 400 },
+          );
+        }
+        const input = parseNewProduct(body);
+        if (typeof input === 'string') {
+          return Response.json({ error: 'invalid_product', error_description: input }, { status: 400 });
+        }
+        return Response.json(store.add(input), { status: 201 });
+      }
+      return Response.json({ error: 'not_found' }, { status: 404 });
+    } catch (error) {
+      if (error instanceof AuthError) return authErrorResponse(error);
+      return Response.json({ error: 'server_error' }, { status: 500 });
+    }
+  };
+}
+
+/** node:http → Web `Request` → `handle` → node:http. Not needed on Bun, Deno or Hono. */
+export function nodeServer(handle: (request: Request) => Promise<Response>): Server {
+  return createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
+    const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
+      method: req.method ?? 'GET',
+      // rawHeaders keeps repeated headers, which req.headers would silently drop.
+      headers: req.rawHeaders.flatMap((value, i, all): [string, string][] =>
+        i % 2 === 0 ? [[value, all[i + 1] ?? '']] : [],
+      ),
+      ...(req.method === 'GET' || req.method === 'HEAD' ? {} : { body: Buffer.concat(chunks) }),
+    });
+    const response = await handle(request);
+    res.writeHead(response.status, Object.fromEntries(response.headers));
+    res.end(Buffer.from(await response.arrayBuffer()));
+  });
+}
+
+export async function serve(config: ApiConfig): Promise<Server> {
+  const server = nodeServer(createHandle(verifierFromConfig(config)));
+  server.listen(config.port, config.host);
+  await once(server, 'listening');
+  console.log(`Shopping API (Web Request handler) on http://${config.host}:${config.port}`);
+  return server;
+}
+
+runIfMain(import.meta.url, serve);

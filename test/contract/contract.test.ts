@@ -1,0 +1,273 @@
+/**
+ * ONE contract, every adapter: the same requests get the same answers from Express, Koa, Fastify,
+ * plain node:http and a Web Request handler. Tokens come from a real oidc-provider issuer
+ * (Logto-shaped) through its token endpoint; hostile tokens are signed with its real keys.
+ */
+import { request as httpRequest } from 'node:http';
+import { createHmac } from 'node:crypto';
+import { importJWK, SignJWT } from 'jose';
+import type { JWK, JWTPayload } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createVerifier } from 'resource-guard';
+import type { RejectionEvent, Verifier } from 'resource-guard';
+import { startIssuer } from '../../examples/issuer.ts';
+import type { Issuer } from '../../examples/issuer.ts';
+import { b64url, rawToken } from '../helpers/keys.ts';
+import { targets } from './targets.ts';
+import type { Running } from './targets.ts';
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  body: Record<string, unknown> | undefined;
+}
+
+/** A raw HTTP request, so that headers reach the server exactly as written (duplicates too). */
+function send(
+  url: string,
+  { method = 'GET', headers = {}, body }: { method?: string; headers?: Record<string, string | string[]>; body?: string } = {},
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        let parsed: Record<string, unknown> | undefined;
+        try {
+          parsed = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          parsed = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
+    req.end(body);
+  });
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+let issuer: Issuer;
+let readerToken: string;
+let writerToken: string;
+let signingKey: JWK;
+
+beforeAll(async () => {
+  issuer = await startIssuer();
+  readerToken = await issuer.token(issuer.apps.reader, { scope: 'read:products write:products' });
+  writerToken = await issuer.token(issuer.apps.writer, { scope: 'read:products write:products' });
+  signingKey = issuer.signingKeys[0] as JWK;
+});
+afterAll(() => issuer.close());
+
+/** A token signed with the issuer's real private key, claims as given. */
+async function signed(claims: JWTPayload, header: Record<string, unknown> = {}) {
+  const key = await importJWK(signingKey, 'ES384');
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'ES384', typ: 'at+jwt', kid: signingKey.kid, ...header })
+    .sign(key);
+}
+
+function claims(overrides: JWTPayload = {}): JWTPayload {
+  const now = Math.floor(Date.now() / 1000);
+  return {
+    jti: 'contract',
+    sub: 'shopping-reader',
+    client_id: 'shopping-reader',
+    iat: now,
+    exp: now + 3600,
+    scope: 'read:products',
+    iss: issuer.issuer,
+    aud: 'https://shopping.api',
+    ...overrides,
+  };
+}
+
+const hostileTokens: Record<string, () => Promise<string>> = {
+  'alg none': async () =>
+    rawToken({ alg: 'none', typ: 'at+jwt', kid: signingKey.kid }, claims()),
+  'HS256 keyed with the public key': async () => {
+    const { d: _d, ...publicJwk } = signingKey;
+    const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'at+jwt', kid: signingKey.kid }));
+    const payload = b64url(JSON.stringify(claims()));
+    const mac = createHmac('sha256', JSON.stringify(publicJwk)).update(`${header}.${payload}`);
+    return `${header}.${payload}.${mac.digest('base64url')}`;
+  },
+  'tampered payload': async () => {
+    const [header, , signature] = readerToken.split('.');
+    return `${header}.${b64url(JSON.stringify(claims({ scope: 'read:products write:products' })))}.${signature}`;
+  },
+  expired: async () => signed(claims({ iat: 1_600_000_000, exp: 1_600_003_600 })),
+  'nbf in the future': async () => signed(claims({ nbf: Math.floor(Date.now() / 1000) + 3600 })),
+  'wrong issuer (no /oidc)': async () => signed(claims({ iss: issuer.endpoint })),
+  'wrong audience': async () => signed(claims({ aud: 'https://billing.api' })),
+  'an ID token (typ JWT)': async () => signed(claims({ aud: 'shopping-reader' }), { typ: 'JWT' }),
+  'jku header': async () => signed(claims(), { jku: `${issuer.endpoint}/evil` }),
+  'unknown kid': async () => signed(claims(), { kid: 'not-a-kid-of-this-issuer' }),
+  'opaque token': async () => 'Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA',
+  'missing exp': async () => signed(claims({ exp: undefined })),
+};
+
+describe.each(targets)('adapter contract: $name', (target) => {
+  let api: Running;
+  let down: Running;
+  let verifier: Verifier;
+  const events: RejectionEvent[] = [];
+
+  beforeAll(async () => {
+    verifier = createVerifier({
+      issuer: issuer.issuer, // keys found through discovery, like a real Logto tenant
+      audience: 'https://shopping.api',
+      keys: { cooldown: 0 },
+      onRejected: (event) => events.push(event),
+    });
+    api = await target.start(verifier);
+    // The same API whose issuer's JWKS is unreachable: a key outage.
+    down = await target.start(
+      createVerifier({
+        issuer: issuer.issuer,
+        audience: 'https://shopping.api',
+        jwksUri: 'http://127.0.0.1:9/jwks',
+      }),
+    );
+  });
+  afterAll(async () => {
+    await api.close();
+    await down.close();
+  });
+
+  it('serves the public route without a token', async () => {
+    const answer = await send(`${api.url}/health`);
+    expect(answer.status).toBe(200);
+    expect(answer.body).toEqual({ status: 'ok' });
+  });
+
+  it('lets a genuine reader token read, and passes the verified auth to the handler', async () => {
+    const list = await send(`${api.url}/products`, { headers: bearer(readerToken) });
+    expect(list.status).toBe(200);
+    expect(list.body?.client).toBe('shopping-reader');
+    expect((list.body?.products as unknown[]).length).toBeGreaterThanOrEqual(3);
+    const one = await send(`${api.url}/products/p-1`, { headers: bearer(readerToken) });
+    expect(one.status).toBe(200);
+    expect(one.body?.id).toBe('p-1');
+    expect((await send(`${api.url}/products/p-999`, { headers: bearer(readerToken) })).status).toBe(404);
+  });
+
+  it('the reader app cannot write: 403 insufficient_scope naming the scope', async () => {
+    const answer = await send(`${api.url}/products`, {
+      method: 'POST',
+      headers: { ...bearer(readerToken), 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Tamper', price: 1 }),
+    });
+    expect(answer.status).toBe(403);
+    expect(answer.headers['www-authenticate']).toBe(
+      'Bearer error="insufficient_scope", error_description="The access token lacks the required scope", scope="write:products"',
+    );
+    expect(answer.body).toEqual({
+      error: 'insufficient_scope',
+      error_description: 'The access token lacks the required scope',
+    });
+  });
+
+  it('the writer app writes; its bad input is a 400', async () => {
+    const headers = { ...bearer(writerToken), 'content-type': 'application/json' };
+    const created = await send(`${api.url}/products`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ name: 'Milk frother', price: 35 }),
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ name: 'Milk frother', price: 35 });
+    const invalid = await send(`${api.url}/products`, { method: 'POST', headers, body: '{"name":""}' });
+    expect(invalid.status).toBe(400);
+    expect(invalid.body?.error).toBe('invalid_product');
+    const garbage = await send(`${api.url}/products`, { method: 'POST', headers, body: '{not json' });
+    expect(garbage.status).toBe(400);
+    expect(garbage.text).not.toMatch(/at .*\.(ts|js):\d+/);
+  });
+
+  it('authenticates before reading the body: no token + bad JSON is a 401', async () => {
+    const answer = await send(`${api.url}/products`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{not json',
+    });
+    expect(answer.status).toBe(401);
+  });
+
+  it.each([
+    ['no Authorization header', {}],
+    ['another scheme (Basic)', { authorization: 'Basic c2hvcHBpbmc6c2VjcmV0' }],
+  ])('%s → 401 with a bare Bearer challenge', async (_name, headers) => {
+    const answer = await send(`${api.url}/products`, { headers });
+    expect(answer.status).toBe(401);
+    expect(answer.headers['www-authenticate']).toBe('Bearer');
+    expect(answer.body?.error).toBe('missing_token');
+  });
+
+  it.each([
+    ['Bearer without a token', { authorization: 'Bearer' }],
+    ['two tokens', { authorization: 'Bearer abc def' }],
+    ['bad characters', { authorization: 'Bearer abc{}' }],
+    ['two Authorization headers', { authorization: ['Bearer abc.def.ghi', 'Bearer jkl.mno.pqr'] }],
+  ])('%s → 400 invalid_request', async (_name, headers) => {
+    const answer = await send(`${api.url}/products`, { headers });
+    expect(answer.status).toBe(400);
+    expect(answer.headers['www-authenticate']).toMatch(/^Bearer error="invalid_request", error_description="[^"]+"$/);
+    expect(answer.body?.error).toBe('invalid_request');
+  });
+
+  it('accepts the scheme in any case', async () => {
+    const answer = await send(`${api.url}/products`, { headers: { authorization: `bEaReR ${readerToken}` } });
+    expect(answer.status).toBe(200);
+  });
+
+  it('ignores a token in the query string', async () => {
+    const answer = await send(`${api.url}/products?access_token=${readerToken}`);
+    expect(answer.status).toBe(401);
+    expect(answer.headers['www-authenticate']).toBe('Bearer');
+  });
+
+  it.each(Object.keys(hostileTokens))('hostile token: %s → 401 invalid_token, nothing leaked', async (name) => {
+    const token = await (hostileTokens[name] as () => Promise<string>)();
+    const answer = await send(`${api.url}/products`, { headers: bearer(token) });
+    expect(answer.status).toBe(401);
+    expect(answer.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token", error_description="[ -~]+"$/);
+    expect(answer.headers['content-type']).toMatch(/^application\/json/);
+    expect(Object.keys(answer.body ?? {}).sort()).toEqual(['error', 'error_description']);
+    expect(answer.body?.error).toBe('invalid_token');
+    const everything = answer.text + JSON.stringify(answer.headers);
+    for (const part of token.split('.').filter((p) => p.length > 8)) {
+      expect(everything).not.toContain(part);
+    }
+    expect(everything).not.toMatch(/JWS|JWT[A-Z]|jose|ERR_|\.ts:\d|\.js:\d/);
+  });
+
+  it('a key outage is a 503 with Retry-After, never a 401 or a 2xx', async () => {
+    const answer = await send(`${down.url}/products`, { headers: bearer(readerToken) });
+    expect(answer.status).toBe(503);
+    expect(Number(answer.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(answer.body?.error).toBe('temporarily_unavailable');
+  });
+
+  it('picks up a rotated key', async () => {
+    await issuer.rotate({ grace: true });
+    const fresh = await issuer.token(issuer.apps.reader, { scope: 'read:products' });
+    expect(fresh.split('.')[0]).not.toBe(readerToken.split('.')[0]); // a new kid
+    expect((await send(`${api.url}/products`, { headers: bearer(fresh) })).status).toBe(200);
+    expect((await send(`${api.url}/products`, { headers: bearer(readerToken) })).status).toBe(200);
+  });
+
+  it('reported every rejection to onRejected without the token', () => {
+    expect(events.length).toBeGreaterThan(10);
+    for (const event of events) {
+      const text = JSON.stringify(event.details);
+      expect(text).not.toContain(readerToken);
+      expect(text).not.toContain(writerToken);
+    }
+  });
+});
