@@ -53,7 +53,9 @@ export function createApp(verifier: Verifier, store = new ProductStore()): expre
   const onError: ErrorRequestHandler = (error, _req, res, _next) => {
     const status = Number((error as { status?: unknown }).status);
     if (status >= 400 && status < 500) {
-      res.status(status).json({ error: 'invalid_request', error_description: 'Malformed request body' });
+      res
+        .status(status)
+        .json({ error: 'invalid_request', error_description: 'Malformed request body' });
     } else {
       res.status(500).json({ error: 'server_error' });
     }

@@ -193,9 +193,15 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
         },
         body,
       });
-      const json = (await response.json()) as { access_token?: string; error?: string; error_description?: string };
+      const json = (await response.json()) as {
+        access_token?: string;
+        error?: string;
+        error_description?: string;
+      };
       if (!response.ok || json.access_token === undefined) {
-        throw new Error(`token request failed: ${response.status} ${json.error ?? ''} ${json.error_description ?? ''}`);
+        throw new Error(
+          `token request failed: ${response.status} ${json.error ?? ''} ${json.error_description ?? ''}`,
+        );
       }
       return json.access_token;
     },

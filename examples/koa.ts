@@ -50,16 +50,21 @@ export function createApp(verifier: Verifier, store = new ProductStore()): Koa {
   });
 
   // Authentication runs before the body is parsed: an anonymous caller's body is never read.
-  router.post('/products', canWrite, bodyParser({ jsonLimit: '16kb', enableTypes: ['json'] }), (ctx) => {
-    const input = parseNewProduct(ctx.request.body);
-    if (typeof input === 'string') {
-      ctx.status = 400;
-      ctx.body = { error: 'invalid_product', error_description: input };
-      return;
-    }
-    ctx.status = 201;
-    ctx.body = store.add(input);
-  });
+  router.post(
+    '/products',
+    canWrite,
+    bodyParser({ jsonLimit: '16kb', enableTypes: ['json'] }),
+    (ctx) => {
+      const input = parseNewProduct(ctx.request.body);
+      if (typeof input === 'string') {
+        ctx.status = 400;
+        ctx.body = { error: 'invalid_product', error_description: input };
+        return;
+      }
+      ctx.status = 201;
+      ctx.body = store.add(input);
+    },
+  );
 
   app.use(router.routes());
   app.use((ctx) => {

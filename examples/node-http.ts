@@ -58,7 +58,10 @@ export function createHandler(verifier: Verifier, store = new ProductStore()) {
         await write(req); // before the body is read
         const body = await readJson(req);
         if (body === undefined) {
-          return json(res, 400, { error: 'invalid_request', error_description: 'Malformed request body' });
+          return json(res, 400, {
+            error: 'invalid_request',
+            error_description: 'Malformed request body',
+          });
         }
         const input = parseNewProduct(body.value);
         if (typeof input === 'string') {

@@ -24,7 +24,8 @@ export function createHandle(verifier: Verifier, store = new ProductStore()) {
     const { pathname } = new URL(request.url);
     const item = /^\/products\/([^/]+)$/.exec(pathname);
     try {
-      if (request.method === 'GET' && pathname === '/health') return Response.json({ status: 'ok' });
+      if (request.method === 'GET' && pathname === '/health')
+        return Response.json({ status: 'ok' });
       if (request.method === 'GET' && pathname === '/products') {
         const auth = await read(request);
         return Response.json({ products: store.list(), client: auth.clientId });
@@ -49,7 +50,10 @@ export function createHandle(verifier: Verifier, store = new ProductStore()) {
         }
         const input = parseNewProduct(body);
         if (typeof input === 'string') {
-          return Response.json({ error: 'invalid_product', error_description: input }, { status: 400 });
+          return Response.json(
+            { error: 'invalid_product', error_description: input },
+            { status: 400 },
+          );
         }
         return Response.json(store.add(input), { status: 201 });
       }

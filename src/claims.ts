@@ -29,7 +29,11 @@ export function checkIssuer(payload: JWTPayload, issuers: ReadonlySet<string>): 
   const { iss } = payload;
   if (typeof iss !== 'string') throw new Rejection('missing_claim', { claim: 'iss' });
   if (!issuers.has(iss)) {
-    throw new Rejection('issuer_mismatch', { expected: [...issuers], actual: iss, hint: issuerHint(iss, issuers) });
+    throw new Rejection('issuer_mismatch', {
+      expected: [...issuers],
+      actual: iss,
+      hint: issuerHint(iss, issuers),
+    });
   }
   return iss;
 }
@@ -52,7 +56,10 @@ export function checkAudience(payload: JWTPayload, audiences: ReadonlySet<string
   const list = typeof aud === 'string' ? [aud] : aud;
   if (list === undefined) throw new Rejection('missing_claim', { claim: 'aud' });
   if (!Array.isArray(list) || list.length === 0 || !list.every((a) => typeof a === 'string')) {
-    throw new Rejection('invalid_claim', { claim: 'aud', problem: 'not a string or array of strings' });
+    throw new Rejection('invalid_claim', {
+      claim: 'aud',
+      problem: 'not a string or array of strings',
+    });
   }
   if (!list.some((a) => audiences.has(a))) {
     throw new Rejection('audience_mismatch', { expected: [...audiences], actual: list });
@@ -103,7 +110,10 @@ export function checkClaims(payload: JWTPayload, rules: ClaimRules, nowSeconds: 
     if (iat === undefined) throw new Rejection('missing_claim', { claim: 'iat' });
     const age = nowSeconds - iat;
     if (age - tolerance > rules.maxTokenAge) {
-      throw new Rejection('token_too_old', { ageSeconds: Math.floor(age), maxTokenAge: rules.maxTokenAge });
+      throw new Rejection('token_too_old', {
+        ageSeconds: Math.floor(age),
+        maxTokenAge: rules.maxTokenAge,
+      });
     }
   }
 }
@@ -129,7 +139,9 @@ export function checkScopes(granted: readonly string[], requirements: Requiremen
   const required = requirements.scopes;
   if (required === undefined || required.length === 0) return;
   const have = new Set(granted);
-  const ok = requirements.any ? required.some((s) => have.has(s)) : required.every((s) => have.has(s));
+  const ok = requirements.any
+    ? required.some((s) => have.has(s))
+    : required.every((s) => have.has(s));
   if (!ok) {
     throw new Rejection('insufficient_scope', {
       required: [...required],

@@ -59,14 +59,21 @@ async function discover(issuer: string, options: DiscoveryOptions): Promise<URL>
   }
   const metadata = (document ?? {}) as { issuer?: unknown; jwks_uri?: unknown };
   if (metadata.issuer !== issuer) {
-    throw new KeySourceError('invalid_document', 'metadata issuer differs from the issuer', url.href);
+    throw new KeySourceError(
+      'invalid_document',
+      'metadata issuer differs from the issuer',
+      url.href,
+    );
   }
   if (typeof metadata.jwks_uri !== 'string' || !URL.canParse(metadata.jwks_uri)) {
     throw new KeySourceError('invalid_document', 'metadata has no valid jwks_uri', url.href);
   }
   const jwksUri = new URL(metadata.jwks_uri);
   const issuerProtocol = new URL(issuer).protocol;
-  if (jwksUri.protocol !== 'https:' && !(jwksUri.protocol === 'http:' && issuerProtocol === 'http:')) {
+  if (
+    jwksUri.protocol !== 'https:' &&
+    !(jwksUri.protocol === 'http:' && issuerProtocol === 'http:')
+  ) {
     throw new KeySourceError('invalid_document', 'jwks_uri must use https', url.href);
   }
   return jwksUri;

@@ -1,11 +1,6 @@
 /** Why fetching a key set or a discovery document failed. Reaches `onRejected` as the `cause`. */
 export type KeySourceErrorCode =
-  | 'timeout'
-  | 'network'
-  | 'http_status'
-  | 'too_large'
-  | 'invalid_json'
-  | 'invalid_document';
+  'timeout' | 'network' | 'http_status' | 'too_large' | 'invalid_json' | 'invalid_document';
 
 /** A failed JWKS or discovery fetch (the `cause` of a `keys_unavailable` rejection). */
 export class KeySourceError extends Error {

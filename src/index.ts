@@ -1,12 +1,7 @@
 export { createVerifier } from './verifier.ts';
 export type { AuthInfo, Guard, RejectionEvent, Verifier } from './verifier.ts';
 export { AuthError } from './errors.ts';
-export type {
-  AuthErrorBody,
-  AuthErrorCode,
-  ChallengeParams,
-  RejectionReason,
-} from './errors.ts';
+export type { AuthErrorBody, AuthErrorCode, ChallengeParams, RejectionReason } from './errors.ts';
 export { DEFAULT_ALGORITHMS } from './options.ts';
 export type { Algorithm, VerifierOptions } from './options.ts';
 export type { AccessTokenClaims, Requirements } from './claims.ts';

@@ -149,7 +149,10 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
   if (options.onRejected !== undefined && typeof options.onRejected !== 'function') {
     fail('`onRejected` must be a function');
   }
-  if (options.realm !== undefined && (typeof options.realm !== 'string' || !isSafeQuotedValue(options.realm))) {
+  if (
+    options.realm !== undefined &&
+    (typeof options.realm !== 'string' || !isSafeQuotedValue(options.realm))
+  ) {
     fail('`realm` must be a string of printable ASCII without `"` or `\\`');
   }
   if (options.fetch !== undefined && typeof options.fetch !== 'function') {
@@ -192,7 +195,10 @@ export function resolveRequirements(input: Requirements | undefined): Requiremen
   if (typeof input !== 'object' || input === null) fail('requirements must be an object');
   const { scopes, any } = input;
   if (scopes !== undefined) {
-    if (!Array.isArray(scopes) || !scopes.every((s) => typeof s === 'string' && SCOPE_TOKEN.test(s))) {
+    if (
+      !Array.isArray(scopes) ||
+      !scopes.every((s) => typeof s === 'string' && SCOPE_TOKEN.test(s))
+    ) {
       fail('`scopes` must be an array of scope tokens (printable ASCII, no space, `"` or `\\`)');
     }
   }

@@ -27,7 +27,11 @@ export function decodeToken(token: string): DecodedToken {
     const payload = decodeJwt(token);
     return { header, payload };
   } catch (cause) {
-    throw new Rejection('malformed_token', { problem: 'segments are not base64url JSON objects' }, cause);
+    throw new Rejection(
+      'malformed_token',
+      { problem: 'segments are not base64url JSON objects' },
+      cause,
+    );
   }
 }
 

@@ -1,13 +1,7 @@
 import { compactVerify } from 'jose';
 import type { JWTHeaderParameters } from 'jose';
 import type { AccessTokenClaims, Requirements } from './claims.ts';
-import {
-  checkAudience,
-  checkClaims,
-  checkIssuer,
-  checkScopes,
-  grantedScopes,
-} from './claims.ts';
+import { checkAudience, checkClaims, checkIssuer, checkScopes, grantedScopes } from './claims.ts';
 import { discoverJwksUri } from './discovery.ts';
 import type { AuthErrorCode, RejectionReason } from './errors.ts';
 import { AuthError, Rejection } from './errors.ts';

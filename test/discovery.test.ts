@@ -1,7 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AuthError, createVerifier } from 'resource-guard';
+import { createVerifier } from 'resource-guard';
+import type { AuthError } from 'resource-guard';
 import type { RejectionEvent } from 'resource-guard';
 import { m2mClaims, makeKey, mint } from './helpers/keys.ts';
 

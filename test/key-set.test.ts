@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { http, HttpResponse, delay } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -56,7 +57,9 @@ describe('caching', () => {
   it('fetches once for many requests, and concurrent misses share one fetch', async () => {
     const { verifier } = setup();
     const token = await mint(key);
-    const results = await Promise.all(Array.from({ length: 50 }, () => outcome(verifier.verify(token))));
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => outcome(verifier.verify(token))),
+    );
     expect(results.every((r) => r === 'ok')).toBe(true);
     for (let i = 0; i < 20; i++) await verifier.verify(token);
     expect(jwks.hits).toBe(1);
@@ -182,11 +185,32 @@ describe('outages (real local server)', () => {
   });
 
   it.each([
-    ['an oversized body', (res: import('node:http').ServerResponse) => res.end(`{"keys":[],"pad":"${'x'.repeat(300_000)}"}`), 'too_large'],
-    ['garbage instead of JSON', (res: import('node:http').ServerResponse) => res.end('<html>oops</html>'), 'invalid_json'],
-    ['JSON that is not a key set', (res: import('node:http').ServerResponse) => res.end('{"keys":"nope"}'), 'invalid_document'],
-    ['more than 100 keys', (res: import('node:http').ServerResponse) => res.end(JSON.stringify({ keys: Array.from({ length: 101 }, () => key.jwk) })), 'invalid_document'],
-    ['a redirect', (res: import('node:http').ServerResponse) => res.writeHead(302, { location: 'http://127.0.0.1:1/jwks' }).end(), 'http_status'],
+    [
+      'an oversized body',
+      (res: ServerResponse) => res.end(`{"keys":[],"pad":"${'x'.repeat(300_000)}"}`),
+      'too_large',
+    ],
+    [
+      'garbage instead of JSON',
+      (res: ServerResponse) => res.end('<html>oops</html>'),
+      'invalid_json',
+    ],
+    [
+      'JSON that is not a key set',
+      (res: ServerResponse) => res.end('{"keys":"nope"}'),
+      'invalid_document',
+    ],
+    [
+      'more than 100 keys',
+      (res: ServerResponse) =>
+        res.end(JSON.stringify({ keys: Array.from({ length: 101 }, () => key.jwk) })),
+      'invalid_document',
+    ],
+    [
+      'a redirect',
+      (res: ServerResponse) => res.writeHead(302, { location: 'http://127.0.0.1:1/jwks' }).end(),
+      'http_status',
+    ],
   ])('%s → 503, the cause says why', async (_name, answer, code) => {
     jwks.behave((_req, res) => answer(res));
     const { verifier, events } = setup();
@@ -207,9 +231,16 @@ describe('outages (real local server)', () => {
     ];
     const { verifier } = setup();
     expect(await outcome(verifier.verify(await mint(key)))).toBe('ok');
-    const signedWithLeaked = await mint({ alg: 'ES384', kid: 'leaked', privateKey: pair.privateKey, jwk: privateJwk });
+    const signedWithLeaked = await mint({
+      alg: 'ES384',
+      kid: 'leaked',
+      privateKey: pair.privateKey,
+      jwk: privateJwk,
+    });
     expect(await outcome(verifier.verify(signedWithLeaked))).toBe('401 unknown_kid');
-    expect(await outcome(verifier.verify(await mint({ ...next, kid: 'enc' })))).toBe('401 unknown_kid');
+    expect(await outcome(verifier.verify(await mint({ ...next, kid: 'enc' })))).toBe(
+      '401 unknown_kid',
+    );
   });
 
   it('duplicate kids: the key that fits the algorithm is used', async () => {
@@ -242,8 +273,7 @@ describe('faults injected with msw', () => {
   afterEach(() => server.resetHandlers());
   afterAll(() => server.close());
 
-  const withMsw = (keys: VerifierOptions['keys'] = {}) =>
-    setup(keys, { jwksUri: MSW_JWKS });
+  const withMsw = (keys: VerifierOptions['keys'] = {}) => setup(keys, { jwksUri: MSW_JWKS });
 
   it('a network error → 503 and back-off, then recovery', async () => {
     let calls = 0;
@@ -289,7 +319,9 @@ describe('faults injected with msw', () => {
     );
     const { verifier } = withMsw();
     const token = await mint(key);
-    const results = await Promise.all(Array.from({ length: 30 }, () => outcome(verifier.verify(token))));
+    const results = await Promise.all(
+      Array.from({ length: 30 }, () => outcome(verifier.verify(token))),
+    );
     expect(new Set(results)).toEqual(new Set(['503 keys_unavailable']));
     expect(calls).toBe(1);
   });

@@ -13,7 +13,11 @@ const verifier = createVerifier({
 async function answer(request: RequestLike) {
   const error = (await verifier.authenticate(request).catch((e: unknown) => e)) as AuthError;
   expect(error).toBeInstanceOf(AuthError);
-  return { status: error.status, reason: error.reason, challenge: error.headers['www-authenticate'] };
+  return {
+    status: error.status,
+    reason: error.reason,
+    challenge: error.headers['www-authenticate'],
+  };
 }
 
 const headers = (authorization: string | string[] | undefined) => ({ headers: { authorization } });
@@ -49,7 +53,10 @@ describe('reading Authorization: Bearer (RFC 6750 §2.1)', () => {
   });
 
   it('two Authorization headers (node rawHeaders, or an array) → 400', async () => {
-    const raw = { headers: { authorization: 'Bearer abc' }, rawHeaders: ['Authorization', 'Bearer abc', 'authorization', 'Bearer def'] };
+    const raw = {
+      headers: { authorization: 'Bearer abc' },
+      rawHeaders: ['Authorization', 'Bearer abc', 'authorization', 'Bearer def'],
+    };
     expect((await answer(raw)).reason).toBe('multiple_credentials');
     expect((await answer(headers(['Bearer a', 'Bearer b']))).reason).toBe('multiple_credentials');
   });
@@ -61,10 +68,16 @@ describe('reading Authorization: Bearer (RFC 6750 §2.1)', () => {
   });
 
   it('reads a Web Request, a Headers object and a plain object with any header case', async () => {
-    const request = new Request('http://localhost/', { headers: { Authorization: 'Bearer opaque' } });
+    const request = new Request('http://localhost/', {
+      headers: { Authorization: 'Bearer opaque' },
+    });
     expect((await answer(request)).reason).toBe('opaque_token');
-    expect((await answer({ headers: new Headers({ authorization: 'Bearer opaque' }) })).reason).toBe('opaque_token');
-    expect((await answer({ headers: { AUTHORIZATION: 'Bearer opaque' } })).reason).toBe('opaque_token');
+    expect(
+      (await answer({ headers: new Headers({ authorization: 'Bearer opaque' }) })).reason,
+    ).toBe('opaque_token');
+    expect((await answer({ headers: { AUTHORIZATION: 'Bearer opaque' } })).reason).toBe(
+      'opaque_token',
+    );
   });
 
   it('never reads a token from the query string or the body', async () => {
@@ -78,6 +91,8 @@ describe('reading Authorization: Bearer (RFC 6750 §2.1)', () => {
 
   it('a token longer than maxTokenLength → 401 token_too_large, before any parsing', async () => {
     expect((await answer(headers(`Bearer ${'a'.repeat(101)}`))).reason).toBe('token_too_large');
-    expect((await verifier.verify('a'.repeat(101)).catch((e: AuthError) => e.reason))).toBe('token_too_large');
+    expect(await verifier.verify('a'.repeat(101)).catch((e: AuthError) => e.reason)).toBe(
+      'token_too_large',
+    );
   });
 });

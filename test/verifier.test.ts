@@ -4,7 +4,16 @@ import { AuthError, createVerifier } from 'resource-guard';
 import type { RejectionEvent, VerifierOptions } from 'resource-guard';
 import { startJwksServer } from './helpers/jwks-server.ts';
 import type { JwksServer } from './helpers/jwks-server.ts';
-import { AUDIENCE, b64url, ISSUER, m2mClaims, makeKey, mint, rawToken, signRaw } from './helpers/keys.ts';
+import {
+  AUDIENCE,
+  b64url,
+  ISSUER,
+  m2mClaims,
+  makeKey,
+  mint,
+  rawToken,
+  signRaw,
+} from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 
 let jwks: JwksServer;
@@ -91,8 +100,12 @@ describe('a genuine Logto-shaped token', () => {
 
   it('allows `exp` within the clock tolerance, and not beyond it', async () => {
     const { verifier } = verifierFor({ clockTolerance: 5 });
-    await expect(verifier.verify(await mint(es384, m2mClaims({ exp: now() - 2 })))).resolves.toBeDefined();
-    const error = await rejection(verifier.verify(await mint(es384, m2mClaims({ exp: now() - 8 }))));
+    await expect(
+      verifier.verify(await mint(es384, m2mClaims({ exp: now() - 2 }))),
+    ).resolves.toBeDefined();
+    const error = await rejection(
+      verifier.verify(await mint(es384, m2mClaims({ exp: now() - 8 }))),
+    );
     expect(error.reason).toBe('expired');
   });
 
@@ -141,7 +154,9 @@ const hostile: HostileCase[] = [
     name: 'tampered payload',
     token: async () => {
       const [header, , signature] = (await mint(es384)).split('.');
-      const payload = b64url(JSON.stringify(m2mClaims({ scope: 'read:products write:products admin' })));
+      const payload = b64url(
+        JSON.stringify(m2mClaims({ scope: 'read:products write:products admin' })),
+      );
       return `${header}.${payload}.${signature}`;
     },
     reason: 'bad_signature',
@@ -245,7 +260,13 @@ const hostile: HostileCase[] = [
     token: async () =>
       signRaw(
         es384,
-        { alg: 'ES384', typ: 'at+jwt', kid: es384.kid, crit: ['urn:example:must'], 'urn:example:must': 1 },
+        {
+          alg: 'ES384',
+          typ: 'at+jwt',
+          kid: es384.kid,
+          crit: ['urn:example:must'],
+          'urn:example:must': 1,
+        },
         m2mClaims(),
       ),
     reason: 'unsupported_crit',
@@ -292,7 +313,9 @@ describe('hostile tokens', () => {
     expect(error.reason).toBe(reason);
     expect(error.status).toBe(401);
     expect(error.code).toBe('invalid_token');
-    expect(error.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token", error_description="[^"\\]+"$/);
+    expect(error.headers['www-authenticate']).toMatch(
+      /^Bearer error="invalid_token", error_description="[^"\\]+"$/,
+    );
     // Nothing the client or the hook sees contains the token.
     expect(JSON.stringify(error.body)).not.toContain(token);
     expect(error.message).not.toContain(token);
@@ -304,7 +327,9 @@ describe('hostile tokens', () => {
   it('never fetches keys for an untrusted issuer or a wrong audience', async () => {
     const before = jwks.hits;
     const { verifier } = verifierFor();
-    await rejection(verifier.verify(await mint(es384, m2mClaims({ iss: 'https://evil.example/oidc' }))));
+    await rejection(
+      verifier.verify(await mint(es384, m2mClaims({ iss: 'https://evil.example/oidc' }))),
+    );
     await rejection(verifier.verify(await mint(es384, m2mClaims({ aud: 'https://other.api' }))));
     expect(jwks.hits).toBe(before);
   });
@@ -326,7 +351,9 @@ describe('hostile tokens', () => {
 
   it('tells the operator exactly what differed', async () => {
     const { verifier, events } = verifierFor();
-    await rejection(verifier.verify(await mint(es384, m2mClaims({ iss: 'https://tenant.example.test' }))));
+    await rejection(
+      verifier.verify(await mint(es384, m2mClaims({ iss: 'https://tenant.example.test' }))),
+    );
     await rejection(verifier.verify(await mint(es384, m2mClaims({ aud: 'https://other.api' }))));
     await rejection(verifier.verify(await mint(es384, m2mClaims({ exp: now() - 100 }))));
     expect(events.map((e) => [e.reason, e.details])).toEqual([
@@ -348,7 +375,10 @@ describe('hostile tokens', () => {
 describe('scopes', () => {
   it('are matched exactly, never by substring or prefix', async () => {
     const { verifier } = verifierFor();
-    const token = await mint(es384, m2mClaims({ scope: 'read:products-archive xread:products read' }));
+    const token = await mint(
+      es384,
+      m2mClaims({ scope: 'read:products-archive xread:products read' }),
+    );
     const error = await rejection(verifier.verify(token, { scopes: ['read:products'] }));
     expect(error.status).toBe(403);
     expect(error.code).toBe('insufficient_scope');
@@ -389,7 +419,9 @@ describe('the challenge', () => {
     const missing = await rejection(verifier.authenticate({ headers: {} }));
     expect(missing.headers['www-authenticate']).toBe('Bearer realm="shopping"');
     const bad = await rejection(verifier.verify('a.b.c'));
-    expect(bad.headers['www-authenticate']).toMatch(/^Bearer realm="shopping", error="invalid_token"/);
+    expect(bad.headers['www-authenticate']).toMatch(
+      /^Bearer realm="shopping", error="invalid_token"/,
+    );
   });
 });
 

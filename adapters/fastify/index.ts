@@ -35,7 +35,10 @@ export interface RequireAuthOptions extends Requirements {
  *   async (request) => ({ products, client: request.auth?.clientId }));
  * ```
  */
-export function requireAuth(verifier: Verifier, options: RequireAuthOptions = {}): onRequestHookHandler {
+export function requireAuth(
+  verifier: Verifier,
+  options: RequireAuthOptions = {},
+): onRequestHookHandler {
   const guard = verifier.guard(options);
   const rethrow = options.errors === 'throw';
   return async (request, reply) => {

@@ -26,7 +26,11 @@ interface Answer {
 /** A raw HTTP request, so that headers reach the server exactly as written (duplicates too). */
 function send(
   url: string,
-  { method = 'GET', headers = {}, body }: { method?: string; headers?: Record<string, string | string[]>; body?: string } = {},
+  {
+    method = 'GET',
+    headers = {},
+    body,
+  }: { method?: string; headers?: Record<string, string | string[]>; body?: string } = {},
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { method, headers }, (res) => {
@@ -68,11 +72,11 @@ afterAll(() => issuer.close());
 async function signed(claims: JWTPayload, header: Record<string, unknown> = {}) {
   const key = await importJWK(signingKey, 'ES384');
   return new SignJWT(claims)
-    .setProtectedHeader({ alg: 'ES384', typ: 'at+jwt', kid: signingKey.kid, ...header })
+    .setProtectedHeader({ alg: 'ES384', typ: 'at+jwt', kid: signingKey.kid as string, ...header })
     .sign(key);
 }
 
-function claims(overrides: JWTPayload = {}): JWTPayload {
+function claims(overrides: Record<string, unknown> = {}): JWTPayload {
   const now = Math.floor(Date.now() / 1000);
   return {
     jti: 'contract',
@@ -88,8 +92,7 @@ function claims(overrides: JWTPayload = {}): JWTPayload {
 }
 
 const hostileTokens: Record<string, () => Promise<string>> = {
-  'alg none': async () =>
-    rawToken({ alg: 'none', typ: 'at+jwt', kid: signingKey.kid }, claims()),
+  'alg none': async () => rawToken({ alg: 'none', typ: 'at+jwt', kid: signingKey.kid }, claims()),
   'HS256 keyed with the public key': async () => {
     const { d: _d, ...publicJwk } = signingKey;
     const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'at+jwt', kid: signingKey.kid }));
@@ -154,7 +157,9 @@ describe.each(targets)('adapter contract: $name', (target) => {
     const one = await send(`${api.url}/products/p-1`, { headers: bearer(readerToken) });
     expect(one.status).toBe(200);
     expect(one.body?.id).toBe('p-1');
-    expect((await send(`${api.url}/products/p-999`, { headers: bearer(readerToken) })).status).toBe(404);
+    expect((await send(`${api.url}/products/p-999`, { headers: bearer(readerToken) })).status).toBe(
+      404,
+    );
   });
 
   it('the reader app cannot write: 403 insufficient_scope naming the scope', async () => {
@@ -182,10 +187,18 @@ describe.each(targets)('adapter contract: $name', (target) => {
     });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ name: 'Milk frother', price: 35 });
-    const invalid = await send(`${api.url}/products`, { method: 'POST', headers, body: '{"name":""}' });
+    const invalid = await send(`${api.url}/products`, {
+      method: 'POST',
+      headers,
+      body: '{"name":""}',
+    });
     expect(invalid.status).toBe(400);
     expect(invalid.body?.error).toBe('invalid_product');
-    const garbage = await send(`${api.url}/products`, { method: 'POST', headers, body: '{not json' });
+    const garbage = await send(`${api.url}/products`, {
+      method: 'POST',
+      headers,
+      body: '{not json',
+    });
     expect(garbage.status).toBe(400);
     expect(garbage.text).not.toMatch(/at .*\.(ts|js):\d+/);
   });
@@ -217,12 +230,16 @@ describe.each(targets)('adapter contract: $name', (target) => {
   ])('%s → 400 invalid_request', async (_name, headers) => {
     const answer = await send(`${api.url}/products`, { headers });
     expect(answer.status).toBe(400);
-    expect(answer.headers['www-authenticate']).toMatch(/^Bearer error="invalid_request", error_description="[^"]+"$/);
+    expect(answer.headers['www-authenticate']).toMatch(
+      /^Bearer error="invalid_request", error_description="[^"]+"$/,
+    );
     expect(answer.body?.error).toBe('invalid_request');
   });
 
   it('accepts the scheme in any case', async () => {
-    const answer = await send(`${api.url}/products`, { headers: { authorization: `bEaReR ${readerToken}` } });
+    const answer = await send(`${api.url}/products`, {
+      headers: { authorization: `bEaReR ${readerToken}` },
+    });
     expect(answer.status).toBe(200);
   });
 
@@ -232,20 +249,25 @@ describe.each(targets)('adapter contract: $name', (target) => {
     expect(answer.headers['www-authenticate']).toBe('Bearer');
   });
 
-  it.each(Object.keys(hostileTokens))('hostile token: %s → 401 invalid_token, nothing leaked', async (name) => {
-    const token = await (hostileTokens[name] as () => Promise<string>)();
-    const answer = await send(`${api.url}/products`, { headers: bearer(token) });
-    expect(answer.status).toBe(401);
-    expect(answer.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token", error_description="[ -~]+"$/);
-    expect(answer.headers['content-type']).toMatch(/^application\/json/);
-    expect(Object.keys(answer.body ?? {}).sort()).toEqual(['error', 'error_description']);
-    expect(answer.body?.error).toBe('invalid_token');
-    const everything = answer.text + JSON.stringify(answer.headers);
-    for (const part of token.split('.').filter((p) => p.length > 8)) {
-      expect(everything).not.toContain(part);
-    }
-    expect(everything).not.toMatch(/JWS|JWT[A-Z]|jose|ERR_|\.ts:\d|\.js:\d/);
-  });
+  it.each(Object.keys(hostileTokens))(
+    'hostile token: %s → 401 invalid_token, nothing leaked',
+    async (name) => {
+      const token = await (hostileTokens[name] as () => Promise<string>)();
+      const answer = await send(`${api.url}/products`, { headers: bearer(token) });
+      expect(answer.status).toBe(401);
+      expect(answer.headers['www-authenticate']).toMatch(
+        /^Bearer error="invalid_token", error_description="[ -~]+"$/,
+      );
+      expect(answer.headers['content-type']).toMatch(/^application\/json/);
+      expect(Object.keys(answer.body ?? {}).sort()).toEqual(['error', 'error_description']);
+      expect(answer.body?.error).toBe('invalid_token');
+      const everything = answer.text + JSON.stringify(answer.headers);
+      for (const part of token.split('.').filter((p) => p.length > 8)) {
+        expect(everything).not.toContain(part);
+      }
+      expect(everything).not.toMatch(/JWS|JWT[A-Z]|jose|ERR_|\.ts:\d|\.js:\d/);
+    },
+  );
 
   it('a key outage is a 503 with Retry-After, never a 401 or a 2xx', async () => {
     const answer = await send(`${down.url}/products`, { headers: bearer(readerToken) });

@@ -1,0 +1,31 @@
+// Type-checked against the tarball's .d.ts files only.
+import express from 'express';
+import { AuthError, createVerifier } from 'resource-guard';
+import type { AuthInfo, RejectionEvent, VerifierOptions } from 'resource-guard';
+import { requireAuth } from 'resource-guard/express';
+import { requireAuth as koaAuth } from 'resource-guard/koa';
+import { resourceGuard } from 'resource-guard/fastify';
+
+const options: VerifierOptions = {
+  issuer: 'https://tenant.logto.app/oidc',
+  audience: 'https://shopping.api',
+  keys: { maxAge: 600 },
+  onRejected: (event: RejectionEvent) => console.log(event.reason),
+};
+const verifier = createVerifier(options);
+const app = express();
+app.get('/products', requireAuth(verifier, { scopes: ['read:products'] }), (req, res) => {
+  const auth: AuthInfo | undefined = req.auth;
+  res.json({ client: auth?.clientId, scopes: auth?.scopes });
+});
+koaAuth(verifier, { errors: 'throw' });
+void resourceGuard;
+void (async () => {
+  try {
+    const auth = await verifier.verify<{ organization_id?: string }>('token');
+    const organization: string | undefined = auth.claims.organization_id;
+    void organization;
+  } catch (error) {
+    if (error instanceof AuthError) console.log(error.status, error.headers['www-authenticate']);
+  }
+})();

@@ -1,0 +1,66 @@
+// Runs inside a folder where only the packed tarball (and the frameworks) are installed.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import * as core from 'resource-guard';
+import * as expressAdapter from 'resource-guard/express';
+import * as koaAdapter from 'resource-guard/koa';
+import * as fastifyAdapter from 'resource-guard/fastify';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import express from 'express';
+
+assert.equal(typeof core.createVerifier, 'function');
+assert.equal(typeof core.AuthError, 'function');
+assert.equal(typeof core.sendAuthError, 'function');
+assert.equal(typeof core.authErrorResponse, 'function');
+assert.equal(typeof expressAdapter.requireAuth, 'function');
+assert.equal(typeof koaAdapter.requireAuth, 'function');
+assert.equal(typeof fastifyAdapter.requireAuth, 'function');
+assert.equal(typeof fastifyAdapter.resourceGuard, 'function');
+
+// A real token, a real JWKS on loopback, the Express adapter from the tarball.
+const { privateKey, publicKey } = await generateKeyPair('ES384');
+const jwk = await exportJWK(publicKey);
+jwk.kid = await calculateJwkThumbprint(jwk);
+const jwks = createServer((_req, res) => res.end(JSON.stringify({ keys: [jwk] })));
+await new Promise((r) => jwks.listen(0, '127.0.0.1', r));
+const issuer = 'https://tenant.example.test/oidc';
+const verifier = core.createVerifier({
+  issuer,
+  audience: 'https://shopping.api',
+  jwksUri: `http://127.0.0.1:${jwks.address().port}/jwks`,
+});
+const now = Math.floor(Date.now() / 1000);
+const token = await new SignJWT({
+  scope: 'read:products',
+  client_id: 'app',
+  jti: 'j',
+})
+  .setProtectedHeader({ alg: 'ES384', typ: 'at+jwt', kid: jwk.kid })
+  .setIssuer(issuer)
+  .setAudience('https://shopping.api')
+  .setSubject('app')
+  .setIssuedAt(now)
+  .setExpirationTime(now + 60)
+  .sign(privateKey);
+
+const app = express();
+app.get('/', expressAdapter.requireAuth(verifier, { scopes: ['read:products'] }), (req, res) =>
+  res.json({ client: req.auth.clientId }),
+);
+const api = app.listen(0, '127.0.0.1');
+await new Promise((r) => api.once('listening', r));
+const base = `http://127.0.0.1:${api.address().port}/`;
+const ok = await fetch(base, { headers: { authorization: `Bearer ${token}` } });
+assert.equal(ok.status, 200);
+assert.deepEqual(await ok.json(), { client: 'app' });
+const denied = await fetch(base);
+assert.equal(denied.status, 401);
+assert.equal(denied.headers.get('www-authenticate'), 'Bearer');
+
+// One compiled core: an AuthError from any path is an instance of the exported class.
+const error = await verifier.verify('opaque').catch((e) => e);
+assert.ok(error instanceof core.AuthError);
+
+api.close();
+jwks.close();
+console.log('smoke: ok');
