@@ -138,10 +138,10 @@ export interface Requirements {
 export function checkScopes(granted: readonly string[], requirements: Requirements): void {
   const required = requirements.scopes;
   if (required === undefined || required.length === 0) return;
-  const have = new Set(granted);
+  // A handful of scopes: `includes` (exact string equality) beats building a Set per request.
   const ok = requirements.any
-    ? required.some((s) => have.has(s))
-    : required.every((s) => have.has(s));
+    ? required.some((s) => granted.includes(s))
+    : required.every((s) => granted.includes(s));
   if (!ok) {
     throw new Rejection('insufficient_scope', {
       required: [...required],

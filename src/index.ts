@@ -6,6 +6,7 @@ export { DEFAULT_ALGORITHMS } from './options.ts';
 export type { Algorithm, VerifierOptions } from './options.ts';
 export type { AccessTokenClaims, Requirements } from './claims.ts';
 export type { KeySetOptions } from './key-set.ts';
+export type { TokenCacheOptions } from './token-cache.ts';
 export { KeySourceError } from './fetch-json.ts';
 export type { KeySourceErrorCode } from './fetch-json.ts';
 export type { HeadersGetter, HeaderValue, RequestLike } from './request.ts';

@@ -88,6 +88,7 @@ export class RemoteKeySet {
   #failures = 0;
   #retryAt = 0;
   #fetches = 0;
+  readonly #listeners: ((kids: ReadonlySet<string>) => void)[] = [];
   readonly #source: () => Promise<URL>;
   readonly #options: ResolvedKeySetOptions;
 
@@ -105,6 +106,11 @@ export class RemoteKeySet {
   /** The kids of the current set; `undefined` before the first successful fetch. */
   get kids(): ReadonlySet<string> | undefined {
     return this.#snapshot?.kids;
+  }
+
+  /** Calls `listener` with the new set of kids each time a refresh replaces the keys. */
+  onRefresh(listener: (kids: ReadonlySet<string>) => void): void {
+    this.#listeners.push(listener);
   }
 
   /** The verification key for a token header. Throws a {@link Rejection}. */
@@ -167,6 +173,7 @@ export class RemoteKeySet {
         this.#snapshot = snapshot;
         this.#failures = 0;
         this.#retryAt = 0;
+        for (const listener of this.#listeners) listener(snapshot.kids);
         return snapshot;
       },
       (cause: unknown) => {

@@ -2,6 +2,7 @@ import type { RejectionEvent } from './verifier.ts';
 import type { KeySetOptions, ResolvedKeySetOptions } from './key-set.ts';
 import { isSafeQuotedValue } from './errors.ts';
 import type { Requirements } from './claims.ts';
+import type { ResolvedTokenCacheOptions, TokenCacheOptions } from './token-cache.ts';
 
 /** The JWS algorithms accepted by default: every asymmetric one. Never `none`, never HS*. */
 export const DEFAULT_ALGORITHMS = Object.freeze([
@@ -63,6 +64,13 @@ export interface VerifierOptions {
    * token. Errors it throws are ignored. Default: none.
    */
   readonly onRejected?: (event: RejectionEvent) => void;
+  /**
+   * The verified-token cache: a token seen before is answered from memory (its scopes are still
+   * checked against each route). Entries never outlive the token's `exp` and are dropped when their
+   * key leaves the JWKS; failures are never cached. `false` turns it off.
+   * Default: `{ maxEntries: 10000, maxBytes: 16 MiB }`.
+   */
+  readonly cache?: TokenCacheOptions | false;
   /** `realm="..."` in every `WWW-Authenticate` challenge. Default: none. */
   readonly realm?: string;
   /** Longest token accepted, in characters. Default: 8192. */
@@ -82,6 +90,7 @@ export interface ResolvedOptions {
   readonly requiredClaims: readonly string[];
   readonly strict: boolean;
   readonly keys: ResolvedKeySetOptions;
+  readonly cache: ResolvedTokenCacheOptions | false;
   readonly onRejected: ((event: RejectionEvent) => void) | undefined;
   readonly realm: string | undefined;
   readonly maxTokenLength: number;
@@ -107,6 +116,14 @@ function seconds(value: unknown, name: string, fallback: number | undefined, min
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
     fail(`\`${name}\` must be a finite number of seconds >= ${min}`);
+  }
+  return value;
+}
+
+function count(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    fail(`\`${name}\` must be a non-negative integer`);
   }
   return value;
 }
@@ -161,6 +178,18 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
   const keys = { ...options.keys };
   if (typeof keys !== 'object') fail('`keys` must be an object');
 
+  const cacheInput = options.cache ?? {};
+  if (cacheInput !== false && (typeof cacheInput !== 'object' || cacheInput === null)) {
+    fail('`cache` must be an object or false');
+  }
+  const cache =
+    cacheInput === false
+      ? false
+      : {
+          maxEntries: count(cacheInput.maxEntries, 'cache.maxEntries', 10_000),
+          maxBytes: count(cacheInput.maxBytes, 'cache.maxBytes', 16 * 1024 * 1024),
+        };
+
   const base = ['iss', 'sub', 'aud', 'exp'];
   const profile = strict ? ['iat', 'jti', 'client_id'] : [];
   return {
@@ -180,6 +209,7 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
       maxStale: seconds(keys.maxStale, 'keys.maxStale', 43_200) as number,
       fetch: options.fetch ?? ((...args) => globalThis.fetch(...args)),
     },
+    cache,
     onRejected: options.onRejected,
     realm: options.realm,
     maxTokenLength: seconds(options.maxTokenLength, 'maxTokenLength', 8192, 1) as number,

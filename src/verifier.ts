@@ -6,6 +6,7 @@ import { discoverJwksUri } from './discovery.ts';
 import type { AuthErrorCode, RejectionReason } from './errors.ts';
 import { AuthError, Rejection } from './errors.ts';
 import { RemoteKeySet } from './key-set.ts';
+import { TokenCache } from './token-cache.ts';
 import type { ResolvedOptions, VerifierOptions } from './options.ts';
 import { resolveOptions, resolveRequirements } from './options.ts';
 import type { RequestLike } from './request.ts';
@@ -91,6 +92,34 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const config = resolveOptions(options);
   const keySets = createKeySets(config);
   const challenge = { realm: config.realm };
+  const cache = config.cache === false ? undefined : new TokenCache<AuthInfo>(config.cache);
+  if (cache !== undefined) {
+    for (const keySet of new Set(keySets.values())) {
+      keySet.onRefresh((kids) => cache.retainKids(keySet, kids));
+    }
+  }
+  // Concurrent first sightings of one token share one verification.
+  const pending = new Map<string, Promise<AuthInfo>>();
+
+  const authenticateToken = (token: string): AuthInfo | Promise<AuthInfo> => {
+    const cached = cache?.get(token, Date.now());
+    if (cached !== undefined) return cached;
+    let inflight = pending.get(token);
+    if (inflight === undefined) {
+      inflight = verifyToken(token, config, keySets).then(({ auth, keySet }) => {
+        const kid = auth.header.kid;
+        const validUntil = cacheableUntil(auth, config);
+        if (cache !== undefined && kid !== undefined && Date.now() < validUntil) {
+          cache.set(token, auth, validUntil, kid, keySet);
+        }
+        return auth;
+      });
+      pending.set(token, inflight);
+      const settle = () => pending.delete(token);
+      inflight.then(settle, settle);
+    }
+    return inflight;
+  };
 
   const toAuthError = (rejection: Rejection, requirements: Requirements): AuthError => {
     const error = new AuthError(rejection.reason, {
@@ -109,7 +138,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     requirements: Requirements,
   ): Promise<AuthInfo<Claims>> {
     try {
-      const auth = await verifyToken(read(), config, keySets);
+      const auth = await authenticateToken(read());
       checkScopes(auth.scopes, requirements);
       return auth as AuthInfo<Claims>;
     } catch (error) {
@@ -167,18 +196,26 @@ function createKeySets(config: ResolvedOptions): ReadonlyMap<string, RemoteKeySe
   return map;
 }
 
+/** Until when a verified token may be answered from the cache: its `exp`, or sooner. */
+function cacheableUntil(auth: AuthInfo, config: ResolvedOptions): number {
+  const { iat } = auth.claims;
+  const byAge = config.maxTokenAge !== undefined && iat !== undefined ? iat + config.maxTokenAge : Infinity;
+  return Math.min(auth.expiresAt, byAge) * 1000;
+}
+
 /** The RFC 9068 §4 order: typ, iss, aud (no network so far), signature, time, claims. */
 async function verifyToken(
   token: string,
   config: ResolvedOptions,
   keySets: ReadonlyMap<string, RemoteKeySet>,
-): Promise<AuthInfo> {
+): Promise<{ auth: AuthInfo; keySet: RemoteKeySet }> {
   const { header, payload } = decodeToken(token);
   checkHeader(header, config.algorithms, config.strict);
   const issuer = checkIssuer(payload, config.issuers);
   const audience = checkAudience(payload, config.audiences);
 
-  const key = await (keySets.get(issuer) as RemoteKeySet).getKey(header);
+  const keySet = keySets.get(issuer) as RemoteKeySet;
+  const key = await keySet.getKey(header);
   try {
     await compactVerify(token, key, { algorithms: config.algorithmList as string[] });
   } catch (cause) {
@@ -200,7 +237,7 @@ async function verifyToken(
     organizationId: claims.organization_id,
   };
   Object.defineProperty(auth, 'token', { value: token, enumerable: false });
-  return Object.freeze(auth) as AuthInfo;
+  return { auth: Object.freeze(auth) as AuthInfo, keySet };
 }
 
 export type { Requirements, RejectionReason };

@@ -31,6 +31,7 @@ function setup(keys: VerifierOptions['keys'] = {}, extra: Partial<VerifierOption
     audience: AUDIENCE,
     jwksUri: jwks.url,
     keys: { cooldown: 30, ...keys },
+    cache: false, // these tests are about the key set; token-cache.test.ts covers the cache
     onRejected: (event) => events.push(event),
     ...extra,
   });

@@ -1,0 +1,142 @@
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { AuthError, createVerifier } from 'resource-guard';
+import type { RejectionEvent, VerifierOptions } from 'resource-guard';
+import { startJwksServer } from './helpers/jwks-server.ts';
+import type { JwksServer } from './helpers/jwks-server.ts';
+import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
+import type { TestKey } from './helpers/keys.ts';
+
+let jwks: JwksServer;
+let key: TestKey;
+let next: TestKey;
+
+beforeAll(async () => {
+  [key, next] = await Promise.all([makeKey('ES384'), makeKey('ES384')]);
+});
+beforeEach(async () => {
+  jwks = await startJwksServer([key.jwk]);
+});
+afterEach(async () => {
+  vi.useRealTimers();
+  vi.restoreAllMocks();
+  await jwks.close();
+});
+
+function setup(options: Partial<VerifierOptions> = {}) {
+  const events: RejectionEvent[] = [];
+  const verifier = createVerifier({
+    issuer: ISSUER,
+    audience: AUDIENCE,
+    jwksUri: jwks.url,
+    keys: { cooldown: 0 },
+    onRejected: (event) => events.push(event),
+    ...options,
+  });
+  return { verifier, events };
+}
+
+const reason = (promise: Promise<unknown>) =>
+  promise.then(
+    () => 'ok',
+    (error: unknown) => (error instanceof AuthError ? error.reason : String(error)),
+  );
+
+/** Counts signature verifications by watching WebCrypto. */
+function countVerifications() {
+  return vi.spyOn(crypto.subtle, 'verify');
+}
+
+describe('the verified-token cache', () => {
+  it('verifies a repeated token once, and still checks scopes on every request', async () => {
+    const { verifier } = setup();
+    const token = await mint(key, m2mClaims({ scope: 'read:products' }));
+    const verifications = countVerifications();
+    for (let i = 0; i < 10; i++) await verifier.verify(token, { scopes: ['read:products'] });
+    expect(verifications).toHaveBeenCalledTimes(1);
+    expect(await reason(verifier.verify(token, { scopes: ['write:products'] }))).toBe('insufficient_scope');
+  });
+
+  it('with cache: false verifies every time', async () => {
+    const { verifier } = setup({ cache: false });
+    const token = await mint(key);
+    const verifications = countVerifications();
+    for (let i = 0; i < 3; i++) await verifier.verify(token);
+    expect(verifications).toHaveBeenCalledTimes(3);
+  });
+
+  it('concurrent first sightings of one token share one verification', async () => {
+    const { verifier } = setup();
+    const token = await mint(key);
+    await verifier.verify(await mint(key)); // keys loaded
+    const verifications = countVerifications();
+    await Promise.all(Array.from({ length: 20 }, () => verifier.verify(token)));
+    expect(verifications).toHaveBeenCalledTimes(1);
+  });
+
+  it('never answers from the cache past the token’s exp', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    const { verifier } = setup({ clockTolerance: 0 });
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const token = await mint(key, m2mClaims({ exp }));
+    expect(await reason(verifier.verify(token))).toBe('ok');
+    vi.setSystemTime(exp * 1000 + 1);
+    expect(await reason(verifier.verify(token))).toBe('expired');
+  });
+
+  it('never answers from the cache past maxTokenAge', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    const { verifier } = setup({ clockTolerance: 0, maxTokenAge: 30 });
+    const token = await mint(key);
+    expect(await reason(verifier.verify(token))).toBe('ok');
+    vi.setSystemTime(Date.now() + 31_000);
+    expect(await reason(verifier.verify(token))).toBe('token_too_old');
+  });
+
+  it('never caches a failure', async () => {
+    const { verifier, events } = setup();
+    const expired = await mint(key, m2mClaims({ exp: 1 }));
+    for (let i = 0; i < 3; i++) expect(await reason(verifier.verify(expired))).toBe('expired');
+    expect(events).toHaveLength(3);
+  });
+
+  it('drops the entries of a key that leaves the JWKS', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    const { verifier } = setup({ keys: { maxAge: 60, cooldown: 0 } });
+    const oldToken = await mint(key);
+    expect(await reason(verifier.verify(oldToken))).toBe('ok');
+    jwks.keys = [next.jwk]; // rotated without grace
+    const newToken = await mint(next);
+    expect(await reason(verifier.verify(newToken))).toBe('ok'); // unknown kid → refetch
+    expect(await reason(verifier.verify(oldToken))).toBe('unknown_kid');
+  });
+
+  it('is bounded by maxEntries, oldest first', async () => {
+    const { verifier } = setup({ cache: { maxEntries: 2 } });
+    const tokens = await Promise.all([mint(key), mint(key), mint(key)]);
+    for (const token of tokens) await verifier.verify(token);
+    const verifications = countVerifications();
+    await verifier.verify(tokens[2] as string);
+    await verifier.verify(tokens[1] as string);
+    expect(verifications).toHaveBeenCalledTimes(0);
+    await verifier.verify(tokens[0] as string); // evicted
+    expect(verifications).toHaveBeenCalledTimes(1);
+  });
+
+  it('is bounded by maxBytes', async () => {
+    const { verifier } = setup({ cache: { maxBytes: 5000 } });
+    const tokens = await Promise.all(Array.from({ length: 5 }, () => mint(key)));
+    for (const token of tokens) await verifier.verify(token);
+    const verifications = countVerifications();
+    for (const token of tokens) await verifier.verify(token);
+    // ~1.6 KiB + 1 KiB overhead per entry: only the newest one or two fit in 5000 bytes.
+    expect(verifications.mock.calls.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('a token differing in one character is a different entry', async () => {
+    const { verifier } = setup();
+    const token = await mint(key);
+    await verifier.verify(token);
+    const last = token.at(-1) === 'A' ? 'B' : 'A';
+    expect(await reason(verifier.verify(token.slice(0, -1) + last))).toBe('bad_signature');
+  });
+});
