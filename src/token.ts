@@ -2,6 +2,9 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { JWTHeaderParameters, JWTPayload } from 'jose';
 import { Rejection } from './errors.ts';
 
+// Three unpadded base64url segments (RFC 7515 §7.1; the last is empty for alg none), nothing else.
+const COMPACT_JWS = /^[\w-]+\.[\w-]+\.[\w-]*$/;
+
 /** A token split and decoded, NOT verified. */
 export interface DecodedToken {
   readonly header: JWTHeaderParameters;
@@ -22,6 +25,9 @@ export function decodeToken(token: string): DecodedToken {
   const parts = token.split('.').length;
   if (parts === 5) throw new Rejection('encrypted_token');
   if (parts !== 3) throw new Rejection('malformed_token', { problem: `${parts} segments` });
+  if (!COMPACT_JWS.test(token)) {
+    throw new Rejection('malformed_token', { problem: 'characters outside base64url' });
+  }
   try {
     const header = decodeProtectedHeader(token) as JWTHeaderParameters;
     const payload = decodeJwt(token);

@@ -1,0 +1,124 @@
+/**
+ * In-process, interleaved: the node crypto.verify floor, jose's jwtVerify, and resource-guard with a
+ * first-seen token (the full verification path) and a repeat token (the verified-token cache), for
+ * ES384, RS256, ES256 and EdDSA. Prints µs/op (median of rounds) and ratios.
+ *
+ *   npm run bench:micro [-- --rounds 7 --ms 150]
+ */
+import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { jwtVerify } from 'jose';
+import { createVerifier } from 'resource-guard';
+import { ALGORITHMS, AUDIENCE, benchKey, benchToken, ISSUER, jwksServer } from './fixtures.ts';
+import type { BenchAlg } from './fixtures.ts';
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) {
+  args.set(process.argv[i]?.replace(/^--/, '') ?? '', process.argv[i + 1] ?? '');
+}
+const ROUNDS = Number(args.get('rounds') ?? 7);
+const ROUND_MS = Number(args.get('ms') ?? 150);
+
+type Op = () => unknown;
+
+/** µs per op of `op` run repeatedly for about ROUND_MS, awaiting it when it returns a promise. */
+async function measure(op: Op, isAsync: boolean): Promise<number> {
+  let n = 0;
+  const start = performance.now();
+  let now = start;
+  while (now - start < ROUND_MS) {
+    for (let i = 0; i < 16; i++) {
+      if (isAsync) await op();
+      else op();
+    }
+    n += 16;
+    now = performance.now();
+  }
+  return ((now - start) * 1000) / n;
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+};
+
+const NODE_PARAMS: Record<BenchAlg, [string | null, object]> = {
+  ES384: ['sha384', { dsaEncoding: 'ieee-p1363' }],
+  ES256: ['sha256', { dsaEncoding: 'ieee-p1363' }],
+  RS256: ['sha256', {}],
+  EdDSA: [null, {}],
+};
+
+export interface MicroRow {
+  alg: BenchAlg;
+  floor: number;
+  jose: number;
+  firstSeen: number;
+  repeat: number;
+}
+
+export async function runMicro(log = console.log): Promise<MicroRow[]> {
+  const keys = await Promise.all(ALGORITHMS.map((alg) => benchKey(alg)));
+  const { url, server } = await jwksServer(keys.map((k) => k.jwk));
+  const rows: MicroRow[] = [];
+  try {
+    for (const key of keys) {
+      const token = await benchToken(key);
+      const [h, p, s] = token.split('.') as [string, string, string];
+      const input = Buffer.from(`${h}.${p}`);
+      const signature = Buffer.from(s, 'base64url');
+      const keyObject = createPublicKey({ key: key.jwk as never, format: 'jwk' });
+      const [hash, extra] = NODE_PARAMS[key.alg];
+      const floorOp = () => {
+        if (!cryptoVerify(hash, input, { key: keyObject, ...extra } as never, signature)) {
+          throw new Error('floor: bad signature');
+        }
+      };
+      const joseOptions = {
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        typ: 'at+jwt',
+        algorithms: [key.alg],
+      };
+      const joseOp = () => jwtVerify(token, key.publicKey, joseOptions);
+      const common = { issuer: ISSUER, audience: AUDIENCE, jwksUri: url };
+      const uncached = createVerifier({ ...common, cache: false });
+      const cached = createVerifier(common);
+      const firstSeenOp = () => uncached.verify(token, { scopes: ['read:products'] });
+      const repeatOp = () => cached.verify(token, { scopes: ['read:products'] });
+      await firstSeenOp();
+      await repeatOp();
+
+      const samples = {
+        floor: [] as number[],
+        jose: [] as number[],
+        firstSeen: [] as number[],
+        repeat: [] as number[],
+      };
+      for (let round = 0; round < ROUNDS; round++) {
+        samples.floor.push(await measure(floorOp, false));
+        samples.jose.push(await measure(joseOp, true));
+        samples.firstSeen.push(await measure(firstSeenOp, true));
+        samples.repeat.push(await measure(repeatOp, true));
+      }
+      const row = {
+        alg: key.alg,
+        floor: median(samples.floor),
+        jose: median(samples.jose),
+        firstSeen: median(samples.firstSeen),
+        repeat: median(samples.repeat),
+      };
+      rows.push(row);
+      log(
+        `${row.alg.padEnd(6)} floor ${row.floor.toFixed(1).padStart(7)} µs | jose ${row.jose.toFixed(1).padStart(7)} µs (${(row.jose / row.floor).toFixed(2)}×) | ` +
+          `first-seen ${row.firstSeen.toFixed(1).padStart(7)} µs (${(row.firstSeen / row.floor).toFixed(2)}×) | repeat ${row.repeat.toFixed(2).padStart(6)} µs`,
+      );
+    }
+  } finally {
+    server.close();
+  }
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await runMicro();
+}
