@@ -1,0 +1,74 @@
+/**
+ * One server of the HTTP benchmark, started by bench/http.ts in its own process:
+ *   tsx bench/http-server.ts <express|koa|fastify> <bare|guarded|peer>
+ * with BENCH_ISSUER and BENCH_JWKS set. Prints `{"port":N}` once listening.
+ * Every variant serves GET /products; `guarded` requires read:products with resource-guard,
+ * `peer` (Express only) with express-oauth2-jwt-bearer.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import Fastify from 'fastify';
+import Koa from 'koa';
+import { createVerifier } from 'resource-guard';
+import { requireAuth as expressAuth } from 'resource-guard/express';
+import { requireAuth as fastifyAuth } from 'resource-guard/fastify';
+import { requireAuth as koaAuth } from 'resource-guard/koa';
+
+const [framework, variant] = process.argv.slice(2);
+const issuer = process.env.BENCH_ISSUER as string;
+const jwksUri = process.env.BENCH_JWKS as string;
+const audience = 'https://shopping.api';
+const products = [
+  { id: 'p-1', name: 'Espresso beans, 1 kg', price: 24.5 },
+  { id: 'p-2', name: 'Ceramic pour-over dripper', price: 19 },
+  { id: 'p-3', name: 'Burr grinder', price: 129 },
+];
+const verifier = createVerifier({ issuer, audience, jwksUri });
+const scopes = { scopes: ['read:products'] };
+
+async function start(): Promise<number> {
+  if (framework === 'express') {
+    const app = express();
+    app.disable('etag');
+    if (variant === 'guarded') app.use(expressAuth(verifier, scopes));
+    if (variant === 'peer') {
+      // Imported by a computed name: its global `Express.Request.auth` type would clash with ours.
+      const peer = 'express-oauth2-jwt-bearer';
+      const { auth, requiredScopes } = (await import(peer)) as {
+        auth: (o: object) => express.RequestHandler;
+        requiredScopes: (s: string) => express.RequestHandler;
+      };
+      app.use(auth({ issuer, audience, jwksUri, tokenSigningAlg: 'ES384' }));
+      app.use(requiredScopes('read:products'));
+    }
+    app.get('/products', (_req, res) => {
+      res.json(products);
+    });
+    return listen(createServer(app));
+  }
+  if (framework === 'koa') {
+    const app = new Koa();
+    if (variant === 'guarded') app.use(koaAuth(verifier, scopes));
+    app.use((ctx) => {
+      ctx.body = products;
+    });
+    return listen(createServer(app.callback()));
+  }
+  const app = Fastify();
+  app.get(
+    '/products',
+    variant === 'guarded' ? { onRequest: fastifyAuth(verifier, scopes) } : {},
+    async () => products,
+  );
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return (app.server.address() as AddressInfo).port;
+}
+
+async function listen(server: ReturnType<typeof createServer>): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+const port = await start();
+process.stdout.write(`${JSON.stringify({ port })}\n`);
