@@ -33,7 +33,11 @@ interface Server {
   readonly child: ChildProcess;
 }
 
-async function startServer(framework: string, variant: string, env: NodeJS.ProcessEnv): Promise<Server> {
+async function startServer(
+  framework: string,
+  variant: string,
+  env: NodeJS.ProcessEnv,
+): Promise<Server> {
   const entry = fileURLToPath(new URL('./http-server.ts', import.meta.url));
   const command = [process.execPath, '--import', 'tsx', entry, framework, variant];
   const child = hasTaskset
@@ -47,7 +51,11 @@ async function startServer(framework: string, variant: string, env: NodeJS.Proce
 /** One cursor for every run: a token is not sent again before all DISTINCT others were. */
 let next = 0;
 
-async function load(url: string, tokens: readonly string[] | undefined, seconds: number): Promise<number> {
+async function load(
+  url: string,
+  tokens: readonly string[] | undefined,
+  seconds: number,
+): Promise<number> {
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
@@ -74,7 +82,8 @@ async function load(url: string, tokens: readonly string[] | undefined, seconds:
   return result.requests.average;
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+const median = (values: number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
 export interface HttpRow {
   framework: string;
@@ -139,7 +148,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.log(
       `${row.framework}: bare ${row.bare.toFixed(0)}, repeat ${row.repeat.toFixed(0)} (${(row.repeat / row.bare).toFixed(3)}), ` +
         `distinct ${row.distinct.toFixed(0)} (${(row.distinct / row.bare).toFixed(3)})` +
-        (row.peer ? `, express-oauth2-jwt-bearer ${row.peer.toFixed(0)} (rg/peer ${(row.repeat / row.peer).toFixed(2)}×)` : ''),
+        (row.peer
+          ? `, express-oauth2-jwt-bearer ${row.peer.toFixed(0)} (rg/peer ${(row.repeat / row.peer).toFixed(2)}×)`
+          : ''),
     );
   }
 }

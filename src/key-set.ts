@@ -108,6 +108,22 @@ export class RemoteKeySet {
     return this.#snapshot?.kids;
   }
 
+  /**
+   * Whether the keys fetched so far may still vouch for a token at `now`: yes while younger than
+   * `maxAge`; yes while younger than `maxAge + maxStale`, starting a background refresh (back-off
+   * permitting); no after that, or before the first fetch.
+   */
+  vouches(now: number): boolean {
+    const snapshot = this.#snapshot;
+    if (snapshot === undefined) return false;
+    const age = now - snapshot.fetchedAt;
+    const { maxAge, maxStale } = this.#options;
+    if (age < maxAge * 1000) return true;
+    if (age >= (maxAge + maxStale) * 1000) return false;
+    if (now >= this.#retryAt) this.#refresh().catch(() => undefined);
+    return true;
+  }
+
   /** Calls `listener` with the new set of kids each time a refresh replaces the keys. */
   onRefresh(listener: (kids: ReadonlySet<string>) => void): void {
     this.#listeners.push(listener);
@@ -134,16 +150,7 @@ export class RemoteKeySet {
 
   async #usable(): Promise<Snapshot> {
     const snapshot = this.#snapshot;
-    if (snapshot !== undefined) {
-      const age = Date.now() - snapshot.fetchedAt;
-      const { maxAge, maxStale } = this.#options;
-      if (age < maxAge * 1000) return snapshot;
-      if (age < (maxAge + maxStale) * 1000) {
-        // Serve the last good keys now; refresh in the background (back-off permitting).
-        if (Date.now() >= this.#retryAt) this.#refresh().catch(() => undefined);
-        return snapshot;
-      }
-    }
+    if (snapshot !== undefined && this.vouches(Date.now())) return snapshot;
     return this.#refresh();
   }
 
@@ -173,7 +180,13 @@ export class RemoteKeySet {
         this.#snapshot = snapshot;
         this.#failures = 0;
         this.#retryAt = 0;
-        for (const listener of this.#listeners) listener(snapshot.kids);
+        for (const listener of this.#listeners) {
+          try {
+            listener(snapshot.kids);
+          } catch {
+            // A listener must not turn a good refresh into a failure.
+          }
+        }
         return snapshot;
       },
       (cause: unknown) => {
@@ -204,6 +217,11 @@ export class RemoteKeySet {
       fetch: this.#options.fetch,
     });
     const keys = usableKeys(document, url.href);
+    if (keys.length === 0) {
+      // An empty set would make every token unknown: treat it as a failed fetch and keep the last
+      // good keys (stale serving, back-off) instead.
+      throw new KeySourceError('invalid_document', 'no usable signing key in the set', url.href);
+    }
     const kids = new Set<string>();
     for (const key of keys) if (key.kid !== undefined) kids.add(key.kid);
     return { select: createLocalJWKSet({ keys }), kids, fetchedAt: Date.now() };

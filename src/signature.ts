@@ -47,15 +47,13 @@ function prepare(key: VerifyKey): PreparedKey | null {
         key instanceof nodeCrypto.KeyObject
           ? key
           : nodeCrypto.KeyObject.from(key as unknown as NodeCrypto.webcrypto.CryptoKey);
-      const details = keyObject.asymmetricKeyDetails;
+      const bits = keyObject.asymmetricKeyDetails?.modulusLength ?? 0;
       const rsa =
         keyObject.asymmetricKeyType === 'rsa' || keyObject.asymmetricKeyType === 'rsa-pss';
+      // RSA under 2048 bits is left to jose, which refuses it (RFC 7518 §3.3).
       entry =
-        keyObject.type === 'public'
-          ? {
-              key: keyObject,
-              inline: rsa && (details?.modulusLength ?? Infinity) <= MAX_INLINE_RSA_BITS,
-            }
+        keyObject.type === 'public' && !(rsa && bits < 2048)
+          ? { key: keyObject, inline: rsa && bits <= MAX_INLINE_RSA_BITS }
           : null;
     } catch {
       entry = null;

@@ -11,12 +11,13 @@ export interface ResolvedTokenCacheOptions {
   readonly maxBytes: number;
 }
 
-interface Entry<T> {
+export interface Entry<T, O> {
   readonly value: T;
   /** Milliseconds since the epoch after which the entry is never used. */
   readonly validUntil: number;
   readonly kid: string;
-  readonly owner: object;
+  /** The key set whose key verified the token. */
+  readonly owner: O;
   readonly bytes: number;
 }
 
@@ -29,8 +30,8 @@ const entryBytes = (token: string) => token.length * 2 + 1024;
  * signing key leaves the issuer's key set, and is evicted oldest-first past `maxEntries` or
  * `maxBytes`. Only successes are ever stored.
  */
-export class TokenCache<T> {
-  readonly #entries = new Map<string, Entry<T>>();
+export class TokenCache<T, O extends object> {
+  readonly #entries = new Map<string, Entry<T, O>>();
   readonly #options: ResolvedTokenCacheOptions;
   #bytes = 0;
 
@@ -42,17 +43,17 @@ export class TokenCache<T> {
     return this.#entries.size;
   }
 
-  get(token: string, now: number): T | undefined {
+  get(token: string, now: number): Entry<T, O> | undefined {
     const entry = this.#entries.get(token);
     if (entry === undefined) return undefined;
     if (now >= entry.validUntil) {
       this.#delete(token, entry);
       return undefined;
     }
-    return entry.value;
+    return entry;
   }
 
-  set(token: string, value: T, validUntil: number, kid: string, owner: object): void {
+  set(token: string, value: T, validUntil: number, kid: string, owner: O): void {
     const bytes = entryBytes(token);
     if (bytes > this.#options.maxBytes || this.#options.maxEntries === 0) return;
     const previous = this.#entries.get(token);
@@ -67,13 +68,13 @@ export class TokenCache<T> {
   }
 
   /** Drops every entry signed by `owner`'s keys whose kid is no longer in `kids`. */
-  retainKids(owner: object, kids: ReadonlySet<string>): void {
+  retainKids(owner: O, kids: ReadonlySet<string>): void {
     for (const [token, entry] of this.#entries) {
       if (entry.owner === owner && !kids.has(entry.kid)) this.#delete(token, entry);
     }
   }
 
-  #delete(token: string, entry: Entry<T>): void {
+  #delete(token: string, entry: Entry<T, O>): void {
     this.#entries.delete(token);
     this.#bytes -= entry.bytes;
   }

@@ -92,7 +92,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const config = resolveOptions(options);
   const keySets = createKeySets(config);
   const challenge = { realm: config.realm };
-  const cache = config.cache === false ? undefined : new TokenCache<AuthInfo>(config.cache);
+  const cache =
+    config.cache === false ? undefined : new TokenCache<AuthInfo, RemoteKeySet>(config.cache);
   if (cache !== undefined) {
     for (const keySet of new Set(keySets.values())) {
       keySet.onRefresh((kids) => cache.retainKids(keySet, kids));
@@ -102,8 +103,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const pending = new Map<string, Promise<AuthInfo>>();
 
   const authenticateToken = (token: string): AuthInfo | Promise<AuthInfo> => {
-    const cached = cache?.get(token, Date.now());
-    if (cached !== undefined) return cached;
+    const now = Date.now();
+    const cached = cache?.get(token, now);
+    // A hit still asks its key set whether the keys may vouch for it: that keeps refreshes going
+    // (so a removed key reaches cached tokens) and stops hits once the keys are too stale.
+    if (cached !== undefined && cached.owner.vouches(now)) return cached.value;
     let inflight = pending.get(token);
     if (inflight === undefined) {
       inflight = verifyToken(token, config, keySets).then(({ auth, keySet }) => {
@@ -171,8 +175,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
 
 function report(config: ResolvedOptions, error: AuthError): void {
   if (config.onRejected === undefined) return;
+  // A failing hook, synchronous or async, must not change the answer or crash the process.
   try {
-    config.onRejected({
+    const result: unknown = config.onRejected({
       reason: error.reason,
       code: error.code,
       status: error.status,
@@ -180,8 +185,9 @@ function report(config: ResolvedOptions, error: AuthError): void {
       details: error.details,
       ...(error.cause === undefined ? {} : { cause: error.cause }),
     });
+    if (result instanceof Promise) result.catch(() => undefined);
   } catch {
-    // A failing hook must not change the answer.
+    // ignored
   }
 }
 

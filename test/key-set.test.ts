@@ -219,6 +219,35 @@ describe('outages (real local server)', () => {
     expect((events[0]?.cause as KeySourceError).code).toBe(code);
   });
 
+  it('a set with no usable key is a failed fetch: the last good keys keep serving', async () => {
+    const time = clock();
+    const { verifier, events } = setup({ maxAge: 60, cooldown: 0 });
+    const token = await mint(key, m2mClaims({ exp: Math.floor(Date.now() / 1000) + 7200 }));
+    expect(await outcome(verifier.verify(token))).toBe('ok');
+    jwks.keys = [];
+    time.advance(61);
+    expect(await outcome(verifier.verify(token))).toBe('ok');
+    await vi.waitFor(() => expect(jwks.hits).toBe(2));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await outcome(verifier.verify(token))).toBe('ok');
+    expect(events).toHaveLength(0);
+  });
+
+  it('refuses RSA keys under 2048 bits', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pair = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const jwk = { ...pair.publicKey.export({ format: 'jwk' }), kid: 'weak', alg: 'RS256' };
+    jwks.keys = [jwk];
+    // jose will not even sign with it: sign by hand.
+    const { sign } = await import('node:crypto');
+    const encode = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const input = `${encode({ alg: 'RS256', typ: 'at+jwt', kid: 'weak' })}.${encode(m2mClaims())}`;
+    const token = `${input}.${sign('sha256', Buffer.from(input), pair.privateKey).toString('base64url')}`;
+    const { verifier, events } = setup();
+    expect(await outcome(verifier.verify(token))).toBe('401 bad_signature');
+    expect(events[0]?.reason).toBe('bad_signature');
+  });
+
   it('ignores private, symmetric, encryption and unsupported keys in the set', async () => {
     const { exportJWK, generateKeyPair } = await import('jose');
     const pair = await generateKeyPair('ES384', { extractable: true });

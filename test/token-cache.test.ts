@@ -142,4 +142,31 @@ describe('the verified-token cache', () => {
     const last = token.at(-1) === 'A' ? 'B' : 'A';
     expect(await reason(verifier.verify(token.slice(0, -1) + last))).toBe('bad_signature');
   });
+
+  it('a cached token stops working once its key leaves the JWKS, with no other traffic', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    const { verifier } = setup({ keys: { maxAge: 600, cooldown: 0 } });
+    const token = await mint(key, m2mClaims({ exp: Math.floor(Date.now() / 1000) + 7200 }));
+    expect(await reason(verifier.verify(token))).toBe('ok');
+    jwks.keys = [next.jwk];
+    vi.setSystemTime(Date.now() + 601_000);
+    expect(await reason(verifier.verify(token))).toBe('ok'); // stale keys vouch; refresh starts
+    await vi.waitFor(() => expect(jwks.hits).toBe(2));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await reason(verifier.verify(token))).toBe('unknown_kid');
+  });
+
+  it('keeps answering from the cache through a JWKS outage, until maxStale', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    const { verifier } = setup({ keys: { maxAge: 60, maxStale: 600, cooldown: 0 } });
+    const token = await mint(key, m2mClaims({ exp: Math.floor(Date.now() / 1000) + 7200 }));
+    await verifier.verify(token);
+    jwks.behave((_req, res) => res.writeHead(503).end());
+    const verifications = countVerifications();
+    vi.setSystemTime(Date.now() + 120_000);
+    for (let i = 0; i < 5; i++) expect(await reason(verifier.verify(token))).toBe('ok');
+    expect(verifications).toHaveBeenCalledTimes(0);
+    vi.setSystemTime(Date.now() + 600_000); // past maxAge + maxStale
+    expect(await reason(verifier.verify(token))).toBe('keys_unavailable');
+  });
 });

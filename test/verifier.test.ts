@@ -425,6 +425,22 @@ describe('the challenge', () => {
   });
 });
 
+describe('an async hook that rejects', () => {
+  it('neither changes the answer nor leaves an unhandled rejection', async () => {
+    const verifier = createVerifier({
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      jwksUri: jwks.url,
+      onRejected: async () => {
+        throw new Error('log sink down');
+      },
+    });
+    const error = await rejection(verifier.verify('opaque'));
+    expect(error.reason).toBe('opaque_token');
+    await new Promise((r) => setTimeout(r, 20)); // vitest fails the run on an unhandled rejection
+  });
+});
+
 describe('a hook that throws', () => {
   it('does not change the answer', async () => {
     const verifier = createVerifier({
