@@ -18,13 +18,16 @@ export function createApp(verifier: Verifier, store = new ProductStore()): Koa {
   const app = new Koa();
   const router = new Router();
 
-  // Bad JSON and oversized bodies become a 4xx; anything else a bare 500. Never a stack trace.
+  // Bad JSON, oversized bodies and unparseable URLs become a 4xx; anything else a bare 500.
+  // Never a stack trace.
   app.use(async (ctx, next) => {
     try {
       await next();
     } catch (error) {
-      const status = Number((error as { status?: unknown }).status);
-      ctx.status = status >= 400 && status < 500 ? status : 500;
+      const { status, code } = error as { status?: unknown; code?: unknown };
+      // A request line Koa cannot parse as a URL surfaces here as ERR_INVALID_URL: the client's fault.
+      const clientFault = code === 'ERR_INVALID_URL' ? 400 : Number(status);
+      ctx.status = clientFault >= 400 && clientFault < 500 ? clientFault : 500;
       ctx.body =
         ctx.status === 500
           ? { error: 'server_error' }

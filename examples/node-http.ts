@@ -41,9 +41,9 @@ export function createHandler(verifier: Verifier, store = new ProductStore()) {
   const write = verifier.guard({ scopes: ['write:products'] });
 
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const { pathname } = new URL(req.url ?? '/', 'http://localhost');
-    const item = /^\/products\/([^/]+)$/.exec(pathname);
     try {
+      const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+      const item = /^\/products\/([^/]+)$/.exec(pathname);
       if (req.method === 'GET' && pathname === '/health') return json(res, 200, { status: 'ok' });
       if (req.method === 'GET' && pathname === '/products') {
         const auth = await read(req);
@@ -72,6 +72,7 @@ export function createHandler(verifier: Verifier, store = new ProductStore()) {
       return json(res, 404, { error: 'not_found' });
     } catch (error) {
       if (error instanceof AuthError) return sendAuthError(res, error);
+      if (error instanceof TypeError) return json(res, 400, { error: 'invalid_request' }); // bad URL
       return json(res, 500, { error: 'server_error' });
     }
   };

@@ -9,12 +9,29 @@
  */
 import { once } from 'node:events';
 import { createServer } from 'node:http';
+import { Readable } from 'node:stream';
 import type { Server } from 'node:http';
 import { AuthError, authErrorResponse } from 'resource-guard';
 import type { Verifier } from 'resource-guard';
 import { runIfMain, verifierFromConfig } from './config.ts';
 import type { ApiConfig } from './config.ts';
 import { parseNewProduct, ProductStore } from './products.ts';
+
+/** The body as text, refusing more than `limit` bytes without reading past them. */
+async function readText(request: Request, limit: number): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body?.getReader();
+  for (let read = await reader?.read(); read && !read.done; read = await reader?.read()) {
+    size += read.value.byteLength;
+    if (size > limit) {
+      await reader?.cancel();
+      throw new Error('body too large');
+    }
+    chunks.push(read.value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 export function createHandle(verifier: Verifier, store = new ProductStore()) {
   const read = verifier.guard({ scopes: ['read:products'] });
@@ -37,11 +54,9 @@ export function createHandle(verifier: Verifier, store = new ProductStore()) {
       }
       if (request.method === 'POST' && pathname === '/products') {
         await write(request); // before the body is read
-        const text = await request.text();
         let body: unknown;
         try {
-          if (text.length > 16 * 1024) throw new Error('too large');
-          body = JSON.parse(text);
+          body = JSON.parse(await readText(request, 16 * 1024));
         } catch {
           return Response.json(
             { error: 'invalid_request', error_description: 'Malformed request body' },
@@ -68,19 +83,25 @@ export function createHandle(verifier: Verifier, store = new ProductStore()) {
 /** node:http → Web `Request` → `handle` → node:http. Not needed on Bun, Deno or Hono. */
 export function nodeServer(handle: (request: Request) => Promise<Response>): Server {
   return createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
-    const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
-      method: req.method ?? 'GET',
-      // rawHeaders keeps repeated headers, which req.headers would silently drop.
-      headers: req.rawHeaders.flatMap((value, i, all): [string, string][] =>
-        i % 2 === 0 ? [[value, all[i + 1] ?? '']] : [],
-      ),
-      ...(req.method === 'GET' || req.method === 'HEAD' ? {} : { body: Buffer.concat(chunks) }),
-    });
-    const response = await handle(request);
-    res.writeHead(response.status, Object.fromEntries(response.headers));
-    res.end(Buffer.from(await response.arrayBuffer()));
+    try {
+      const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+      const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
+        method: req.method ?? 'GET',
+        // rawHeaders keeps repeated headers, which req.headers would silently drop.
+        headers: req.rawHeaders.flatMap((value, i, all): [string, string][] =>
+          i % 2 === 0 ? [[value, all[i + 1] ?? '']] : [],
+        ),
+        // Streamed, not buffered: the handler reads it only after authentication.
+        ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
+      } as RequestInit);
+      const response = await handle(request);
+      res.writeHead(response.status, Object.fromEntries(response.headers));
+      res.end(Buffer.from(await response.arrayBuffer()));
+    } catch {
+      // An unparseable URL or header: the request never reaches the handler.
+      if (!res.headersSent) res.writeHead(400, { 'content-type': 'application/json' });
+      res.end('{"error":"invalid_request"}');
+    }
   });
 }
 

@@ -1,4 +1,4 @@
-import { fetchJson, KeySourceError } from './fetch-json.ts';
+import { fetchJson, isLoopback, KeySourceError } from './fetch-json.ts';
 
 export interface DiscoveryOptions {
   readonly timeout: number;
@@ -70,10 +70,8 @@ async function discover(issuer: string, options: DiscoveryOptions): Promise<URL>
   }
   const jwksUri = new URL(metadata.jwks_uri);
   const issuerProtocol = new URL(issuer).protocol;
-  if (
-    jwksUri.protocol !== 'https:' &&
-    !(jwksUri.protocol === 'http:' && issuerProtocol === 'http:')
-  ) {
+  const plainAllowed = issuerProtocol === 'http:' || isLoopback(jwksUri);
+  if (jwksUri.protocol !== 'https:' && !(jwksUri.protocol === 'http:' && plainAllowed)) {
     throw new KeySourceError('invalid_document', 'jwks_uri must use https', url.href);
   }
   return jwksUri;

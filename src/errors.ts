@@ -152,6 +152,11 @@ export class AuthError extends Error {
   readonly description: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly details: Readonly<Record<string, unknown>>;
+  /**
+   * For Koa's and http-errors' conventions: a 4xx description is safe to show (and Koa then does
+   * not log the stack of every rejected request).
+   */
+  readonly expose: boolean;
 
   constructor(reason: RejectionReason, init: AuthErrorInit = {}) {
     const info = REASONS[reason];
@@ -162,6 +167,12 @@ export class AuthError extends Error {
     this.description = info.description;
     this.details = Object.freeze({ ...init.details });
     this.headers = Object.freeze(buildHeaders(info, init));
+    this.expose = info.status < 500;
+  }
+
+  /** The same as `status`, for Fastify's and other frameworks' error handlers. */
+  get statusCode(): number {
+    return this.status;
   }
 
   /** The JSON body to send: `{ error, error_description }`. */
@@ -178,14 +189,16 @@ function buildHeaders(info: ReasonInfo, init: AuthErrorInit): Record<string, str
   }
   const params: string[] = [];
   const { realm, resourceMetadata } = init.challenge ?? {};
-  if (realm !== undefined) params.push(`realm="${realm}"`);
+  // Values that would break the quoted header value are left out rather than sent.
+  const safe = (value: string | undefined): value is string =>
+    value !== undefined && isSafeQuotedValue(value);
+  if (safe(realm)) params.push(`realm="${realm}"`);
   if (info.code !== 'missing_token') {
     params.push(`error="${info.code}"`, `error_description="${info.description}"`);
   }
-  if (info.code === 'insufficient_scope' && init.scopes && init.scopes.length > 0) {
-    params.push(`scope="${init.scopes.join(' ')}"`);
-  }
-  if (resourceMetadata !== undefined) params.push(`resource_metadata="${resourceMetadata}"`);
+  const scope = init.scopes?.join(' ');
+  if (info.code === 'insufficient_scope' && scope && safe(scope)) params.push(`scope="${scope}"`);
+  if (safe(resourceMetadata)) params.push(`resource_metadata="${resourceMetadata}"`);
   headers['www-authenticate'] = params.length > 0 ? `Bearer ${params.join(', ')}` : 'Bearer';
   return headers;
 }
@@ -200,10 +213,34 @@ export function isSafeQuotedValue(value: string): boolean {
  * with the configured challenge and reports it to `onRejected`.
  */
 export class Rejection {
+  readonly details: Readonly<Record<string, unknown>> | undefined;
   constructor(
     readonly reason: RejectionReason,
-    readonly details?: Readonly<Record<string, unknown>>,
+    details?: Readonly<Record<string, unknown>>,
     readonly cause?: unknown,
     readonly retryAfter?: number,
-  ) {}
+  ) {
+    // Details often quote the token's own (attacker-chosen) values: bound them before they reach
+    // a log hook.
+    this.details =
+      details === undefined ? undefined : (clip(details, 0) as Record<string, unknown>);
+  }
+}
+
+const MAX_DETAIL_STRING = 200;
+const MAX_DETAIL_ITEMS = 10;
+
+function clip(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') {
+    return value.length > MAX_DETAIL_STRING ? `${value.slice(0, MAX_DETAIL_STRING)}…` : value;
+  }
+  if (value === null || typeof value !== 'object') return value;
+  if (depth > 2) return '[…]';
+  if (Array.isArray(value)) {
+    return value.slice(0, MAX_DETAIL_ITEMS).map((item) => clip(item, depth + 1));
+  }
+  const entries = Object.entries(value).slice(0, MAX_DETAIL_ITEMS);
+  return Object.fromEntries(
+    entries.map(([key, item]) => [clip(key, depth + 1), clip(item, depth + 1)]),
+  );
 }

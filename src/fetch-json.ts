@@ -107,3 +107,9 @@ async function readLimited(response: Response, maxBytes: number, url: URL): Prom
   }
   return new TextDecoder().decode(body);
 }
+
+/** 127.0.0.0/8, ::1 or localhost. */
+export function isLoopback(url: URL): boolean {
+  const host = url.hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

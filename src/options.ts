@@ -1,6 +1,7 @@
 import type { RejectionEvent } from './verifier.ts';
 import type { KeySetOptions, ResolvedKeySetOptions } from './key-set.ts';
 import { isSafeQuotedValue } from './errors.ts';
+import { isLoopback } from './fetch-json.ts';
 import type { Requirements } from './claims.ts';
 import type { ResolvedTokenCacheOptions, TokenCacheOptions } from './token-cache.ts';
 
@@ -112,10 +113,16 @@ function stringList(value: unknown, name: string): string[] {
   return [...(list as string[])];
 }
 
-function seconds(value: unknown, name: string, fallback: number | undefined, min = 0) {
+function seconds(
+  value: unknown,
+  name: string,
+  fallback: number | undefined,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+) {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    fail(`\`${name}\` must be a finite number of seconds >= ${min}`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    fail(`\`${name}\` must be a number of seconds from ${min} to ${max}`);
   }
   return value;
 }
@@ -144,6 +151,15 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
   for (const issuer of issuers) httpUrl(issuer, 'issuer');
   const audiences = stringList(options.audience, 'audience');
   const jwksUri = options.jwksUri === undefined ? undefined : httpUrl(options.jwksUri, 'jwksUri');
+  if (
+    jwksUri?.protocol === 'http:' &&
+    !isLoopback(jwksUri) &&
+    issuers.some((i) => new URL(i).protocol === 'https:')
+  ) {
+    // Keys over plain HTTP could be swapped in transit: only for an http (development) issuer,
+    // or from this machine itself.
+    fail('`jwksUri` must use https when an issuer does (http is allowed on loopback)');
+  }
 
   const algorithms = options.algorithms ?? DEFAULT_ALGORITHMS;
   if (!Array.isArray(algorithms) || algorithms.length === 0) {
@@ -175,8 +191,10 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
   if (options.fetch !== undefined && typeof options.fetch !== 'function') {
     fail('`fetch` must be a function');
   }
+  if (options.keys !== undefined && (typeof options.keys !== 'object' || options.keys === null)) {
+    fail('`keys` must be an object');
+  }
   const keys = { ...options.keys };
-  if (typeof keys !== 'object') fail('`keys` must be an object');
 
   const cacheInput = options.cache ?? {};
   if (cacheInput !== false && (typeof cacheInput !== 'object' || cacheInput === null)) {
@@ -205,7 +223,7 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
     keys: {
       maxAge: seconds(keys.maxAge, 'keys.maxAge', 600) as number,
       cooldown: seconds(keys.cooldown, 'keys.cooldown', 30) as number,
-      timeout: seconds(keys.timeout, 'keys.timeout', 5, 0.001) as number,
+      timeout: seconds(keys.timeout, 'keys.timeout', 5, 0.001, 600) as number,
       maxStale: seconds(keys.maxStale, 'keys.maxStale', 43_200) as number,
       fetch: options.fetch ?? ((...args) => globalThis.fetch(...args)),
     },

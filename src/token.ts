@@ -28,6 +28,11 @@ export function decodeToken(token: string): DecodedToken {
   if (!COMPACT_JWS.test(token)) {
     throw new Rejection('malformed_token', { problem: 'characters outside base64url' });
   }
+  if (!isCanonicalBase64url(token.slice(token.lastIndexOf('.') + 1))) {
+    // One signature, one spelling: otherwise a valid token has variants (differing only in unused
+    // trailing bits) that would each take a verified-token cache entry.
+    throw new Rejection('malformed_token', { problem: 'non-canonical signature encoding' });
+  }
   try {
     const header = decodeProtectedHeader(token) as JWTHeaderParameters;
     const payload = decodeJwt(token);
@@ -39,6 +44,17 @@ export function decodeToken(token: string): DecodedToken {
       cause,
     );
   }
+}
+
+const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** Unpadded base64url whose unused trailing bits are zero (RFC 4648 §3.5). */
+function isCanonicalBase64url(segment: string): boolean {
+  const rest = segment.length % 4;
+  if (rest === 1) return false;
+  if (rest === 0) return true;
+  const last = B64URL.indexOf(segment[segment.length - 1] as string);
+  return (last & (rest === 2 ? 0x0f : 0x03)) === 0;
 }
 
 const KEY_HEADERS = ['jku', 'x5u', 'jwk'] as const;

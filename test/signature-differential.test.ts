@@ -103,6 +103,12 @@ function mutate(token: string, m: Mutation): string {
   }
 }
 
+function canonicalSignature(token: string): boolean {
+  const signature = token.slice(token.lastIndexOf('.') + 1);
+  const respelled = Buffer.from(signature, 'base64url').toString('base64url');
+  return respelled === signature;
+}
+
 const decide = (promise: Promise<unknown>) =>
   promise.then(
     () => true,
@@ -184,7 +190,10 @@ describe('node:crypto signatures decide exactly as jose does', () => {
           );
           const ours = await decide(verifier.verify(token));
           if (ours) accepted++;
-          expect(ours).toBe(await reference(token));
+          // One deliberate difference: a signature spelled with unused trailing bits set is
+          // refused (jose accepts it), so that a token has exactly one spelling.
+          const expected = canonicalSignature(token) ? await reference(token) : false;
+          expect(ours).toBe(expected);
         },
       ),
       { numRuns: 1500, seed: 8725 },

@@ -293,6 +293,16 @@ const hostile: HostileCase[] = [
     reason: 'encrypted_token',
   },
   {
+    name: 'a non-canonical spelling of a valid signature (unused trailing bits set)',
+    token: async () => {
+      const token = await mint(rs256); // 256-byte signature: 342 chars, 4 unused bits at the end
+      const last = token.at(-1) as string;
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      return token.slice(0, -1) + alphabet[alphabet.indexOf(last) | 1];
+    },
+    reason: 'malformed_token',
+  },
+  {
     name: 'segments that are not JSON',
     token: async () => 'bm90IGpzb24.bm90IGpzb24.c2ln',
     reason: 'malformed_token',
@@ -422,6 +432,29 @@ describe('the challenge', () => {
     expect(bad.headers['www-authenticate']).toMatch(
       /^Bearer realm="shopping", error="invalid_token"/,
     );
+  });
+});
+
+describe('what operators see', () => {
+  it('bounds the attacker-chosen values quoted in details', async () => {
+    const { verifier, events } = verifierFor();
+    const long = `https://${'a'.repeat(5000)}.example/oidc`;
+    await rejection(verifier.verify(await mint(es384, m2mClaims({ iss: long }))));
+    const actual = events[0]?.details.actual as string;
+    expect(actual.length).toBeLessThanOrEqual(201);
+    expect(long.startsWith(actual.slice(0, -1))).toBe(true);
+  });
+
+  it('an AuthError built by hand never puts an unsafe value into its challenge', () => {
+    const error = new AuthError('insufficient_scope', {
+      scopes: ['read"products'],
+      challenge: { realm: 'a\r\nSet-Cookie: x=1' },
+    });
+    expect(error.headers['www-authenticate']).toBe(
+      'Bearer error="insufficient_scope", error_description="The access token lacks the required scope"',
+    );
+    expect(error.statusCode).toBe(403);
+    expect(error.expose).toBe(true);
   });
 });
 

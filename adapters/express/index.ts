@@ -41,15 +41,17 @@ export function requireAuth(verifier: Verifier, options: RequireAuthOptions = {}
   const guard = verifier.guard(options);
   const forward = options.errors === 'next';
   return (req, res, next) => {
-    guard(req).then(
-      (auth) => {
-        req.auth = auth;
-        next();
-      },
-      (error: unknown) => {
-        if (forward || !(error instanceof AuthError)) return next(error);
-        res.status(error.status).set(error.headers).json(error.body);
-      },
-    );
+    guard(req)
+      .then(
+        (auth) => {
+          req.auth = auth;
+          next();
+        },
+        (error: unknown) => {
+          if (forward || !(error instanceof AuthError)) return next(error);
+          res.status(error.status).set(error.headers).json(error.body);
+        },
+      )
+      .catch(next);
   };
 }

@@ -4,6 +4,7 @@
  * (Logto-shaped) through its token endpoint; hostile tokens are signed with its real keys.
  */
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { createHmac } from 'node:crypto';
 import { importJWK, SignJWT } from 'jose';
 import type { JWK, JWTPayload } from 'jose';
@@ -234,6 +235,28 @@ describe.each(targets)('adapter contract: $name', (target) => {
       /^Bearer error="invalid_request", error_description="[^"]+"$/,
     );
     expect(answer.body?.error).toBe('invalid_request');
+  });
+
+  it('a hostile request line or an oversized body gets a 4xx, and the server lives on', async () => {
+    const { port } = new URL(api.url);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.end('GET http://[ HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n');
+      });
+      let text = '';
+      socket.on('data', (chunk) => (text += chunk.toString()));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 4\d\d /);
+    const huge = await send(`${api.url}/products`, {
+      method: 'POST',
+      headers: { ...bearer(writerToken), 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'x'.repeat(100_000), price: 1 }),
+    });
+    expect(huge.status).toBeGreaterThanOrEqual(400);
+    expect(huge.status).toBeLessThan(500);
+    expect((await send(`${api.url}/health`)).status).toBe(200);
   });
 
   it('accepts the scheme in any case', async () => {
