@@ -251,6 +251,16 @@ const hostile: HostileCase[] = [
     reason: 'missing_claim',
   },
   {
+    name: 'client_id that is not a string',
+    token: async () => mint(es384, m2mClaims({ client_id: 123 })),
+    reason: 'invalid_claim',
+  },
+  {
+    name: 'organization_id that is not a string',
+    token: async () => mint(es384, m2mClaims({ organization_id: 42 })),
+    reason: 'invalid_claim',
+  },
+  {
     name: 'scope that is not a string',
     token: async () => mint(es384, m2mClaims({ scope: ['read:products'] })),
     reason: 'invalid_claim',
