@@ -54,6 +54,35 @@ export interface MicroRow {
   jose: number;
   firstSeen: number;
   repeat: number;
+  /** Synchronous crypto calls on the event loop during 300 first-seen verifications. */
+  syncCrypto: { calls: number; p50: number; max: number };
+}
+
+/**
+ * Watches node:crypto's `verify` while `work` runs: the durations (µs) of the calls made
+ * synchronously on the event loop (a call with a callback runs on the thread pool: not counted).
+ */
+async function syncCryptoCalls(work: () => Promise<unknown>): Promise<number[]> {
+  const nodeCrypto = process.getBuiltinModule('node:crypto') as {
+    verify: (...args: unknown[]) => unknown;
+  };
+  const original = nodeCrypto.verify;
+  const durations: number[] = [];
+  nodeCrypto.verify = function (this: unknown, ...args: unknown[]) {
+    if (typeof args[4] === 'function') return original.apply(this, args);
+    const started = performance.now();
+    try {
+      return original.apply(this, args);
+    } finally {
+      durations.push((performance.now() - started) * 1000);
+    }
+  };
+  try {
+    await work();
+  } finally {
+    nodeCrypto.verify = original;
+  }
+  return durations;
 }
 
 export async function runMicro(log = console.log): Promise<MicroRow[]> {
@@ -100,17 +129,26 @@ export async function runMicro(log = console.log): Promise<MicroRow[]> {
         samples.firstSeen.push(await measure(firstSeenOp, true));
         samples.repeat.push(await measure(repeatOp, true));
       }
+      const syncCalls = await syncCryptoCalls(async () => {
+        for (let i = 0; i < 300; i++) await firstSeenOp();
+      });
       const row = {
         alg: key.alg,
         floor: median(samples.floor),
         jose: median(samples.jose),
         firstSeen: median(samples.firstSeen),
         repeat: median(samples.repeat),
+        syncCrypto: {
+          calls: syncCalls.length,
+          p50: syncCalls.length ? median(syncCalls) : 0,
+          max: Math.max(0, ...syncCalls),
+        },
       };
       rows.push(row);
       log(
         `${row.alg.padEnd(6)} floor ${row.floor.toFixed(1).padStart(7)} µs | jose ${row.jose.toFixed(1).padStart(7)} µs (${(row.jose / row.floor).toFixed(2)}×) | ` +
-          `first-seen ${row.firstSeen.toFixed(1).padStart(7)} µs (${(row.firstSeen / row.floor).toFixed(2)}×) | repeat ${row.repeat.toFixed(2).padStart(6)} µs`,
+          `first-seen ${row.firstSeen.toFixed(1).padStart(7)} µs (${(row.firstSeen / row.floor).toFixed(2)}×) | repeat ${row.repeat.toFixed(2).padStart(6)} µs | ` +
+          `sync crypto on the loop: ${row.syncCrypto.calls} calls, p50 ${row.syncCrypto.p50.toFixed(0)} µs, max ${row.syncCrypto.max.toFixed(0)} µs`,
       );
     }
   } finally {

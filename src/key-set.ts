@@ -2,6 +2,7 @@ import { createLocalJWKSet, errors as joseErrors } from 'jose';
 import type { JWK, JWTHeaderParameters } from 'jose';
 import { Rejection } from './errors.ts';
 import { fetchJson, KeySourceError } from './fetch-json.ts';
+import type { VerifyKey } from './signature.ts';
 
 /** The key-set cache's settings. Every duration is in seconds. */
 export interface KeySetOptions {
@@ -37,13 +38,13 @@ export const MAX_JWKS_BYTES = 256 * 1024;
 /** Largest number of keys accepted in one set. */
 export const MAX_JWKS_KEYS = 100;
 
-type VerifyKey = Awaited<ReturnType<ReturnType<typeof createLocalJWKSet>>>;
-
 /** One successfully fetched key set. */
 interface Snapshot {
   readonly select: ReturnType<typeof createLocalJWKSet>;
   readonly kids: ReadonlySet<string>;
   readonly fetchedAt: number;
+  /** Keys already selected, by `alg kid`, so a known key is found without a promise. */
+  readonly selected: Map<string, VerifyKey>;
 }
 
 const ASYMMETRIC_CURVES: Readonly<Record<string, readonly string[]>> = {
@@ -129,8 +130,20 @@ export class RemoteKeySet {
     this.#listeners.push(listener);
   }
 
-  /** The verification key for a token header. Throws a {@link Rejection}. */
-  async getKey(header: JWTHeaderParameters): Promise<VerifyKey> {
+  /**
+   * The verification key for a token header; synchronous when the key was selected before and the
+   * keys are fresh. Throws (or rejects with) a {@link Rejection}.
+   */
+  getKey(header: JWTHeaderParameters): VerifyKey | Promise<VerifyKey> {
+    const snapshot = this.#snapshot;
+    if (snapshot !== undefined && header.kid !== undefined && this.vouches(Date.now())) {
+      const known = snapshot.selected.get(`${header.alg} ${header.kid}`);
+      if (known !== undefined) return known;
+    }
+    return this.#selectKey(header);
+  }
+
+  async #selectKey(header: JWTHeaderParameters): Promise<VerifyKey> {
     let snapshot = await this.#usable();
     const { kid } = header;
     if (kid !== undefined && !snapshot.kids.has(kid)) {
@@ -138,7 +151,9 @@ export class RemoteKeySet {
       if (!snapshot.kids.has(kid)) throw new Rejection('unknown_kid', { kid });
     }
     try {
-      return await snapshot.select(header);
+      const key = await snapshot.select(header);
+      if (kid !== undefined) snapshot.selected.set(`${header.alg} ${kid}`, key);
+      return key;
     } catch (cause) {
       const details =
         cause instanceof joseErrors.JWKSMultipleMatchingKeys
@@ -224,6 +239,11 @@ export class RemoteKeySet {
     }
     const kids = new Set<string>();
     for (const key of keys) if (key.kid !== undefined) kids.add(key.kid);
-    return { select: createLocalJWKSet({ keys }), kids, fetchedAt: Date.now() };
+    return {
+      select: createLocalJWKSet({ keys }),
+      kids,
+      fetchedAt: Date.now(),
+      selected: new Map(),
+    };
   }
 }

@@ -1,4 +1,4 @@
-import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { base64url } from 'jose';
 import type { JWTHeaderParameters, JWTPayload } from 'jose';
 import { Rejection } from './errors.ts';
 
@@ -33,16 +33,30 @@ export function decodeToken(token: string): DecodedToken {
     // trailing bits) that would each take a verified-token cache entry.
     throw new Rejection('malformed_token', { problem: 'non-canonical signature encoding' });
   }
+  const first = token.indexOf('.');
+  const second = token.indexOf('.', first + 1);
+  const header = jsonObject(token.slice(0, first));
+  const payload = jsonObject(token.slice(first + 1, second));
+  if (header === undefined || payload === undefined) {
+    throw new Rejection('malformed_token', { problem: 'segments are not base64url JSON objects' });
+  }
+  return { header: header as JWTHeaderParameters, payload: payload as JWTPayload };
+}
+
+const hasBuffer = typeof globalThis.Buffer === 'function';
+
+/** A base64url segment's JSON object, or `undefined`. Buffer where there is one, else jose. */
+function jsonObject(segment: string): Record<string, unknown> | undefined {
   try {
-    const header = decodeProtectedHeader(token) as JWTHeaderParameters;
-    const payload = decodeJwt(token);
-    return { header, payload };
-  } catch (cause) {
-    throw new Rejection(
-      'malformed_token',
-      { problem: 'segments are not base64url JSON objects' },
-      cause,
-    );
+    const text = hasBuffer
+      ? Buffer.from(segment, 'base64url').toString('utf8')
+      : new TextDecoder().decode(base64url.decode(segment));
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -222,7 +222,8 @@ async function verifyToken(
   const audience = checkAudience(payload, config.audiences);
 
   const keySet = keySets.get(issuer) as RemoteKeySet;
-  const key = await keySet.getKey(header);
+  const found = keySet.getKey(header);
+  const key = found instanceof Promise ? await found : found;
   if (!(await verifySignature(token, key, header.alg))) {
     throw new Rejection('bad_signature', { kid: header.kid, alg: header.alg });
   }
