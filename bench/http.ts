@@ -18,8 +18,8 @@ const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) {
   args.set(process.argv[i]?.replace(/^--/, '') ?? '', process.argv[i + 1] ?? '');
 }
-const ROUNDS = Number(args.get('rounds') ?? 3);
-const SECONDS = Number(args.get('seconds') ?? 5);
+const DEFAULT_ROUNDS = Number(args.get('rounds') ?? 3);
+const DEFAULT_SECONDS = Number(args.get('seconds') ?? 5);
 const CONNECTIONS = 10;
 /** More distinct tokens than the verified-token cache holds (10,000), cycled: every one a miss. */
 const DISTINCT = 12_000;
@@ -93,7 +93,10 @@ export interface HttpRow {
   peer?: number;
 }
 
-export async function runHttp(log = console.log): Promise<HttpRow[]> {
+export async function runHttp(
+  log = console.log,
+  { rounds = DEFAULT_ROUNDS, seconds = DEFAULT_SECONDS } = {},
+): Promise<HttpRow[]> {
   const key = await benchKey('ES384');
   const { url: jwksUrl, server: jwks } = await jwksServer([key.jwk]);
   const repeat = [await benchToken(key, 'read:products')];
@@ -121,11 +124,11 @@ export async function runHttp(log = console.log): Promise<HttpRow[]> {
   const samples = new Map<string, number[]>(workloads.map(([name]) => [name, []]));
   try {
     for (const [, server, tokens] of workloads) await load(servers.get(server)!.url, tokens, 1); // warm-up
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < rounds; round++) {
       for (const [name, server, tokens] of workloads) {
-        const rps = await load(servers.get(server)!.url, tokens, SECONDS);
+        const rps = await load(servers.get(server)!.url, tokens, seconds);
         samples.get(name)!.push(rps);
-        log(`round ${round + 1}/${ROUNDS} ${name.padEnd(18)} ${rps.toFixed(0)} req/s`);
+        log(`round ${round + 1}/${rounds} ${name.padEnd(18)} ${rps.toFixed(0)} req/s`);
       }
     }
   } finally {
