@@ -24,8 +24,8 @@ const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 /**
  * Reads the bearer token from the `Authorization` header (RFC 6750 §2.1). The token is never read
  * from the query string or the body. Throws a {@link Rejection}: `missing_token` when there are no
- * bearer credentials (no header, or another scheme), `malformed_header` or `multiple_credentials`
- * for a malformed request, `token_too_large` past `maxLength`.
+ * bearer credentials (no header, or another scheme), `multiple_credentials` for two headers,
+ * `token_too_large` past `maxLength`. Its syntax is checked by {@link checkBearerSyntax}.
  */
 export function extractBearerToken(request: RequestLike, maxLength: number): string {
   if (request === null || typeof request !== 'object' || request.headers == null) {
@@ -44,8 +44,15 @@ export function extractBearerToken(request: RequestLike, maxLength: number): str
   if (token.length > maxLength) {
     throw new Rejection('token_too_large', { length: token.length, maxLength });
   }
-  if (!B64TOKEN.test(token)) throw new Rejection('malformed_header');
   return token;
+}
+
+/**
+ * The token's syntax (RFC 6750 §2.1 b64token): `malformed_header` otherwise. Skipped for a token
+ * the verified-token cache already holds, which passed it.
+ */
+export function checkBearerSyntax(token: string): void {
+  if (!B64TOKEN.test(token)) throw new Rejection('malformed_header');
 }
 
 function readAuthorization(headers: RequestLike['headers']): string | undefined {

@@ -10,7 +10,7 @@ import { TokenCache } from './token-cache.ts';
 import type { ResolvedOptions, VerifierOptions } from './options.ts';
 import { resolveOptions, resolveRequirements } from './options.ts';
 import type { RequestLike } from './request.ts';
-import { extractBearerToken } from './request.ts';
+import { checkBearerSyntax, extractBearerToken } from './request.ts';
 import { checkHeader, decodeToken } from './token.ts';
 
 /**
@@ -102,12 +102,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
   // Concurrent first sightings of one token share one verification.
   const pending = new Map<string, Promise<AuthInfo>>();
 
-  const authenticateToken = (token: string): AuthInfo | Promise<AuthInfo> => {
-    const now = Date.now();
-    const cached = cache?.get(token, now);
-    // A hit still asks its key set whether the keys may vouch for it: that keeps refreshes going
-    // (so a removed key reaches cached tokens) and stops hits once the keys are too stale.
-    if (cached !== undefined && cached.owner.vouches(now)) return cached.value;
+  /** A first sighting: verify, then cache. Concurrent sightings of one token share the work. */
+  const verifyFresh = (token: string): Promise<AuthInfo> => {
     let inflight = pending.get(token);
     if (inflight === undefined) {
       inflight = verifyToken(token, config, keySets).then(({ auth, keySet }) => {
@@ -125,49 +121,74 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return inflight;
   };
 
-  const toAuthError = (rejection: Rejection, requirements: Requirements): AuthError => {
-    const error = new AuthError(rejection.reason, {
-      details: rejection.details,
-      cause: rejection.cause,
+  const toAuthError = (error: unknown, requirements: Requirements): unknown => {
+    if (!(error instanceof Rejection)) return error;
+    const authError = new AuthError(error.reason, {
+      details: error.details,
+      cause: error.cause,
       scopes: requirements.scopes,
-      retryAfter: rejection.retryAfter,
+      retryAfter: error.retryAfter,
       challenge,
     });
-    report(config, error);
-    return error;
+    report(config, authError);
+    return authError;
   };
 
-  async function check<Claims extends object>(
+  /**
+   * Reads the token, answers a repeat from the cache without further work (no syntax check, no
+   * extra promise hop), verifies a first sighting, then checks the route's scopes either way.
+   */
+  function check<Claims extends object>(
     read: () => string,
     requirements: Requirements,
+    fromHeader: boolean,
   ): Promise<AuthInfo<Claims>> {
     try {
-      const auth = await authenticateToken(read());
-      checkScopes(auth.scopes, requirements);
-      return auth as AuthInfo<Claims>;
+      const token = read();
+      const now = Date.now();
+      const cached = cache?.get(token, now);
+      // A hit still asks its key set whether the keys may vouch for it: that keeps refreshes going
+      // (so a removed key reaches cached tokens) and stops hits once the keys are too stale.
+      if (cached !== undefined && cached.owner.vouches(now)) {
+        checkScopes(cached.value.scopes, requirements);
+        return Promise.resolve(cached.value as AuthInfo<Claims>);
+      }
+      if (fromHeader) checkBearerSyntax(token);
+      return verifyFresh(token)
+        .then((auth) => {
+          checkScopes(auth.scopes, requirements);
+          return auth as AuthInfo<Claims>;
+        })
+        .catch((error: unknown) => {
+          throw toAuthError(error, requirements);
+        });
     } catch (error) {
-      if (error instanceof Rejection) throw toAuthError(error, requirements);
-      throw error;
+      return Promise.reject(toAuthError(error, requirements));
     }
   }
 
+  const readVerifyArgument = (token: unknown) => () => {
+    if (typeof token !== 'string') throw new Rejection('malformed_token');
+    if (token.length > config.maxTokenLength) {
+      throw new Rejection('token_too_large', { length: token.length });
+    }
+    return token;
+  };
+
   const verifier: Verifier = {
     verify: (token, requirements) =>
-      check(() => {
-        if (typeof token !== 'string') throw new Rejection('malformed_token');
-        if (token.length > config.maxTokenLength) {
-          throw new Rejection('token_too_large', { length: token.length });
-        }
-        return token;
-      }, resolveRequirements(requirements)),
+      check(readVerifyArgument(token), resolveRequirements(requirements), false),
     authenticate: (request, requirements) =>
       check(
         () => extractBearerToken(request, config.maxTokenLength),
         resolveRequirements(requirements),
+        true,
       ),
     guard(requirements) {
       const resolved = resolveRequirements(requirements);
-      return (request) => check(() => extractBearerToken(request, config.maxTokenLength), resolved);
+      const read = (request: RequestLike) => () =>
+        extractBearerToken(request, config.maxTokenLength);
+      return (request) => check(read(request), resolved, true);
     },
   };
   return Object.freeze(verifier);
