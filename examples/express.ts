@@ -7,6 +7,7 @@ import express from 'express';
 import type { ErrorRequestHandler } from 'express';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Verifier } from 'resource-guard';
 import { requireAuth } from 'resource-guard/express';
 import { runIfMain, verifierFromConfig } from './config.ts';
@@ -68,7 +69,8 @@ export function createApp(verifier: Verifier, store = new ProductStore()): expre
 export async function serve(config: ApiConfig): Promise<Server> {
   const server = createApp(verifierFromConfig(config)).listen(config.port, config.host);
   await once(server, 'listening');
-  console.log(`Shopping API (Express) on http://${config.host}:${config.port}`);
+  const { port } = server.address() as AddressInfo; // the real one, also with PORT=0
+  console.log(`Shopping API (Express) on http://${config.host}:${port}`);
   return server;
 }
 

@@ -5,6 +5,7 @@
  */
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
 import type { Verifier } from 'resource-guard';
 import { resourceGuard } from 'resource-guard/fastify';
 import { runIfMain, verifierFromConfig } from './config.ts';
@@ -60,7 +61,8 @@ export async function createApp(
 export async function serve(config: ApiConfig): Promise<FastifyInstance> {
   const app = await createApp(verifierFromConfig(config));
   await app.listen({ port: config.port, host: config.host });
-  console.log(`Shopping API (Fastify) on http://${config.host}:${config.port}`);
+  const { port } = app.server.address() as AddressInfo; // the real one, also with PORT=0
+  console.log(`Shopping API (Fastify) on http://${config.host}:${port}`);
   return app;
 }
 

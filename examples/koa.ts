@@ -8,6 +8,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Verifier } from 'resource-guard';
 import { requireAuth } from 'resource-guard/koa';
 import { runIfMain, verifierFromConfig } from './config.ts';
@@ -80,7 +81,8 @@ export function createApp(verifier: Verifier, store = new ProductStore()): Koa {
 export async function serve(config: ApiConfig): Promise<Server> {
   const server = createApp(verifierFromConfig(config)).listen(config.port, config.host);
   await once(server, 'listening');
-  console.log(`Shopping API (Koa) on http://${config.host}:${config.port}`);
+  const { port } = server.address() as AddressInfo; // the real one, also with PORT=0
+  console.log(`Shopping API (Koa) on http://${config.host}:${port}`);
   return server;
 }
 

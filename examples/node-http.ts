@@ -7,6 +7,7 @@
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { AuthError, sendAuthError } from 'resource-guard';
 import type { Verifier } from 'resource-guard';
 import { runIfMain, verifierFromConfig } from './config.ts';
@@ -83,7 +84,8 @@ export async function serve(config: ApiConfig): Promise<Server> {
   const server = createServer((req, res) => void handler(req, res));
   server.listen(config.port, config.host);
   await once(server, 'listening');
-  console.log(`Shopping API (node:http) on http://${config.host}:${config.port}`);
+  const { port } = server.address() as AddressInfo; // the real one, also with PORT=0
+  console.log(`Shopping API (node:http) on http://${config.host}:${port}`);
   return server;
 }
 

@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { AuthError, authErrorResponse } from 'resource-guard';
 import type { Verifier } from 'resource-guard';
 import { runIfMain, verifierFromConfig } from './config.ts';
@@ -109,7 +110,8 @@ export async function serve(config: ApiConfig): Promise<Server> {
   const server = nodeServer(createHandle(verifierFromConfig(config)));
   server.listen(config.port, config.host);
   await once(server, 'listening');
-  console.log(`Shopping API (Web Request handler) on http://${config.host}:${config.port}`);
+  const { port } = server.address() as AddressInfo; // the real one, also with PORT=0
+  console.log(`Shopping API (Web Request handler) on http://${config.host}:${port}`);
   return server;
 }
 
