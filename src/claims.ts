@@ -1,5 +1,6 @@
 import type { JWTPayload } from 'jose';
 import { Rejection } from './errors.ts';
+import { ORGANIZATION_AUDIENCE } from './requirements.ts';
 
 /** The claims of an access token (RFC 9068 §2.2), as Logto issues them. */
 export interface AccessTokenClaims extends JWTPayload {
@@ -50,8 +51,15 @@ function issuerHint(actual: string, issuers: ReadonlySet<string>): string | unde
   return undefined;
 }
 
-/** RFC 8707 / RFC 9068 §4: `aud` must contain one of our identifiers (exact match). */
-export function checkAudience(payload: JWTPayload, audiences: ReadonlySet<string>): string[] {
+/**
+ * RFC 8707 / RFC 9068 §4: `aud` must contain one of our identifiers (exact match), or, with
+ * `organizations`, a Logto organization audience (its organization is checked per route).
+ */
+export function checkAudience(
+  payload: JWTPayload,
+  audiences: ReadonlySet<string>,
+  organizations = false,
+): string[] {
   const { aud } = payload;
   const list = typeof aud === 'string' ? [aud] : aud;
   if (list === undefined) throw new Rejection('missing_claim', { claim: 'aud' });
@@ -61,7 +69,12 @@ export function checkAudience(payload: JWTPayload, audiences: ReadonlySet<string
       problem: 'not a string or array of strings',
     });
   }
-  if (!list.some((a) => audiences.has(a))) {
+  const accepted = (a: string) =>
+    audiences.has(a) ||
+    (organizations &&
+      a.startsWith(ORGANIZATION_AUDIENCE) &&
+      a.length > ORGANIZATION_AUDIENCE.length);
+  if (!list.some(accepted)) {
     throw new Rejection('audience_mismatch', { expected: [...audiences], actual: list });
   }
   return list;
@@ -124,29 +137,4 @@ export function grantedScopes(payload: JWTPayload): string[] {
   if (typeof scope === 'string') return scope.split(' ').filter((s) => s !== '');
   if (Array.isArray(scp)) return scp.filter((s): s is string => typeof s === 'string' && s !== '');
   return [];
-}
-
-/** What a route needs. */
-export interface Requirements {
-  /** Scopes the token must carry, compared exactly (never by substring). Default: none. */
-  readonly scopes?: readonly string[];
-  /** `true`: any one of `scopes` is enough. Default: `false` (all of them). */
-  readonly any?: boolean;
-}
-
-/** Exact scope matching: all-of, or any-of with `any`. */
-export function checkScopes(granted: readonly string[], requirements: Requirements): void {
-  const required = requirements.scopes;
-  if (required === undefined || required.length === 0) return;
-  // A handful of scopes: `includes` (exact string equality) beats building a Set per request.
-  const ok = requirements.any
-    ? required.some((s) => granted.includes(s))
-    : required.every((s) => granted.includes(s));
-  if (!ok) {
-    throw new Rejection('insufficient_scope', {
-      required: [...required],
-      granted: [...granted],
-      any: requirements.any === true,
-    });
-  }
 }

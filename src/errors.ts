@@ -8,6 +8,8 @@ export type AuthErrorCode =
   | 'invalid_request'
   | 'invalid_token'
   | 'insufficient_scope'
+  | 'organization_mismatch'
+  | 'machine_required'
   | 'temporarily_unavailable';
 
 /**
@@ -38,6 +40,8 @@ export type RejectionReason =
   | 'missing_claim'
   | 'invalid_claim'
   | 'insufficient_scope'
+  | 'organization_mismatch'
+  | 'machine_required'
   | 'keys_unavailable';
 
 interface ReasonInfo {
@@ -93,6 +97,16 @@ export const REASONS: Readonly<Record<RejectionReason, ReasonInfo>> = Object.fre
     code: 'insufficient_scope',
     status: 403,
     description: 'The access token lacks the required scope',
+  },
+  organization_mismatch: {
+    code: 'organization_mismatch',
+    status: 403,
+    description: 'The access token is not for this organization',
+  },
+  machine_required: {
+    code: 'machine_required',
+    status: 403,
+    description: 'Only machine-to-machine tokens are accepted here',
   },
   keys_unavailable: {
     code: 'temporarily_unavailable',

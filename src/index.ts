@@ -1,10 +1,13 @@
 export { createVerifier } from './verifier.ts';
-export type { AuthInfo, Guard, RejectionEvent, Verifier } from './verifier.ts';
+export type { AuthInfo, Guard, RejectionEvent, RequestContext, Verifier } from './verifier.ts';
 export { AuthError } from './errors.ts';
 export type { AuthErrorBody, AuthErrorCode, ChallengeParams, RejectionReason } from './errors.ts';
 export { DEFAULT_ALGORITHMS } from './options.ts';
 export type { Algorithm, VerifierOptions } from './options.ts';
-export type { AccessTokenClaims, Requirements } from './claims.ts';
+export type { AccessTokenClaims } from './claims.ts';
+export type { Requirements } from './requirements.ts';
+export { logto } from './logto.ts';
+export type { LogtoOptions } from './logto.ts';
 export type { KeySetOptions } from './key-set.ts';
 export type { TokenCacheOptions } from './token-cache.ts';
 export { KeySourceError } from './fetch-json.ts';

@@ -2,7 +2,7 @@ import type { RejectionEvent } from './verifier.ts';
 import type { KeySetOptions, ResolvedKeySetOptions } from './key-set.ts';
 import { isSafeQuotedValue } from './errors.ts';
 import { isLoopback } from './fetch-json.ts';
-import type { Requirements } from './claims.ts';
+import type { Requirements } from './requirements.ts';
 import type { ResolvedTokenCacheOptions, TokenCacheOptions } from './token-cache.ts';
 
 /** The JWS algorithms accepted by default: every asymmetric one. Never `none`, never HS*. */
@@ -51,6 +51,11 @@ export interface VerifierOptions {
   readonly clockTolerance?: number;
   /** Reject tokens whose `iat` is older than this many seconds. Default: no limit. */
   readonly maxTokenAge?: number;
+  /**
+   * Also accept Logto organization tokens (`aud = urn:logto:organization:<id>`); they then open
+   * only routes that name their organization (`organization` requirement). Default: `false`.
+   */
+  readonly organizations?: boolean;
   /** Extra claims that must be present. Default: none. */
   readonly requiredClaims?: readonly string[];
   /**
@@ -83,6 +88,7 @@ export interface VerifierOptions {
 export interface ResolvedOptions {
   readonly issuers: ReadonlySet<string>;
   readonly audiences: ReadonlySet<string>;
+  readonly organizations: boolean;
   readonly jwksUri: URL | undefined;
   readonly algorithms: ReadonlySet<string>;
   readonly algorithmList: readonly string[];
@@ -175,6 +181,9 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
   if (!Array.isArray(requiredClaims) || !requiredClaims.every((c) => typeof c === 'string')) {
     fail('`requiredClaims` must be an array of claim names');
   }
+  if (options.organizations !== undefined && typeof options.organizations !== 'boolean') {
+    fail('`organizations` must be a boolean');
+  }
   if (options.strict !== undefined && typeof options.strict !== 'boolean') {
     fail('`strict` must be a boolean');
   }
@@ -213,6 +222,7 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
   return {
     issuers: new Set(issuers),
     audiences: new Set(audiences),
+    organizations: options.organizations === true,
     jwksUri,
     algorithms: new Set(algorithms),
     algorithmList: Object.freeze([...new Set<string>(algorithms)]),
@@ -241,7 +251,7 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 export function resolveRequirements(input: Requirements | undefined): Requirements {
   if (input === undefined) return Object.freeze({});
   if (typeof input !== 'object' || input === null) fail('requirements must be an object');
-  const { scopes, any } = input;
+  const { scopes, any, machine, organization } = input;
   if (scopes !== undefined) {
     if (
       !Array.isArray(scopes) ||
@@ -251,8 +261,14 @@ export function resolveRequirements(input: Requirements | undefined): Requiremen
     }
   }
   if (any !== undefined && typeof any !== 'boolean') fail('`any` must be a boolean');
+  if (machine !== undefined && typeof machine !== 'boolean') fail('`machine` must be a boolean');
+  if (organization !== undefined && typeof organization !== 'string') {
+    fail('`organization` must be a string');
+  }
   return Object.freeze({
     ...(scopes === undefined ? {} : { scopes: Object.freeze([...scopes]) }),
     any: any === true,
+    machine: machine === true,
+    ...(organization === undefined ? {} : { organization }),
   });
 }

@@ -1,6 +1,8 @@
 import type { JWTHeaderParameters } from 'jose';
-import type { AccessTokenClaims, Requirements } from './claims.ts';
-import { checkAudience, checkClaims, checkIssuer, checkScopes, grantedScopes } from './claims.ts';
+import type { AccessTokenClaims } from './claims.ts';
+import { checkAudience, checkClaims, checkIssuer, grantedScopes } from './claims.ts';
+import type { Requirements } from './requirements.ts';
+import { checkRequirements, tokenOrganization } from './requirements.ts';
 import { discoverJwksUri } from './discovery.ts';
 import type { AuthErrorCode, RejectionReason } from './errors.ts';
 import { AuthError, Rejection } from './errors.ts';
@@ -34,7 +36,7 @@ export interface AuthInfo<Claims extends object = Record<string, unknown>> {
   readonly scopes: readonly string[];
   /** `exp`, in seconds since the epoch. */
   readonly expiresAt: number;
-  /** Logto's `organization_id` claim, when present. */
+  /** The organization the token is for: `organization_id`, or an organization token's audience. */
   readonly organizationId: string | undefined;
 }
 
@@ -51,9 +53,15 @@ export interface RejectionEvent {
   readonly cause?: unknown;
 }
 
+/** What only the request knows: the organization it is about (a route parameter, a header). */
+export interface RequestContext {
+  readonly organization?: string | undefined;
+}
+
 /** Verifies a request and resolves its {@link AuthInfo}; rejects with an {@link AuthError}. */
 export type Guard = <Claims extends object = Record<string, unknown>>(
   request: RequestLike,
+  context?: RequestContext,
 ) => Promise<AuthInfo<Claims>>;
 
 /** Verifies access tokens. Build one per API at start-up and share it between routes. */
@@ -150,13 +158,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
       // A hit still asks its key set whether the keys may vouch for it: that keeps refreshes going
       // (so a removed key reaches cached tokens) and stops hits once the keys are too stale.
       if (cached !== undefined && cached.owner.vouches(now)) {
-        checkScopes(cached.value.scopes, requirements);
+        checkRequirements(cached.value, requirements, config.audiences);
         return Promise.resolve(cached.value as AuthInfo<Claims>);
       }
       if (fromHeader) checkBearerSyntax(token);
       return verifyFresh(token)
         .then((auth) => {
-          checkScopes(auth.scopes, requirements);
+          checkRequirements(auth, requirements, config.audiences);
           return auth as AuthInfo<Claims>;
         })
         .catch((error: unknown) => {
@@ -188,7 +196,15 @@ export function createVerifier(options: VerifierOptions): Verifier {
       const resolved = resolveRequirements(requirements);
       const read = (request: RequestLike) => () =>
         extractBearerToken(request, config.maxTokenLength);
-      return (request) => check(read(request), resolved, true);
+      return (request, context) =>
+        check(
+          read(request),
+          context === undefined
+            ? resolved
+            : // An organization route whose request names none matches no token ('').
+              { ...resolved, organization: context.organization || '' },
+          true,
+        );
     },
   };
   return Object.freeze(verifier);
@@ -240,7 +256,7 @@ async function verifyToken(
   const { header, payload } = decodeToken(token);
   checkHeader(header, config.algorithms, config.strict);
   const issuer = checkIssuer(payload, config.issuers);
-  const audience = checkAudience(payload, config.audiences);
+  const audience = checkAudience(payload, config.audiences, config.organizations);
 
   const keySet = keySets.get(issuer) as RemoteKeySet;
   const found = keySet.getKey(header);
@@ -261,7 +277,7 @@ async function verifyToken(
     audience: Object.freeze(audience),
     scopes: Object.freeze(grantedScopes(claims)),
     expiresAt: claims.exp,
-    organizationId: claims.organization_id,
+    organizationId: tokenOrganization(claims.organization_id, audience),
   };
   Object.defineProperty(auth, 'token', { value: token, enumerable: false });
   return { auth: Object.freeze(auth) as AuthInfo, keySet };

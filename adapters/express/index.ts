@@ -1,4 +1,4 @@
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { AuthError } from 'resource-guard';
 import type { AuthInfo, Requirements, Verifier } from 'resource-guard';
 
@@ -13,7 +13,12 @@ declare global {
 }
 
 /** A route's requirements, and how failures are answered. */
-export interface RequireAuthOptions extends Requirements {
+export interface RequireAuthOptions extends Omit<Requirements, 'organization'> {
+  /**
+   * Makes this an organization route: returns the organization the request is about, e.g.
+   * `(req) => req.params.orgId`. The token must be for that organization. Default: none.
+   */
+  readonly organization?: (req: Request) => string | undefined;
   /**
    * `'respond'`: answer a failure here (status, `WWW-Authenticate`, JSON body).
    * `'next'`: pass the `AuthError` to `next(err)` so your error handler renders it.
@@ -38,10 +43,11 @@ export interface RequireAuthOptions extends Requirements {
  * ```
  */
 export function requireAuth(verifier: Verifier, options: RequireAuthOptions = {}): RequestHandler {
-  const guard = verifier.guard(options);
-  const forward = options.errors === 'next';
+  const { errors, organization, ...requirements } = options;
+  const guard = verifier.guard(requirements);
+  const forward = errors === 'next';
   return (req, res, next) => {
-    guard(req)
+    guard(req, organization && { organization: organization(req) })
       .then(
         (auth) => {
           req.auth = auth;

@@ -1,4 +1,4 @@
-import type { FastifyPluginCallback, onRequestHookHandler } from 'fastify';
+import type { FastifyPluginCallback, FastifyRequest, onRequestHookHandler } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
 import { AuthError } from 'resource-guard';
 import type { AuthInfo, Requirements, Verifier } from 'resource-guard';
@@ -15,7 +15,13 @@ declare module 'fastify' {
 }
 
 /** A route's requirements, and how failures are answered. */
-export interface RequireAuthOptions extends Requirements {
+export interface RequireAuthOptions extends Omit<Requirements, 'organization'> {
+  /**
+   * Makes this an organization route: returns the organization the request is about, e.g.
+   * `(request) => (request.params as { orgId: string }).orgId`. The token must be for that
+   * organization. Default: none.
+   */
+  readonly organization?: (request: FastifyRequest) => string | undefined;
   /**
    * `'respond'`: answer a failure here (status, `WWW-Authenticate`, JSON body).
    * `'throw'`: throw the `AuthError` to Fastify's error handler (it carries `statusCode` via
@@ -39,11 +45,15 @@ export function requireAuth(
   verifier: Verifier,
   options: RequireAuthOptions = {},
 ): onRequestHookHandler {
-  const guard = verifier.guard(options);
-  const rethrow = options.errors === 'throw';
+  const { errors, organization, ...requirements } = options;
+  const guard = verifier.guard(requirements);
+  const rethrow = errors === 'throw';
   return async (request, reply) => {
     try {
-      request.auth = await guard(request.raw);
+      request.auth = await guard(
+        request.raw,
+        organization && { organization: organization(request) },
+      );
     } catch (error) {
       if (rethrow || !(error instanceof AuthError)) throw error;
       return reply.code(error.status).headers(error.headers).send(error.body);

@@ -1,4 +1,4 @@
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { AuthError } from 'resource-guard';
 import type { AuthInfo, Requirements, Verifier } from 'resource-guard';
 
@@ -10,7 +10,12 @@ declare module 'koa' {
 }
 
 /** A route's requirements, and how failures are answered. */
-export interface RequireAuthOptions extends Requirements {
+export interface RequireAuthOptions extends Omit<Requirements, 'organization'> {
+  /**
+   * Makes this an organization route: returns the organization the request is about, e.g.
+   * `(ctx) => ctx.params.orgId`. The token must be for that organization. Default: none.
+   */
+  readonly organization?: (ctx: Context) => string | undefined;
   /**
    * `'respond'`: answer a failure here (status, `WWW-Authenticate`, JSON body).
    * `'throw'`: throw the `AuthError` for your error handler; it carries `status` and `headers`,
@@ -35,11 +40,12 @@ export interface RequireAuthOptions extends Requirements {
  * ```
  */
 export function requireAuth(verifier: Verifier, options: RequireAuthOptions = {}): Middleware {
-  const guard = verifier.guard(options);
-  const rethrow = options.errors === 'throw';
+  const { errors, organization, ...requirements } = options;
+  const guard = verifier.guard(requirements);
+  const rethrow = errors === 'throw';
   return async (ctx, next) => {
     try {
-      ctx.state.auth = await guard(ctx.req);
+      ctx.state.auth = await guard(ctx.req, organization && { organization: organization(ctx) });
     } catch (error) {
       if (rethrow || !(error instanceof AuthError)) throw error;
       ctx.status = error.status;
