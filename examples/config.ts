@@ -50,6 +50,11 @@ export function verifierFromConfig(config: ApiConfig): Verifier {
     issuer: config.issuer,
     audience: config.audience,
     ...(config.jwksUri ? { jwksUri: config.jwksUri } : {}),
+    // RFC 9728: GET /.well-known/oauth-protected-resource tells clients how to get a token.
+    resourceMetadata: {
+      resourceName: 'Shopping API',
+      scopesSupported: ['read:products', 'write:products'],
+    },
     onRejected: (event) => console.warn(`rejected: ${event.reason}`, event.details),
   });
 }

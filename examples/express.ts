@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Verifier } from 'resource-guard';
-import { requireAuth } from 'resource-guard/express';
+import { requireAuth, resourceMetadata } from 'resource-guard/express';
 import { runIfMain, verifierFromConfig } from './config.ts';
 import type { ApiConfig } from './config.ts';
 import { parseNewProduct, ProductStore } from './products.ts';
@@ -17,6 +17,8 @@ import { parseNewProduct, ProductStore } from './products.ts';
 export function createApp(verifier: Verifier, store = new ProductStore()): express.Express {
   const app = express();
   app.disable('x-powered-by');
+
+  if (verifier.resourceMetadata) app.use(resourceMetadata(verifier));
 
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok' });

@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Verifier } from 'resource-guard';
-import { requireAuth } from 'resource-guard/koa';
+import { requireAuth, resourceMetadata } from 'resource-guard/koa';
 import { runIfMain, verifierFromConfig } from './config.ts';
 import type { ApiConfig } from './config.ts';
 import { parseNewProduct, ProductStore } from './products.ts';
@@ -35,6 +35,8 @@ export function createApp(verifier: Verifier, store = new ProductStore()): Koa {
           : { error: 'invalid_request', error_description: 'Malformed request body' };
     }
   });
+
+  if (verifier.resourceMetadata) app.use(resourceMetadata(verifier));
 
   router.get('/health', (ctx) => {
     ctx.body = { status: 'ok' };

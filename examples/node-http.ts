@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AuthError, sendAuthError } from 'resource-guard';
+import { AuthError, sendAuthError, sendResourceMetadata } from 'resource-guard';
 import type { Verifier } from 'resource-guard';
 import { runIfMain, verifierFromConfig } from './config.ts';
 import type { ApiConfig } from './config.ts';
@@ -45,6 +45,8 @@ export function createHandler(verifier: Verifier, store = new ProductStore()) {
     try {
       const { pathname } = new URL(req.url ?? '/', 'http://localhost');
       const item = /^\/products\/([^/]+)$/.exec(pathname);
+      const metadata = verifier.resourceMetadata;
+      if (metadata && sendResourceMetadata(req, res, metadata)) return;
       if (req.method === 'GET' && pathname === '/health') return json(res, 200, { status: 'ok' });
       if (req.method === 'GET' && pathname === '/products') {
         const auth = await read(req);

@@ -12,7 +12,7 @@ import { createServer } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AuthError, authErrorResponse } from 'resource-guard';
+import { AuthError, authErrorResponse, RESOURCE_METADATA_HEADERS } from 'resource-guard';
 import type { Verifier } from 'resource-guard';
 import { runIfMain, verifierFromConfig } from './config.ts';
 import type { ApiConfig } from './config.ts';
@@ -42,6 +42,10 @@ export function createHandle(verifier: Verifier, store = new ProductStore()) {
     const { pathname } = new URL(request.url);
     const item = /^\/products\/([^/]+)$/.exec(pathname);
     try {
+      const metadata = verifier.resourceMetadata;
+      if (metadata && request.method === 'GET' && pathname === metadata.path) {
+        return Response.json(metadata.document, { headers: RESOURCE_METADATA_HEADERS });
+      }
       if (request.method === 'GET' && pathname === '/health')
         return Response.json({ status: 'ok' });
       if (request.method === 'GET' && pathname === '/products') {

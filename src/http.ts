@@ -1,4 +1,5 @@
 import type { AuthError } from './errors.ts';
+import type { ResourceMetadata } from './resource-metadata.ts';
 
 /** The part of a node `ServerResponse` that {@link sendAuthError} uses. */
 export interface ServerResponseLike {
@@ -50,4 +51,31 @@ export function authErrorResponse(error: AuthError): Response {
     status: error.status,
     headers: { ...error.headers, 'content-type': 'application/json' },
   });
+}
+
+/** Headers for the RFC 9728 metadata document. */
+export const RESOURCE_METADATA_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-type': 'application/json',
+  'cache-control': 'public, max-age=3600',
+});
+
+/**
+ * Answers a node request for the RFC 9728 metadata document: `true` when `path` is the metadata
+ * path and the answer was written, `false` otherwise (the request is yours).
+ *
+ * @example
+ * ```ts
+ * if (verifier.resourceMetadata && sendResourceMetadata(req, res, verifier.resourceMetadata)) return;
+ * ```
+ */
+export function sendResourceMetadata(
+  req: { method?: string | undefined; url?: string | undefined },
+  res: ServerResponseLike,
+  metadata: ResourceMetadata,
+): boolean {
+  const path = (req.url ?? '').split('?')[0];
+  if (path !== metadata.path || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
+  res.writeHead(200, { ...RESOURCE_METADATA_HEADERS });
+  res.end(JSON.stringify(metadata.document));
+  return true;
 }

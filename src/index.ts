@@ -13,5 +13,11 @@ export type { TokenCacheOptions } from './token-cache.ts';
 export { KeySourceError } from './fetch-json.ts';
 export type { KeySourceErrorCode } from './fetch-json.ts';
 export type { HeadersGetter, HeaderValue, RequestLike } from './request.ts';
-export { authErrorResponse, sendAuthError } from './http.ts';
+export {
+  authErrorResponse,
+  RESOURCE_METADATA_HEADERS,
+  sendAuthError,
+  sendResourceMetadata,
+} from './http.ts';
+export type { ResourceMetadata, ResourceMetadataOptions } from './resource-metadata.ts';
 export type { ServerResponseLike } from './http.ts';

@@ -4,6 +4,8 @@ import { isSafeQuotedValue } from './errors.ts';
 import { isLoopback } from './fetch-json.ts';
 import type { Requirements } from './requirements.ts';
 import type { ResolvedTokenCacheOptions, TokenCacheOptions } from './token-cache.ts';
+import { buildResourceMetadata } from './resource-metadata.ts';
+import type { ResourceMetadata, ResourceMetadataOptions } from './resource-metadata.ts';
 
 /** The JWS algorithms accepted by default: every asymmetric one. Never `none`, never HS*. */
 export const DEFAULT_ALGORITHMS = Object.freeze([
@@ -79,6 +81,12 @@ export interface VerifierOptions {
   readonly cache?: TokenCacheOptions | false;
   /** `realm="..."` in every `WWW-Authenticate` challenge. Default: none. */
   readonly realm?: string;
+  /**
+   * Serve RFC 9728 protected resource metadata (see `verifier.resourceMetadata` and each adapter's
+   * `resourceMetadata`), and announce it as `resource_metadata="..."` on every challenge.
+   * Default: off.
+   */
+  readonly resourceMetadata?: ResourceMetadataOptions;
   /** Longest token accepted, in characters. Default: 8192. */
   readonly maxTokenLength?: number;
   /** The `fetch` used for discovery and the JWKS (a proxy-aware one, say). Default: global fetch. */
@@ -100,6 +108,7 @@ export interface ResolvedOptions {
   readonly cache: ResolvedTokenCacheOptions | false;
   readonly onRejected: ((event: RejectionEvent) => void) | undefined;
   readonly realm: string | undefined;
+  readonly resourceMetadata: ResourceMetadata | undefined;
   readonly maxTokenLength: number;
 }
 
@@ -240,6 +249,10 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
     cache,
     onRejected: options.onRejected,
     realm: options.realm,
+    resourceMetadata:
+      options.resourceMetadata === undefined
+        ? undefined
+        : buildResourceMetadata(options.resourceMetadata, audiences, issuers),
     maxTokenLength: seconds(options.maxTokenLength, 'maxTokenLength', 8192, 1) as number,
   };
 }

@@ -12,6 +12,7 @@ import { TokenCache } from './token-cache.ts';
 import type { ResolvedOptions, VerifierOptions } from './options.ts';
 import { resolveOptions, resolveRequirements } from './options.ts';
 import type { RequestLike } from './request.ts';
+import type { ResourceMetadata } from './resource-metadata.ts';
 import { checkBearerSyntax, extractBearerToken } from './request.ts';
 import { checkHeader, decodeToken } from './token.ts';
 
@@ -78,6 +79,8 @@ export interface Verifier {
   ): Promise<AuthInfo<Claims>>;
   /** `authenticate` with requirements checked once, up front: the building block of adapters. */
   guard(requirements?: Requirements): Guard;
+  /** The RFC 9728 metadata to serve, when the `resourceMetadata` option is set. */
+  readonly resourceMetadata: ResourceMetadata | undefined;
 }
 
 /**
@@ -99,7 +102,7 @@ export interface Verifier {
 export function createVerifier(options: VerifierOptions): Verifier {
   const config = resolveOptions(options);
   const keySets = createKeySets(config);
-  const challenge = { realm: config.realm };
+  const challenge = { realm: config.realm, resourceMetadata: config.resourceMetadata?.url };
   const cache =
     config.cache === false ? undefined : new TokenCache<AuthInfo, RemoteKeySet>(config.cache);
   if (cache !== undefined) {
@@ -184,6 +187,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   };
 
   const verifier: Verifier = {
+    resourceMetadata: config.resourceMetadata,
     verify: (token, requirements) =>
       check(readVerifyArgument(token), resolveRequirements(requirements), false),
     authenticate: (request, requirements) =>

@@ -1,5 +1,5 @@
 import type { Request, RequestHandler } from 'express';
-import { AuthError } from 'resource-guard';
+import { AuthError, RESOURCE_METADATA_HEADERS } from 'resource-guard';
 import type { AuthInfo, Requirements, Verifier } from 'resource-guard';
 
 declare global {
@@ -59,5 +59,26 @@ export function requireAuth(verifier: Verifier, options: RequireAuthOptions = {}
         },
       )
       .catch(next);
+  };
+}
+
+/**
+ * Serves the verifier's RFC 9728 metadata at its well-known path (set the `resourceMetadata`
+ * option of `createVerifier`).
+ *
+ * @example
+ * ```ts
+ * app.use(resourceMetadata(verifier)); // GET /.well-known/oauth-protected-resource
+ * ```
+ */
+export function resourceMetadata(verifier: Verifier): RequestHandler {
+  const metadata = verifier.resourceMetadata;
+  if (metadata === undefined) {
+    throw new TypeError('resource-guard: the verifier has no `resourceMetadata` option');
+  }
+  return (req, res, next) => {
+    if (req.path !== metadata.path || (req.method !== 'GET' && req.method !== 'HEAD'))
+      return next();
+    res.set(RESOURCE_METADATA_HEADERS).json(metadata.document);
   };
 }

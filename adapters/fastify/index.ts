@@ -1,6 +1,6 @@
 import type { FastifyPluginCallback, FastifyRequest, onRequestHookHandler } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
-import { AuthError } from 'resource-guard';
+import { AuthError, RESOURCE_METADATA_HEADERS } from 'resource-guard';
 import type { AuthInfo, Requirements, Verifier } from 'resource-guard';
 
 declare module 'fastify' {
@@ -66,7 +66,8 @@ export interface ResourceGuardPluginOptions {
 }
 
 /**
- * Declares `request.auth` (`null` until a guard sets it) and `fastify.requireAuth(options)`.
+ * Declares `request.auth` (`null` until a guard sets it) and `fastify.requireAuth(options)`, and
+ * serves the verifier's RFC 9728 metadata when it has the `resourceMetadata` option.
  *
  * @example
  * ```ts
@@ -77,6 +78,12 @@ export interface ResourceGuardPluginOptions {
 export const resourceGuard = fastifyPlugin<ResourceGuardPluginOptions>(
   ((fastify, options, done) => {
     fastify.decorateRequest('auth', null);
+    const metadata = options.verifier.resourceMetadata;
+    if (metadata !== undefined) {
+      fastify.get(metadata.path, (_request, reply) => {
+        reply.headers(RESOURCE_METADATA_HEADERS).send(metadata.document);
+      });
+    }
     fastify.decorate('requireAuth', (requirements?: RequireAuthOptions) =>
       requireAuth(options.verifier, requirements),
     );

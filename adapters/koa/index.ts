@@ -1,5 +1,5 @@
 import type { Context, Middleware } from 'koa';
-import { AuthError } from 'resource-guard';
+import { AuthError, RESOURCE_METADATA_HEADERS } from 'resource-guard';
 import type { AuthInfo, Requirements, Verifier } from 'resource-guard';
 
 declare module 'koa' {
@@ -54,5 +54,28 @@ export function requireAuth(verifier: Verifier, options: RequireAuthOptions = {}
       return;
     }
     await next();
+  };
+}
+
+/**
+ * Serves the verifier's RFC 9728 metadata at its well-known path (set the `resourceMetadata`
+ * option of `createVerifier`).
+ *
+ * @example
+ * ```ts
+ * app.use(resourceMetadata(verifier)); // GET /.well-known/oauth-protected-resource
+ * ```
+ */
+export function resourceMetadata(verifier: Verifier): Middleware {
+  const metadata = verifier.resourceMetadata;
+  if (metadata === undefined) {
+    throw new TypeError('resource-guard: the verifier has no `resourceMetadata` option');
+  }
+  return async (ctx, next) => {
+    if (ctx.path !== metadata.path || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) {
+      return next();
+    }
+    ctx.set(RESOURCE_METADATA_HEADERS);
+    ctx.body = metadata.document;
   };
 }

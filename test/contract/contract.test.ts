@@ -55,6 +55,8 @@ function send(
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+/** RFC 9728: every challenge points at the metadata. */
+const RM = 'resource_metadata="https://shopping.api/.well-known/oauth-protected-resource"';
 
 let issuer: Issuer;
 let readerToken: string;
@@ -127,6 +129,7 @@ describe.each(targets)('adapter contract: $name', (target) => {
       issuer: issuer.issuer, // keys found through discovery, like a real Logto tenant
       audience: 'https://shopping.api',
       keys: { cooldown: 0 },
+      resourceMetadata: { resourceName: 'Shopping API', scopesSupported: ['read:products'] },
       onRejected: (event) => events.push(event),
     });
     api = await target.start(verifier);
@@ -142,6 +145,19 @@ describe.each(targets)('adapter contract: $name', (target) => {
   afterAll(async () => {
     await api.close();
     await down.close();
+  });
+
+  it('serves RFC 9728 protected resource metadata', async () => {
+    const answer = await send(`${api.url}/.well-known/oauth-protected-resource`);
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-type']).toMatch(/^application\/json/);
+    expect(answer.body).toEqual({
+      resource: 'https://shopping.api',
+      authorization_servers: [issuer.issuer],
+      bearer_methods_supported: ['header'],
+      scopes_supported: ['read:products'],
+      resource_name: 'Shopping API',
+    });
   });
 
   it('serves the public route without a token', async () => {
@@ -171,7 +187,7 @@ describe.each(targets)('adapter contract: $name', (target) => {
     });
     expect(answer.status).toBe(403);
     expect(answer.headers['www-authenticate']).toBe(
-      'Bearer error="insufficient_scope", error_description="The access token lacks the required scope", scope="write:products"',
+      `Bearer error="insufficient_scope", error_description="The access token lacks the required scope", scope="write:products", ${RM}`,
     );
     expect(answer.body).toEqual({
       error: 'insufficient_scope',
@@ -219,7 +235,7 @@ describe.each(targets)('adapter contract: $name', (target) => {
   ])('%s → 401 with a bare Bearer challenge', async (_name, headers) => {
     const answer = await send(`${api.url}/products`, { headers });
     expect(answer.status).toBe(401);
-    expect(answer.headers['www-authenticate']).toBe('Bearer');
+    expect(answer.headers['www-authenticate']).toBe(`Bearer ${RM}`);
     expect(answer.body?.error).toBe('missing_token');
   });
 
@@ -232,7 +248,7 @@ describe.each(targets)('adapter contract: $name', (target) => {
     const answer = await send(`${api.url}/products`, { headers });
     expect(answer.status).toBe(400);
     expect(answer.headers['www-authenticate']).toMatch(
-      /^Bearer error="invalid_request", error_description="[^"]+"$/,
+      /^Bearer error="invalid_request", error_description="[^"]+", resource_metadata="[^"]+"$/,
     );
     expect(answer.body?.error).toBe('invalid_request');
   });
@@ -269,7 +285,7 @@ describe.each(targets)('adapter contract: $name', (target) => {
   it('ignores a token in the query string', async () => {
     const answer = await send(`${api.url}/products?access_token=${readerToken}`);
     expect(answer.status).toBe(401);
-    expect(answer.headers['www-authenticate']).toBe('Bearer');
+    expect(answer.headers['www-authenticate']).toBe(`Bearer ${RM}`);
   });
 
   it.each(Object.keys(hostileTokens))(
@@ -279,7 +295,7 @@ describe.each(targets)('adapter contract: $name', (target) => {
       const answer = await send(`${api.url}/products`, { headers: bearer(token) });
       expect(answer.status).toBe(401);
       expect(answer.headers['www-authenticate']).toMatch(
-        /^Bearer error="invalid_token", error_description="[ -~]+"$/,
+        /^Bearer error="invalid_token", error_description="[ -~]+", resource_metadata="[^"]+"$/,
       );
       expect(answer.headers['content-type']).toMatch(/^application\/json/);
       expect(Object.keys(answer.body ?? {}).sort()).toEqual(['error', 'error_description']);
