@@ -45,14 +45,29 @@ export interface Issuer {
   readonly apps: { readonly reader: DemoApp; readonly writer: DemoApp };
   /** The current private signing keys, newest first (tests sign hostile tokens with them). */
   readonly signingKeys: readonly JWK[];
-  /** Gets a token the way Logto's M2M guide does. */
-  token(app: DemoApp, options?: { resource?: string; scope?: string }): Promise<string>;
+  /** Organizations and their members, as a Logto tenant would have them. */
+  readonly organizations: Readonly<Record<string, DemoOrganization>>;
+  /**
+   * Gets a token the way Logto's M2M guide does. With `organization`, an organization-level
+   * token: for `resource` = an API, the token carries `organization_id`; for `resource` =
+   * `urn:logto:organization:<id>`, it is an organization token.
+   */
+  token(
+    app: DemoApp,
+    options?: { resource?: string | null; scope?: string; organization?: string },
+  ): Promise<string>;
   /** Adds a new signing key; with `grace: false` the old key leaves the JWKS at once. */
   rotate(options?: { grace?: boolean }): Promise<JWK>;
   close(): Promise<void>;
 }
 
 export const SHOPPING_API = 'https://shopping.api';
+
+/** A Logto organization: the apps that are members, and the organization permissions it grants. */
+export interface DemoOrganization {
+  readonly members: readonly string[];
+  readonly permissions: readonly string[];
+}
 
 /**
  * oidc-provider 9 warns that Node 20 is not its preferred runtime and that its in-memory store is
@@ -107,6 +122,17 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
   };
   const { default: OidcProvider, errors } = await quietly(() => import('oidc-provider'));
   let keys: JWK[] = [await signingKey(alg)];
+  const organizations: Record<string, DemoOrganization> = {
+    acme: {
+      members: [apps.reader.id, apps.writer.id],
+      permissions: ['read:orders', 'write:orders'],
+    },
+    globex: { members: [apps.writer.id], permissions: ['read:orders'] },
+  };
+  const ORG = 'urn:logto:organization:';
+  const member = (organization: unknown, clientId: string) =>
+    typeof organization === 'string' &&
+    organizations[organization]?.members.includes(clientId) === true;
   let provider: Provider | undefined;
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -149,9 +175,26 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
           enabled: true,
           defaultResource: () => undefined as unknown as string,
           useGrantedResource: () => true,
-          getResourceServerInfo(_ctx, indicator, client) {
+          getResourceServerInfo(ctx, indicator, client) {
+            if (indicator.startsWith(ORG)) {
+              // An organization token: aud = urn:logto:organization:<id>, organization permissions.
+              const id = indicator.slice(ORG.length);
+              if (!member(id, client.clientId)) throw new errors.InvalidTarget();
+              return {
+                scope: (organizations[id] as DemoOrganization).permissions.join(' '),
+                audience: indicator,
+                accessTokenTTL: options.accessTokenTTL ?? 3600,
+                accessTokenFormat: 'jwt',
+                jwt: { sign: { alg } },
+              };
+            }
             const permissions = resources[indicator];
             if (permissions === undefined) throw new errors.InvalidTarget();
+            const requested = (ctx.oidc.body as Record<string, unknown> | undefined)
+              ?.organization_id;
+            if (requested !== undefined && !member(requested, client.clientId)) {
+              throw new errors.InvalidTarget('the app is not a member of this organization');
+            }
             const granted = Object.values(apps).find((a) => a.id === client.clientId)?.scopes[
               indicator
             ];
@@ -166,6 +209,15 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
         },
       },
       ttl: { ClientCredentials: options.accessTokenTTL ?? 3600 },
+      // An organization-level API resource token carries organization_id, as Logto's does.
+      extraTokenClaims(ctx) {
+        // client_credentials declares no extra parameters: read Logto's organization_id from the body.
+        const organization = (ctx.oidc.body as Record<string, unknown> | undefined)
+          ?.organization_id;
+        const resource = (ctx.oidc.body as Record<string, unknown> | undefined)?.resource;
+        if (typeof organization !== 'string' || typeof resource !== 'string') return undefined;
+        return resource.startsWith(ORG) ? undefined : { organization_id: organization };
+      },
       cookies: { keys: [randomBytes(16).toString('hex')] },
     });
     next.proxy = false;
@@ -179,12 +231,15 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
     tokenEndpoint: `${issuer}/token`,
     jwksUri: `${issuer}/jwks`,
     apps,
+    organizations,
     get signingKeys() {
       return keys;
     },
-    async token(demo, { resource = SHOPPING_API, scope } = {}) {
-      const body = new URLSearchParams({ grant_type: 'client_credentials', resource });
+    async token(demo, { resource = SHOPPING_API, scope, organization } = {}) {
+      const body = new URLSearchParams({ grant_type: 'client_credentials' });
+      if (resource !== null) body.set('resource', resource);
       if (scope !== undefined) body.set('scope', scope);
+      if (organization !== undefined) body.set('organization_id', organization);
       const response = await fetch(`${issuer}/token`, {
         method: 'POST',
         headers: {

@@ -58,6 +58,10 @@ curl -s -X POST ${api}/products -H "Authorization: Bearer $TOKEN" \\
   -H "Content-Type: application/json" -d '{"name":"Milk frother","price":35}'
 
 Without a token: curl -si ${api}/products
+
+4. Or run the M2M client example (token cached until it expires, one retry on 401):
+
+LOGTO_ENDPOINT=${issuer.endpoint} APP_ID=${reader.id} APP_SECRET=${reader.secret} npm run example:m2m
 `);
 }
 
