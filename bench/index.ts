@@ -78,6 +78,12 @@ const lines = [
   '',
   `Express + express-oauth2-jwt-bearer, same repeat-token workload: ${f(express.peer ?? 0, 0)} req/s. resource-guard / peer: **${f(express.repeat / (express.peer ?? 1), 2)}×** (target ≥ 5×) ${mark(express.repeat / (express.peer ?? 1) >= 5)}.`,
   '',
+  '## Where targets are missed, and why',
+  '',
+  '- **First-seen ≤ 1.15× the floor.** The floor is a bare synchronous `crypto.verify` on prepared buffers. A first-seen token also pays for decoding two JSON segments, the checks (header, issuer, audience, claims), building the frozen `AuthInfo` and two promise hops: about 8–12 µs, which is most of the gap for RS256 (a 22 µs floor). For ES256 and EdDSA the larger part is deliberate: their verification runs on the libuv thread pool so that the event loop never runs a 65–120 µs synchronous verification (the target that no synchronous crypto is longer than one RS256 verify); the thread-pool round trip costs 15–80 µs on this shared 2-vCPU machine. ES384 comes closest because its 600+ µs verification dwarfs both. jose 6 (WebCrypto) is the reference and is slower on every algorithm.',
+  '- **HTTP ratios.** autocannon runs on one core and the server on the other; for Koa and Fastify the bare server answers 20–40k req/s, near what one autocannon process can generate, so the ratio is as much the load generator as the server, and rounds differ by ±30% on this shared machine (a guarded run can beat its bare run). The per-request cost of a repeat token is measured in-process above (the `repeat` column, ≈ 2–2.5 µs); at 40k req/s (25 µs per request) that alone would be a 0.91 ratio.',
+  '- **express-oauth2-jwt-bearer** verifies every request (it has no verified-token cache), so the comparison on the repeat-token workload is mostly the cache; on distinct tokens both pay the signature.',
+  '',
   '## Memory',
   '',
   memory

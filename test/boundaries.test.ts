@@ -4,8 +4,9 @@
  * the core that the rest of the suite let through.
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AuthError, createVerifier } from 'resource-guard';
-import type { RejectionEvent, VerifierOptions, KeySourceError } from 'resource-guard';
+import { createVerifier } from 'resource-guard';
+import type { RejectionEvent, VerifierOptions, KeySourceError, AuthError } from 'resource-guard';
+import { clock, outcome } from './helpers/outcome.ts';
 import { startJwksServer } from './helpers/jwks-server.ts';
 import type { JwksServer } from './helpers/jwks-server.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
@@ -36,19 +37,6 @@ function setup(keys: VerifierOptions['keys'] = {}, extra: Partial<VerifierOption
     ...extra,
   });
   return { verifier, events };
-}
-async function outcome(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'ok';
-  } catch (error) {
-    if (error instanceof AuthError) return `${error.status} ${error.reason}`;
-    throw error;
-  }
-}
-function clock(now = Date.now()) {
-  vi.useFakeTimers({ toFake: ['Date'], now });
-  return { advance: (seconds: number) => vi.setSystemTime(Date.now() + seconds * 1000) };
 }
 const T = 1_800_000_000; // a fixed "now", in seconds
 

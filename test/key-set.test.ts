@@ -2,8 +2,9 @@ import type { ServerResponse } from 'node:http';
 import { http, HttpResponse, delay } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AuthError, createVerifier, KeySourceError } from 'resource-guard';
-import type { RejectionEvent, VerifierOptions } from 'resource-guard';
+import { createVerifier, KeySourceError } from 'resource-guard';
+import type { RejectionEvent, VerifierOptions, AuthError } from 'resource-guard';
+import { clock, outcome } from './helpers/outcome.ts';
 import { startJwksServer } from './helpers/jwks-server.ts';
 import type { JwksServer } from './helpers/jwks-server.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
@@ -36,22 +37,6 @@ function setup(keys: VerifierOptions['keys'] = {}, extra: Partial<VerifierOption
     ...extra,
   });
   return { verifier, events };
-}
-
-async function outcome(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'ok';
-  } catch (error) {
-    if (error instanceof AuthError) return `${error.status} ${error.reason}`;
-    throw error;
-  }
-}
-
-/** Moves Date.now() only; real timers keep running so servers still answer. */
-function clock() {
-  vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
-  return { advance: (seconds: number) => vi.setSystemTime(Date.now() + seconds * 1000) };
 }
 
 describe('caching', () => {

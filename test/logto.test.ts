@@ -9,9 +9,10 @@ import express from 'express';
 import { importJWK, SignJWT } from 'jose';
 import type { JWK, JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuthError, createVerifier, logto } from 'resource-guard';
-import type { RejectionEvent, Verifier } from 'resource-guard';
+import { createVerifier, logto } from 'resource-guard';
+import type { RejectionEvent, Verifier, AuthError } from 'resource-guard';
 import { requireAuth } from 'resource-guard/express';
+import { outcome } from './helpers/outcome.ts';
 import { createM2MClient } from '../examples/m2m-client.ts';
 import { createApp } from '../examples/express.ts';
 import { startIssuer } from '../examples/issuer.ts';
@@ -26,16 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([issuer.close(), other.close()]);
 });
-
-async function outcome(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'ok';
-  } catch (error) {
-    if (error instanceof AuthError) return `${error.status} ${error.reason}`;
-    throw error;
-  }
-}
 
 /** A token signed with `source`'s real private key, claims as given. */
 async function signed(source: Issuer, claims: JWTPayload, header: Record<string, unknown> = {}) {

@@ -1,6 +1,6 @@
 // Type-checked against the tarball's .d.ts files only.
 import express from 'express';
-import { AuthError, createVerifier } from 'resource-guard';
+import { AuthError, createVerifier, logto } from 'resource-guard';
 import type { AuthInfo, RejectionEvent, VerifierOptions } from 'resource-guard';
 import { requireAuth } from 'resource-guard/express';
 import { requireAuth as koaAuth } from 'resource-guard/koa';
@@ -18,7 +18,19 @@ app.get('/products', requireAuth(verifier, { scopes: ['read:products'] }), (req,
   const auth: AuthInfo | undefined = req.auth;
   res.json({ client: auth?.clientId, scopes: auth?.scopes });
 });
-koaAuth(verifier, { errors: 'throw' });
+koaAuth(verifier, { errors: 'throw', organization: (ctx) => ctx.get('x-organization') });
+const org = createVerifier(
+  logto({
+    endpoint: 'https://tenant.logto.app',
+    audience: 'https://shopping.api',
+    organizations: true,
+  }),
+);
+app.get(
+  '/orgs/:id',
+  requireAuth(org, { machine: true, organization: (req) => req.params.id as string }),
+  (_req, res) => res.end(),
+);
 void resourceGuard;
 void (async () => {
   try {
