@@ -113,8 +113,10 @@ const counts = {
 };
 const wrongSamples: string[] = [];
 
+// After an outage the key set retries on its back-off (at most the cooldown apart): 503s for a
+// kid it could not fetch are expected until that retry succeeds.
 const inOutage = (t: number) =>
-  jwksState !== 'up' || outages.some(([from, to]) => t >= from && t <= to + TIMEOUT + 2);
+  jwksState !== 'up' || outages.some(([from, to]) => t >= from && t <= to + COOLDOWN + TIMEOUT + 2);
 
 async function worker(deadline: number) {
   let i = 0;

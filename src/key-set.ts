@@ -171,7 +171,20 @@ export class RemoteKeySet {
 
   async #refreshForUnknownKid(snapshot: Snapshot): Promise<Snapshot> {
     if (this.#inflight !== undefined) return this.#inflight;
-    if (Date.now() - this.#lastFetchAt < this.#options.cooldown * 1000) return snapshot;
+    const now = Date.now();
+    if (now - this.#lastFetchAt < this.#options.cooldown * 1000) {
+      // Too soon to ask again. If the last attempt failed, the kid may well be a new key we could
+      // not fetch: that is an outage (503), not proof the token is bad (401).
+      if (this.#failures > 0) {
+        throw new Rejection(
+          'keys_unavailable',
+          { problem: 'a new kid while the key set cannot be fetched', failures: this.#failures },
+          undefined,
+          Math.max(1, (this.#retryAt - now) / 1000),
+        );
+      }
+      return snapshot;
+    }
     return this.#refresh();
   }
 

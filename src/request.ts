@@ -28,11 +28,18 @@ const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
  * `token_too_large` past `maxLength`. Its syntax is checked by {@link checkBearerSyntax}.
  */
 export function extractBearerToken(request: RequestLike, maxLength: number): string {
-  if (request === null || typeof request !== 'object' || request.headers == null) {
+  if (request === null || typeof request !== 'object') {
     throw new TypeError('authenticate() needs a request with headers');
   }
-  if (countRawAuthorization(request.rawHeaders) > 1) throw new Rejection('multiple_credentials');
-  const header = readAuthorization(request.headers);
+  // node's raw list first: it shows a repeated header, and reading it does not build the lazy
+  // `headers` object of an IncomingMessage.
+  // (A header set by code rather than sent, absent from the raw list, is still found below.)
+  const raw = request.rawHeaders;
+  let header = Array.isArray(raw) ? readRawAuthorization(raw) : undefined;
+  if (header === undefined) {
+    if (request.headers == null) throw new TypeError('authenticate() needs a request with headers');
+    header = readAuthorization(request.headers);
+  }
   if (header === undefined) throw new Rejection('missing_token');
 
   const value = header.trim();
@@ -75,14 +82,14 @@ function readAuthorization(headers: RequestLike['headers']): string | undefined 
   return value;
 }
 
-function countRawAuthorization(rawHeaders: readonly string[] | undefined): number {
-  if (!Array.isArray(rawHeaders)) return 0;
-  let count = 0;
+function readRawAuthorization(rawHeaders: readonly string[]): string | undefined {
+  let value: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i];
     if (typeof name === 'string' && name.length === 13 && name.toLowerCase() === 'authorization') {
-      count++;
+      if (value !== undefined) throw new Rejection('multiple_credentials');
+      value = rawHeaders[i + 1];
     }
   }
-  return count;
+  return typeof value === 'string' && value.trim() !== '' ? value : undefined;
 }

@@ -135,6 +135,23 @@ describe('outages (real local server)', () => {
     expect(await outcome(verifier.verify(token))).toBe('ok');
   });
 
+  it('a new kid during an outage is a 503, not a 401, even within the cooldown', async () => {
+    const time = clock();
+    const { verifier } = setup({ maxAge: 60, cooldown: 30 });
+    const longLived = m2mClaims({ exp: Math.floor(Date.now() / 1000) + 7200 });
+    await verifier.verify(await mint(key, longLived));
+    jwks.behave((_req, res) => res.writeHead(503).end());
+    time.advance(61);
+    expect(await outcome(verifier.verify(await mint(key, longLived)))).toBe('ok'); // stale keys serve
+    await vi.waitFor(() => expect(jwks.hits).toBe(2)); // the background refresh failed
+    jwks.keys = [next.jwk, key.jwk]; // the issuer rotated meanwhile
+    time.advance(5); // within the cooldown of that failed attempt
+    expect(await outcome(verifier.verify(await mint(next)))).toBe('503 keys_unavailable');
+    jwks.behave(undefined);
+    time.advance(31);
+    expect(await outcome(verifier.verify(await mint(next)))).toBe('ok');
+  });
+
   it('answers 503 with Retry-After (never 401) when there are no keys yet', async () => {
     jwks.behave((_req, res) => res.writeHead(500).end());
     const { verifier, events } = setup();

@@ -61,6 +61,11 @@ describe('reading Authorization: Bearer (RFC 6750 §2.1)', () => {
     expect((await answer(headers(['Bearer a', 'Bearer b']))).reason).toBe('multiple_credentials');
   });
 
+  it('a header set by code (absent from node rawHeaders) is still read', async () => {
+    const request = { headers: { authorization: 'Bearer opaque' }, rawHeaders: ['Host', 'x'] };
+    expect((await answer(request)).reason).toBe('opaque_token');
+  });
+
   it('the scheme is case-insensitive, and the token reaches verification', async () => {
     for (const scheme of ['bearer', 'BEARER', 'BeArEr']) {
       expect((await answer(headers(`${scheme} opaque-token`))).reason).toBe('opaque_token');
