@@ -56,7 +56,7 @@ const lines = [
   '',
   '## In-process: µs per token (median of interleaved rounds)',
   '',
-  'floor = node `crypto.verify` with a KeyObject imported once, synchronous, on prepared buffers. first-seen = the full verification of a token not seen before (cache off). repeat = the same token again (verified-token cache).',
+  'floor = node `crypto.verify` with a KeyObject imported once, synchronous, on prepared buffers. first-seen = the full verification of a token not seen before (cache off), as an adapter runs it: a route guard built once, a request with an `Authorization` header. repeat = the same token again (verified-token cache).',
   '',
   '| alg | floor | jose jwtVerify | resource-guard first-seen | first-seen / floor (target ≤ 1.15) | repeat (target ≤ 3 µs) | synchronous crypto on the event loop (300 verifications) |',
   '|---|---:|---:|---:|---:|---:|---|',

@@ -112,8 +112,12 @@ export async function runMicro(log = console.log): Promise<MicroRow[]> {
       const common = { issuer: ISSUER, audience: AUDIENCE, jwksUri: url };
       const uncached = createVerifier({ ...common, cache: false });
       const cached = createVerifier(common);
-      const firstSeenOp = () => uncached.verify(token, { scopes: ['read:products'] });
-      const repeatOp = () => cached.verify(token, { scopes: ['read:products'] });
+      // What an adapter does per request: a guard built once per route, a request with headers.
+      const request = { headers: { authorization: `Bearer ${token}` } };
+      const uncachedGuard = uncached.guard({ scopes: ['read:products'] });
+      const cachedGuard = cached.guard({ scopes: ['read:products'] });
+      const firstSeenOp = () => uncachedGuard(request);
+      const repeatOp = () => cachedGuard(request);
       await firstSeenOp();
       await repeatOp();
 

@@ -68,9 +68,14 @@ function prepare(key: VerifyKey): PreparedKey | null {
  * key chosen for it by jose's key selection). On Node it verifies with node:crypto KeyObjects built
  * once per key: small RSA keys inline, everything slower on the libuv thread pool, so the event
  * loop never runs a long verification. Elsewhere it is jose's `compactVerify`. A differential test
- * holds the two to identical decisions.
+ * holds the two to identical decisions. Synchronous (a boolean) on the inline path, so that a small
+ * RSA key costs no promise hop.
  */
-export function verifySignature(token: string, key: VerifyKey, alg: string): Promise<boolean> {
+export function verifySignature(
+  token: string,
+  key: VerifyKey,
+  alg: string,
+): boolean | Promise<boolean> {
   const params = PARAMS[alg];
   const ready = params === undefined ? null : prepare(key);
   if (ready === null || params === undefined || nodeCrypto === undefined) {
@@ -87,9 +92,9 @@ export function verifySignature(token: string, key: VerifyKey, alg: string): Pro
   const { verify } = nodeCrypto;
   if (ready.inline) {
     try {
-      return Promise.resolve(verify(hash, input, keyInput, signature));
+      return verify(hash, input, keyInput, signature);
     } catch {
-      return Promise.resolve(false);
+      return false;
     }
   }
   return new Promise((resolve) => {

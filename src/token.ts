@@ -22,7 +22,8 @@ export function decodeToken(token: string): DecodedToken {
       hint: 'a token without a resource parameter is opaque: request it with resource=<your API identifier>',
     });
   }
-  const parts = token.split('.').length;
+  let parts = 1;
+  for (let at = token.indexOf('.'); at !== -1; at = token.indexOf('.', at + 1)) parts++;
   if (parts === 5) throw new Rejection('encrypted_token');
   if (parts !== 3) throw new Rejection('malformed_token', { problem: `${parts} segments` });
   if (!COMPACT_JWS.test(token)) {

@@ -8,6 +8,7 @@ import type { AuthErrorCode, RejectionReason } from './errors.ts';
 import { AuthError, Rejection } from './errors.ts';
 import { RemoteKeySet } from './key-set.ts';
 import { verifySignature } from './signature.ts';
+import type { VerifyKey } from './signature.ts';
 import { TokenCache } from './token-cache.ts';
 import type { ResolvedOptions, VerifierOptions } from './options.ts';
 import { resolveOptions, resolveRequirements } from './options.ts';
@@ -110,25 +111,31 @@ export function createVerifier(options: VerifierOptions): Verifier {
       keySet.onRefresh((kids) => cache.retainKids(keySet, kids));
     }
   }
-  // Concurrent first sightings of one token share one verification.
+  // Concurrent first sightings of one token share one (asynchronous) verification.
   const pending = new Map<string, Promise<AuthInfo>>();
 
-  /** A first sighting: verify, then cache. Concurrent sightings of one token share the work. */
-  const verifyFresh = (token: string): Promise<AuthInfo> => {
-    let inflight = pending.get(token);
-    if (inflight === undefined) {
-      inflight = verifyToken(token, config, keySets).then(({ auth, keySet }) => {
-        const kid = auth.header.kid;
-        const validUntil = cacheableUntil(auth, config);
-        if (cache !== undefined && kid !== undefined && Date.now() < validUntil) {
-          cache.set(token, auth, validUntil, kid, keySet);
-        }
-        return auth;
-      });
-      pending.set(token, inflight);
-      const settle = () => pending.delete(token);
-      inflight.then(settle, settle);
+  const remember = (token: string, { auth, keySet }: Verified): AuthInfo => {
+    const kid = auth.header.kid;
+    const validUntil = cacheableUntil(auth, config);
+    if (cache !== undefined && kid !== undefined && Date.now() < validUntil) {
+      cache.set(token, auth, validUntil, kid, keySet);
     }
+    return auth;
+  };
+
+  /**
+   * A first sighting: verify, then cache. Synchronous when verification is; otherwise concurrent
+   * sightings of one token share one verification.
+   */
+  const verifyFresh = (token: string): AuthInfo | Promise<AuthInfo> => {
+    let inflight = pending.get(token);
+    if (inflight !== undefined) return inflight;
+    const result = verifyToken(token, config, keySets);
+    if (!(result instanceof Promise)) return remember(token, result);
+    inflight = result.then((verified) => remember(token, verified));
+    pending.set(token, inflight);
+    const settle = () => pending.delete(token);
+    inflight.then(settle, settle);
     return inflight;
   };
 
@@ -147,7 +154,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
 
   /**
    * Reads the token, answers a repeat from the cache without further work (no syntax check, no
-   * extra promise hop), verifies a first sighting, then checks the route's scopes either way.
+   * extra promise hop), verifies a first sighting, then checks the route's requirements either way.
    */
   function check<Claims extends object>(
     read: () => string,
@@ -165,7 +172,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
         return Promise.resolve(cached.value as AuthInfo<Claims>);
       }
       if (fromHeader) checkBearerSyntax(token);
-      return verifyFresh(token)
+      const fresh = verifyFresh(token);
+      if (!(fresh instanceof Promise)) {
+        checkRequirements(fresh, requirements, config.audiences);
+        return Promise.resolve(fresh as AuthInfo<Claims>);
+      }
+      return fresh
         .then((auth) => {
           checkRequirements(auth, requirements, config.audiences);
           return auth as AuthInfo<Claims>;
@@ -251,40 +263,52 @@ function cacheableUntil(auth: AuthInfo, config: ResolvedOptions): number {
   return Math.min(auth.expiresAt, byAge) * 1000;
 }
 
-/** The RFC 9068 §4 order: typ, iss, aud (no network so far), signature, time, claims. */
-async function verifyToken(
+interface Verified {
+  readonly auth: AuthInfo;
+  readonly keySet: RemoteKeySet;
+}
+
+/**
+ * The RFC 9068 §4 order: typ, iss, aud (no network so far), signature, time, claims. Synchronous
+ * when the key is known and verifies inline (small RSA keys); a promise otherwise. Throws or
+ * rejects with a {@link Rejection}.
+ */
+function verifyToken(
   token: string,
   config: ResolvedOptions,
   keySets: ReadonlyMap<string, RemoteKeySet>,
-): Promise<{ auth: AuthInfo; keySet: RemoteKeySet }> {
+): Verified | Promise<Verified> {
   const { header, payload } = decodeToken(token);
   checkHeader(header, config.algorithms, config.strict);
   const issuer = checkIssuer(payload, config.issuers);
   const audience = checkAudience(payload, config.audiences, config.organizations);
-
   const keySet = keySets.get(issuer) as RemoteKeySet;
-  const found = keySet.getKey(header);
-  const key = found instanceof Promise ? await found : found;
-  if (!(await verifySignature(token, key, header.alg))) {
-    throw new Rejection('bad_signature', { kid: header.kid, alg: header.alg });
-  }
 
-  checkClaims(payload, config, Date.now() / 1000);
-  const claims = Object.freeze(payload) as AccessTokenClaims;
-  const auth = {
-    claims,
-    header: Object.freeze(header),
-    subject: claims.sub,
-    clientId: claims.client_id,
-    isMachine: claims.client_id !== undefined && claims.sub === claims.client_id,
-    issuer,
-    audience: Object.freeze(audience),
-    scopes: Object.freeze(grantedScopes(claims)),
-    expiresAt: claims.exp,
-    organizationId: tokenOrganization(claims.organization_id, audience),
+  const complete = (valid: boolean): Verified => {
+    if (!valid) throw new Rejection('bad_signature', { kid: header.kid, alg: header.alg });
+    checkClaims(payload, config, Date.now() / 1000);
+    const claims = Object.freeze(payload) as AccessTokenClaims;
+    const auth = {
+      claims,
+      header: Object.freeze(header),
+      subject: claims.sub,
+      clientId: claims.client_id,
+      isMachine: claims.client_id !== undefined && claims.sub === claims.client_id,
+      issuer,
+      audience: Object.freeze(audience),
+      scopes: Object.freeze(grantedScopes(claims)),
+      expiresAt: claims.exp,
+      organizationId: tokenOrganization(claims.organization_id, audience),
+    };
+    Object.defineProperty(auth, 'token', { value: token, enumerable: false });
+    return { auth: Object.freeze(auth) as AuthInfo, keySet };
   };
-  Object.defineProperty(auth, 'token', { value: token, enumerable: false });
-  return { auth: Object.freeze(auth) as AuthInfo, keySet };
+  const withKey = (key: VerifyKey): Verified | Promise<Verified> => {
+    const valid = verifySignature(token, key, header.alg);
+    return typeof valid === 'boolean' ? complete(valid) : valid.then(complete);
+  };
+  const found = keySet.getKey(header);
+  return found instanceof Promise ? found.then(withKey) : withKey(found);
 }
 
 export type { Requirements, RejectionReason };
