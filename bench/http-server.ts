@@ -32,6 +32,11 @@ async function start(): Promise<number> {
     const app = express();
     app.disable('etag');
     if (variant === 'guarded') app.use(expressAuth(verifier, scopes));
+    if (variant === 'asyncnoop') {
+      app.use((_req, _res, next) => {
+        void Promise.resolve().then(() => next());
+      });
+    }
     if (variant === 'peer') {
       // Imported by a computed name: its global `Express.Request.auth` type would clash with ours.
       const peer = 'express-oauth2-jwt-bearer';

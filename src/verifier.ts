@@ -61,10 +61,21 @@ export interface RequestContext {
 }
 
 /** Verifies a request and resolves its {@link AuthInfo}; rejects with an {@link AuthError}. */
-export type Guard = <Claims extends object = Record<string, unknown>>(
-  request: RequestLike,
-  context?: RequestContext,
-) => Promise<AuthInfo<Claims>>;
+export interface Guard {
+  <Claims extends object = Record<string, unknown>>(
+    request: RequestLike,
+    context?: RequestContext,
+  ): Promise<AuthInfo<Claims>>;
+  /**
+   * The same check for adapters that can stay synchronous: returns the {@link AuthInfo} itself
+   * when it is known at once (a repeat token, a small RSA key), a promise otherwise, and throws
+   * the {@link AuthError} synchronously when the rejection is known at once.
+   */
+  attempt<Claims extends object = Record<string, unknown>>(
+    request: RequestLike,
+    context?: RequestContext,
+  ): AuthInfo<Claims> | Promise<AuthInfo<Claims>>;
+}
 
 /** Verifies access tokens. Build one per API at start-up and share it between routes. */
 export interface Verifier {
@@ -154,13 +165,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
 
   /**
    * Reads the token, answers a repeat from the cache without further work (no syntax check, no
-   * extra promise hop), verifies a first sighting, then checks the route's requirements either way.
+   * promise), verifies a first sighting, then checks the route's requirements either way. Returns
+   * the AuthInfo or a promise of it; throws (or rejects with) an AuthError.
    */
-  function check<Claims extends object>(
+  function attempt<Claims extends object>(
     read: () => string,
     requirements: Requirements,
     fromHeader: boolean,
-  ): Promise<AuthInfo<Claims>> {
+  ): AuthInfo<Claims> | Promise<AuthInfo<Claims>> {
     try {
       const token = read();
       const now = Date.now();
@@ -169,13 +181,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
       // (so a removed key reaches cached tokens) and stops hits once the keys are too stale.
       if (cached !== undefined && cached.owner.vouches(now)) {
         checkRequirements(cached.value, requirements, config.audiences);
-        return Promise.resolve(cached.value as AuthInfo<Claims>);
+        return cached.value as AuthInfo<Claims>;
       }
       if (fromHeader) checkBearerSyntax(token);
       const fresh = verifyFresh(token);
       if (!(fresh instanceof Promise)) {
         checkRequirements(fresh, requirements, config.audiences);
-        return Promise.resolve(fresh as AuthInfo<Claims>);
+        return fresh as AuthInfo<Claims>;
       }
       return fresh
         .then((auth) => {
@@ -186,7 +198,20 @@ export function createVerifier(options: VerifierOptions): Verifier {
           throw toAuthError(error, requirements);
         });
     } catch (error) {
-      return Promise.reject(toAuthError(error, requirements));
+      throw toAuthError(error, requirements);
+    }
+  }
+
+  /** {@link attempt}, always as a promise. */
+  function check<Claims extends object>(
+    read: () => string,
+    requirements: Requirements,
+    fromHeader: boolean,
+  ): Promise<AuthInfo<Claims>> {
+    try {
+      return Promise.resolve(attempt<Claims>(read, requirements, fromHeader));
+    } catch (error) {
+      return Promise.reject(error);
     }
   }
 
@@ -212,15 +237,15 @@ export function createVerifier(options: VerifierOptions): Verifier {
       const resolved = resolveRequirements(requirements);
       const read = (request: RequestLike) => () =>
         extractBearerToken(request, config.maxTokenLength);
-      return (request, context) =>
-        check(
-          read(request),
-          context === undefined
-            ? resolved
-            : // An organization route whose request names none matches no token ('').
-              { ...resolved, organization: context.organization || '' },
-          true,
-        );
+      const forRequest = (context: RequestContext | undefined): Requirements =>
+        context === undefined
+          ? resolved
+          : // An organization route whose request names none matches no token ('').
+            { ...resolved, organization: context.organization || '' };
+      const guard = ((request, context) =>
+        check(read(request), forRequest(context), true)) as Guard;
+      guard.attempt = (request, context) => attempt(read(request), forRequest(context), true);
+      return Object.freeze(guard);
     },
   };
   return Object.freeze(verifier);

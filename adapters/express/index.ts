@@ -47,18 +47,24 @@ export function requireAuth(verifier: Verifier, options: RequireAuthOptions = {}
   const guard = verifier.guard(requirements);
   const forward = errors === 'next';
   return (req, res, next) => {
-    guard(req, organization && { organization: organization(req) })
-      .then(
-        (auth) => {
-          req.auth = auth;
-          next();
-        },
-        (error: unknown) => {
-          if (forward || !(error instanceof AuthError)) return next(error);
-          res.status(error.status).set(error.headers).json(error.body);
-        },
-      )
-      .catch(next);
+    const ok = (auth: AuthInfo) => {
+      req.auth = auth;
+      next();
+    };
+    const fail = (error: unknown) => {
+      if (forward || !(error instanceof AuthError)) return next(error);
+      res.status(error.status).set(error.headers).json(error.body);
+    };
+    // Synchronous when the answer is known at once (a repeat token): Express pays for every
+    // middleware that defers next() to a promise.
+    let result: AuthInfo | Promise<AuthInfo>;
+    try {
+      result = guard.attempt(req, organization && { organization: organization(req) });
+    } catch (error) {
+      return fail(error);
+    }
+    if (result instanceof Promise) result.then(ok, fail).catch(next);
+    else ok(result);
   };
 }
 

@@ -48,16 +48,24 @@ export function requireAuth(
   const { errors, organization, ...requirements } = options;
   const guard = verifier.guard(requirements);
   const rethrow = errors === 'throw';
-  return async (request, reply) => {
+  return (request, reply, done) => {
+    const ok = (auth: AuthInfo) => {
+      request.auth = auth;
+      done();
+    };
+    const fail = (error: unknown) => {
+      if (rethrow || !(error instanceof AuthError)) return done(error as Error);
+      reply.code(error.status).headers(error.headers).send(error.body); // answered: no done()
+    };
+    // Callback style, synchronous when the answer is known at once (a repeat token).
+    let result: AuthInfo | Promise<AuthInfo>;
     try {
-      request.auth = await guard(
-        request.raw,
-        organization && { organization: organization(request) },
-      );
+      result = guard.attempt(request.raw, organization && { organization: organization(request) });
     } catch (error) {
-      if (rethrow || !(error instanceof AuthError)) throw error;
-      return reply.code(error.status).headers(error.headers).send(error.body);
+      return fail(error);
     }
+    if (result instanceof Promise) result.then(ok, fail);
+    else ok(result);
   };
 }
 

@@ -45,7 +45,8 @@ export function requireAuth(verifier: Verifier, options: RequireAuthOptions = {}
   const rethrow = errors === 'throw';
   return async (ctx, next) => {
     try {
-      ctx.state.auth = await guard(ctx.req, organization && { organization: organization(ctx) });
+      const result = guard.attempt(ctx.req, organization && { organization: organization(ctx) });
+      ctx.state.auth = result instanceof Promise ? await result : result;
     } catch (error) {
       if (rethrow || !(error instanceof AuthError)) throw error;
       ctx.status = error.status;
