@@ -1,9 +1,10 @@
 /**
  * One server of the HTTP benchmark, started by bench/http.ts in its own process:
- *   tsx bench/http-server.ts <express|koa|fastify> <bare|guarded|peer>
+ *   tsx bench/http-server.ts <express|koa|fastify> <bare|noop|guarded|peer>
  * with BENCH_ISSUER and BENCH_JWKS set. Prints `{"port":N}` once listening.
  * Every variant serves GET /products; `guarded` requires read:products with resource-guard,
- * `peer` (Express only) with express-oauth2-jwt-bearer.
+ * `noop` has one middleware (hook) that does nothing — the framework's own price of a middleware —
+ * and `peer` (Express only) requires it with express-oauth2-jwt-bearer.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -32,11 +33,7 @@ async function start(): Promise<number> {
     const app = express();
     app.disable('etag');
     if (variant === 'guarded') app.use(expressAuth(verifier, scopes));
-    if (variant === 'asyncnoop') {
-      app.use((_req, _res, next) => {
-        void Promise.resolve().then(() => next());
-      });
-    }
+    if (variant === 'noop') app.use((_req, _res, next) => next());
     if (variant === 'peer') {
       // Imported by a computed name: its global `Express.Request.auth` type would clash with ours.
       const peer = 'express-oauth2-jwt-bearer';
@@ -55,17 +52,18 @@ async function start(): Promise<number> {
   if (framework === 'koa') {
     const app = new Koa();
     if (variant === 'guarded') app.use(koaAuth(verifier, scopes));
+    if (variant === 'noop') app.use((_ctx, next) => next());
     app.use((ctx) => {
       ctx.body = products;
     });
     return listen(createServer(app.callback()));
   }
   const app = Fastify();
-  app.get(
-    '/products',
-    variant === 'guarded' ? { onRequest: fastifyAuth(verifier, scopes) } : {},
-    async () => products,
-  );
+  const hooks = {
+    guarded: { onRequest: fastifyAuth(verifier, scopes) },
+    noop: { onRequest: (_request: unknown, _reply: unknown, done: () => void) => done() },
+  };
+  app.get('/products', hooks[variant as keyof typeof hooks] ?? {}, async () => products);
   await app.listen({ port: 0, host: '127.0.0.1' });
   return (app.server.address() as AddressInfo).port;
 }

@@ -88,6 +88,8 @@ const median = (values: number[]) =>
 export interface HttpRow {
   framework: string;
   bare: number;
+  /** One middleware (hook) that does nothing: what the framework itself charges for one. */
+  noop: number;
   repeat: number;
   distinct: number;
   peer?: number;
@@ -107,7 +109,7 @@ export async function runHttp(
   const env = { ...process.env, BENCH_ISSUER: ISSUER, BENCH_JWKS: jwksUrl };
   const servers = new Map<string, Server>();
   for (const framework of ['express', 'koa', 'fastify']) {
-    for (const variant of ['bare', 'guarded']) {
+    for (const variant of ['bare', 'noop', 'guarded']) {
       servers.set(`${framework} ${variant}`, await startServer(framework, variant, env));
     }
   }
@@ -116,6 +118,7 @@ export async function runHttp(
   const workloads: [string, string, readonly string[] | undefined][] = [];
   for (const framework of ['express', 'koa', 'fastify']) {
     workloads.push([`${framework} bare`, `${framework} bare`, undefined]);
+    workloads.push([`${framework} noop`, `${framework} noop`, undefined]);
     workloads.push([`${framework} repeat`, `${framework} guarded`, repeat]);
     workloads.push([`${framework} distinct`, `${framework} guarded`, distinct]);
   }
@@ -139,6 +142,7 @@ export async function runHttp(
   return ['express', 'koa', 'fastify'].map((framework) => ({
     framework,
     bare: m(`${framework} bare`),
+    noop: m(`${framework} noop`),
     repeat: m(`${framework} repeat`),
     distinct: m(`${framework} distinct`),
     ...(framework === 'express' ? { peer: m('express peer') } : {}),
