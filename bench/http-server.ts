@@ -75,3 +75,4 @@ async function listen(server: ReturnType<typeof createServer>): Promise<number> 
 
 const port = await start();
 process.stdout.write(`${JSON.stringify({ port })}\n`);
+process.on('SIGINT', () => process.exit(0)); // lets --cpu-prof write its profile
