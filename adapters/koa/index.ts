@@ -43,18 +43,31 @@ export function requireAuth(verifier: Verifier, options: RequireAuthOptions = {}
   const { errors, organization, ...requirements } = options;
   const guard = verifier.guard(requirements);
   const rethrow = errors === 'throw';
-  return async (ctx, next) => {
+  const fail = (ctx: Context, error: unknown) => {
+    if (rethrow || !(error instanceof AuthError)) throw error;
+    ctx.status = error.status;
+    ctx.set(error.headers);
+    ctx.body = error.body;
+  };
+  // Not an async function: a repeat token passes straight to next() without a promise of ours.
+  return (ctx, next) => {
+    let result: AuthInfo | Promise<AuthInfo>;
     try {
-      const result = guard.attempt(ctx.req, organization && { organization: organization(ctx) });
-      ctx.state.auth = result instanceof Promise ? await result : result;
+      result = guard.attempt(ctx.req, organization && { organization: organization(ctx) });
     } catch (error) {
-      if (rethrow || !(error instanceof AuthError)) throw error;
-      ctx.status = error.status;
-      ctx.set(error.headers);
-      ctx.body = error.body;
-      return;
+      return fail(ctx, error);
     }
-    await next();
+    if (result instanceof Promise) {
+      return result.then(
+        (auth) => {
+          ctx.state.auth = auth;
+          return next();
+        },
+        (error: unknown) => fail(ctx, error),
+      );
+    }
+    ctx.state.auth = result;
+    return next();
   };
 }
 
