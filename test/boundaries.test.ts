@@ -3,28 +3,14 @@
  * both body limits, Retry-After, discovery over https. Each test was written against a mutant of
  * the core that the rest of the suite let through.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createVerifier } from 'resource-guard';
 import type { RejectionEvent, VerifierOptions, KeySourceError, AuthError } from 'resource-guard';
 import { clock, outcome } from './helpers/outcome.ts';
-import { startJwksServer } from './helpers/jwks-server.ts';
-import type { JwksServer } from './helpers/jwks-server.ts';
-import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
-import type { TestKey } from './helpers/keys.ts';
+import { jwks, key, next, useKeySetFixture } from './helpers/key-set-fixture.ts';
+import { AUDIENCE, ISSUER, m2mClaims, mint } from './helpers/keys.ts';
 
-let jwks: JwksServer;
-let key: TestKey;
-let next: TestKey;
-beforeAll(async () => {
-  [key, next] = await Promise.all([makeKey('ES384'), makeKey('ES384')]);
-});
-beforeEach(async () => {
-  jwks = await startJwksServer([key.jwk]);
-});
-afterEach(async () => {
-  vi.useRealTimers();
-  await jwks.close();
-});
+useKeySetFixture();
 
 function setup(keys: VerifierOptions['keys'] = {}, extra: Partial<VerifierOptions> = {}) {
   const events: RejectionEvent[] = [];

@@ -1,26 +1,10 @@
-import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AuthError, createVerifier } from 'resource-guard';
 import type { RejectionEvent, VerifierOptions } from 'resource-guard';
-import { startJwksServer } from './helpers/jwks-server.ts';
-import type { JwksServer } from './helpers/jwks-server.ts';
-import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
-import type { TestKey } from './helpers/keys.ts';
+import { jwks, key, next, useKeySetFixture } from './helpers/key-set-fixture.ts';
+import { AUDIENCE, ISSUER, m2mClaims, mint } from './helpers/keys.ts';
 
-let jwks: JwksServer;
-let key: TestKey;
-let next: TestKey;
-
-beforeAll(async () => {
-  [key, next] = await Promise.all([makeKey('ES384'), makeKey('ES384')]);
-});
-beforeEach(async () => {
-  jwks = await startJwksServer([key.jwk]);
-});
-afterEach(async () => {
-  vi.useRealTimers();
-  vi.restoreAllMocks();
-  await jwks.close();
-});
+useKeySetFixture();
 
 function setup(options: Partial<VerifierOptions> = {}) {
   const events: RejectionEvent[] = [];
