@@ -6,12 +6,11 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { importJWK, SignJWT } from 'jose';
-import type { JWK, JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVerifier, logto } from 'resource-guard';
 import type { RejectionEvent, Verifier, AuthError } from 'resource-guard';
 import { requireAuth } from 'resource-guard/express';
+import { readerClaims, signedBy } from './helpers/issuer-tokens.ts';
 import { outcome } from './helpers/outcome.ts';
 import { createM2MClient } from '../examples/m2m-client.ts';
 import { createApp } from '../examples/express.ts';
@@ -28,33 +27,8 @@ afterAll(async () => {
   await Promise.all([issuer.close(), other.close()]);
 });
 
-/** A token signed with `source`'s real private key, claims as given. */
-async function signed(source: Issuer, claims: JWTPayload, header: Record<string, unknown> = {}) {
-  const jwk = source.signingKeys[0] as JWK;
-  return new SignJWT(claims)
-    .setProtectedHeader({
-      alg: jwk.alg as string,
-      typ: 'at+jwt',
-      kid: jwk.kid as string,
-      ...header,
-    })
-    .sign(await importJWK(jwk, jwk.alg));
-}
-
-function claims(overrides: JWTPayload = {}): JWTPayload {
-  const now = Math.floor(Date.now() / 1000);
-  return {
-    jti: 'logto',
-    sub: 'shopping-reader',
-    client_id: 'shopping-reader',
-    iat: now,
-    exp: now + 3600,
-    scope: 'read:products',
-    iss: issuer.issuer,
-    aud: 'https://shopping.api',
-    ...overrides,
-  };
-}
+const signed = signedBy;
+const claims = (overrides?: Record<string, unknown>) => readerClaims(issuer, overrides);
 
 describe('the logto() preset', () => {
   it('derives issuer and JWKS from the endpoint and verifies the tenant’s tokens', async () => {

@@ -6,13 +6,13 @@
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { createHmac } from 'node:crypto';
-import { importJWK, SignJWT } from 'jose';
 import type { JWK, JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVerifier } from 'resource-guard';
 import type { RejectionEvent, Verifier } from 'resource-guard';
 import { startIssuer } from '../../examples/issuer.ts';
 import type { Issuer } from '../../examples/issuer.ts';
+import { readerClaims, signedBy } from '../helpers/issuer-tokens.ts';
 import { b64url, rawToken } from '../helpers/keys.ts';
 import { targets } from './targets.ts';
 import type { Running } from './targets.ts';
@@ -71,28 +71,9 @@ beforeAll(async () => {
 });
 afterAll(() => issuer.close());
 
-/** A token signed with the issuer's real private key, claims as given. */
-async function signed(claims: JWTPayload, header: Record<string, unknown> = {}) {
-  const key = await importJWK(signingKey, 'ES384');
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: 'ES384', typ: 'at+jwt', kid: signingKey.kid as string, ...header })
-    .sign(key);
-}
-
-function claims(overrides: Record<string, unknown> = {}): JWTPayload {
-  const now = Math.floor(Date.now() / 1000);
-  return {
-    jti: 'contract',
-    sub: 'shopping-reader',
-    client_id: 'shopping-reader',
-    iat: now,
-    exp: now + 3600,
-    scope: 'read:products',
-    iss: issuer.issuer,
-    aud: 'https://shopping.api',
-    ...overrides,
-  };
-}
+const signed = (claims: JWTPayload, header?: Record<string, unknown>) =>
+  signedBy(issuer, claims, header);
+const claims = (overrides?: Record<string, unknown>) => readerClaims(issuer, overrides);
 
 const hostileTokens: Record<string, () => Promise<string>> = {
   'alg none': async () => rawToken({ alg: 'none', typ: 'at+jwt', kid: signingKey.kid }, claims()),
