@@ -88,7 +88,6 @@ export class RemoteKeySet {
   #lastFetchAt = Number.NEGATIVE_INFINITY;
   #failures = 0;
   #retryAt = 0;
-  #fetches = 0;
   readonly #listeners: ((kids: ReadonlySet<string>) => void)[] = [];
   readonly #source: () => Promise<URL>;
   readonly #options: ResolvedKeySetOptions;
@@ -97,16 +96,6 @@ export class RemoteKeySet {
   constructor(source: () => Promise<URL>, options: ResolvedKeySetOptions) {
     this.#source = source;
     this.#options = options;
-  }
-
-  /** How many fetches were started (for tests and metrics). */
-  get fetchCount(): number {
-    return this.#fetches;
-  }
-
-  /** The kids of the current set; `undefined` before the first successful fetch. */
-  get kids(): ReadonlySet<string> | undefined {
-    return this.#snapshot?.kids;
   }
 
   /**
@@ -202,7 +191,6 @@ export class RemoteKeySet {
       );
     }
     this.#lastFetchAt = now;
-    this.#fetches++;
     const inflight = this.#load().then(
       (snapshot) => {
         this.#snapshot = snapshot;
