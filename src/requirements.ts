@@ -19,6 +19,13 @@ export interface Requirements {
    * for an organization-level API resource whose `organization_id` equals it. Default: none.
    */
   readonly organization?: string;
+  /**
+   * `true`: this route, which names no organization, also accepts organization-scoped tokens
+   * (an `organization_id` claim, or an organization audience) of ANY organization; the handler
+   * must then scope its data by `auth.organizationId`. Default: `false` — such tokens are refused
+   * on routes that name no organization (their scopes come from a role in one organization).
+   */
+  readonly anyOrganization?: boolean;
 }
 
 /** The organization a token is for: its `organization_id`, or its organization audience. */
