@@ -1,20 +1,8 @@
 import type { JWTPayload } from 'jose';
 import { Rejection } from './errors.ts';
-import { ORGANIZATION_AUDIENCE } from './requirements.ts';
+import { isOrganizationAudience } from './organization.ts';
 
-/** The claims of an access token (RFC 9068 §2.2), as Logto issues them. */
-export interface AccessTokenClaims extends JWTPayload {
-  readonly iss: string;
-  readonly sub: string;
-  readonly aud: string | string[];
-  readonly exp: number;
-  readonly iat?: number;
-  readonly jti?: string;
-  readonly client_id?: string;
-  /** Space-delimited scopes; absent when none were granted. */
-  readonly scope?: string;
-  readonly organization_id?: string;
-}
+export type { AccessTokenClaims } from './types.ts';
 
 export interface ClaimRules {
   readonly issuers: ReadonlySet<string>;
@@ -69,11 +57,7 @@ export function checkAudience(
       problem: 'not a string or array of strings',
     });
   }
-  const accepted = (a: string) =>
-    audiences.has(a) ||
-    (organizations &&
-      a.startsWith(ORGANIZATION_AUDIENCE) &&
-      a.length > ORGANIZATION_AUDIENCE.length);
+  const accepted = (a: string) => audiences.has(a) || (organizations && isOrganizationAudience(a));
   if (!list.some(accepted)) {
     throw new Rejection('audience_mismatch', { expected: [...audiences], actual: list });
   }

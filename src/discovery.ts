@@ -1,4 +1,5 @@
-import { fetchJson, isLoopback, KeySourceError } from './fetch-json.ts';
+import { KeySourceError } from './errors.ts';
+import { fetchJson, isLoopback } from './fetch-json.ts';
 
 export interface DiscoveryOptions {
   readonly timeout: number;

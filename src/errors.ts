@@ -1,4 +1,10 @@
 /**
+ * Every error of resource-guard, in one module: the client-facing {@link AuthError}, the internal
+ * {@link Rejection} the verification steps throw, the {@link KeySourceError} of a failed key-set
+ * fetch, and the {@link RejectionEvent} reported to `onRejected`.
+ */
+
+/**
  * The OAuth 2.0 error code an {@link AuthError} presents to the client (RFC 6750 §3.1), plus
  * `missing_token` for a request without credentials (its challenge carries no error code) and
  * `temporarily_unavailable` for a key-set outage (503).
@@ -41,6 +47,7 @@ export type RejectionReason =
   | 'invalid_claim'
   | 'insufficient_scope'
   | 'organization_mismatch'
+  | 'organization_token'
   | 'machine_required'
   | 'keys_unavailable';
 
@@ -102,6 +109,11 @@ export const REASONS: Readonly<Record<RejectionReason, ReasonInfo>> = Object.fre
     code: 'organization_mismatch',
     status: 403,
     description: 'The access token is not for this organization',
+  },
+  organization_token: {
+    code: 'organization_mismatch',
+    status: 403,
+    description: 'Organization-scoped access tokens are not accepted on this route',
   },
   machine_required: {
     code: 'machine_required',
@@ -257,4 +269,58 @@ function clip(value: unknown, depth: number): unknown {
   return Object.fromEntries(
     entries.map(([key, item]) => [clip(key, depth + 1), clip(item, depth + 1)]),
   );
+}
+
+/** Why fetching a key set or a discovery document failed. Reaches `onRejected` as the `cause`. */
+export type KeySourceErrorCode =
+  'timeout' | 'network' | 'http_status' | 'too_large' | 'invalid_json' | 'invalid_document';
+
+/** A failed JWKS or discovery fetch (the `cause` of a `keys_unavailable` rejection). */
+export class KeySourceError extends Error {
+  override readonly name = 'KeySourceError';
+  constructor(
+    readonly code: KeySourceErrorCode,
+    message: string,
+    readonly url: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** What `onRejected` receives for each rejection. It never holds the token. */
+export interface RejectionEvent {
+  readonly reason: RejectionReason;
+  readonly code: AuthErrorCode;
+  readonly status: number;
+  /** The short fixed description the client saw. */
+  readonly description: string;
+  /** The exact facts: expected vs actual issuer or audience, seconds expired, kid, ... */
+  readonly details: Readonly<Record<string, unknown>>;
+  /** The underlying error (jose's, a fetch error), when there is one. */
+  readonly cause?: unknown;
+}
+
+/**
+ * Reports a rejection to the `onRejected` hook. A failing hook, synchronous or async, must not
+ * change the answer or crash the process.
+ */
+export function reportRejection(
+  onRejected: ((event: RejectionEvent) => unknown) | undefined,
+  error: AuthError,
+): void {
+  if (onRejected === undefined) return;
+  try {
+    const result: unknown = onRejected({
+      reason: error.reason,
+      code: error.code,
+      status: error.status,
+      description: error.description,
+      details: error.details,
+      ...(error.cause === undefined ? {} : { cause: error.cause }),
+    });
+    if (result instanceof Promise) result.catch(() => undefined);
+  } catch {
+    // ignored
+  }
 }

@@ -1,19 +1,4 @@
-/** Why fetching a key set or a discovery document failed. Reaches `onRejected` as the `cause`. */
-export type KeySourceErrorCode =
-  'timeout' | 'network' | 'http_status' | 'too_large' | 'invalid_json' | 'invalid_document';
-
-/** A failed JWKS or discovery fetch (the `cause` of a `keys_unavailable` rejection). */
-export class KeySourceError extends Error {
-  override readonly name = 'KeySourceError';
-  constructor(
-    readonly code: KeySourceErrorCode,
-    message: string,
-    readonly url: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
+import { KeySourceError } from './errors.ts';
 
 export interface FetchJsonOptions {
   /** Seconds for the whole exchange, body included. */

@@ -1,8 +1,9 @@
-import { createLocalJWKSet, errors as joseErrors } from 'jose';
+import { createLocalJWKSet } from 'jose';
 import type { JWK, JWTHeaderParameters } from 'jose';
-import { Rejection } from './errors.ts';
-import { fetchJson, KeySourceError } from './fetch-json.ts';
+import { KeySourceError, Rejection } from './errors.ts';
+import { fetchJson } from './fetch-json.ts';
 import type { VerifyKey } from './signature.ts';
+import type { Voucher } from './token-cache.ts';
 
 /** The key-set cache's settings. Every duration is in seconds. */
 export interface KeySetOptions {
@@ -38,13 +39,66 @@ export const MAX_JWKS_BYTES = 256 * 1024;
 /** Largest number of keys accepted in one set. */
 export const MAX_JWKS_KEYS = 100;
 
+/**
+ * One public key of an issuer, as its key set trusts it right now. The same object stands for the
+ * same JWK across refreshes (a JWK that comes back unchanged keeps its object); when the JWK leaves
+ * the set, or changes in any member (a new key under the same kid, another `alg`), the old object
+ * is marked untrusted for good. A cached verification is bound to this object, so one property
+ * read tells whether the key that verified it may still vouch for it.
+ */
+export class TrustedKey implements Voucher {
+  #trusted = true;
+  /** @internal the key's own one-key jose set: jose does the alg/kty/crv/use fit and import. */
+  readonly select: ReturnType<typeof createLocalJWKSet>;
+  constructor(
+    /** The JWK's members, canonical: its identity across refreshes. */
+    readonly id: string,
+    readonly kid: string | undefined,
+    select: ReturnType<typeof createLocalJWKSet>,
+    /** The key set it belongs to (and so the issuer(s) it may vouch for). */
+    readonly owner: RemoteKeySet,
+  ) {
+    this.select = select;
+  }
+
+  /** Still in its issuer's key set, unchanged. */
+  get trusted(): boolean {
+    return this.#trusted;
+  }
+
+  /** Trusted, and its key set not older than `maxAge + maxStale` (which may start a refresh). */
+  vouches(now: number): boolean {
+    return this.#trusted && this.owner.vouches(now);
+  }
+
+  /** @internal */
+  revoke(): void {
+    this.#trusted = false;
+  }
+}
+
+/** A key fit for one token header: the trusted key and the key object to verify with. */
+export interface Candidate {
+  readonly trusted: TrustedKey;
+  readonly key: VerifyKey;
+}
+
+/** Keys tried for one token at most (several keys under one kid, or a token with no kid). */
+export const MAX_CANDIDATES = 8;
+
 /** One successfully fetched key set. */
 interface Snapshot {
-  readonly select: ReturnType<typeof createLocalJWKSet>;
-  readonly kids: ReadonlySet<string>;
+  readonly keys: readonly TrustedKey[];
+  readonly byId: ReadonlyMap<string, TrustedKey>;
+  readonly byKid: ReadonlyMap<string, readonly TrustedKey[]>;
   readonly fetchedAt: number;
-  /** Keys already selected, by `alg kid`, so a known key is found without a promise. */
-  readonly selected: Map<string, VerifyKey>;
+  /** Candidates already selected, by `alg kid`, so a known key is found without a promise. */
+  readonly selected: Map<string, readonly Candidate[]>;
+}
+
+/** The JWK with its members in a fixed order: equal strings for equal keys. */
+function canonicalJwk(jwk: JWK): string {
+  return JSON.stringify(jwk, Object.keys(jwk).sort());
 }
 
 const ASYMMETRIC_CURVES: Readonly<Record<string, readonly string[]>> = {
@@ -81,6 +135,7 @@ export function usableKeys(document: unknown, url: string): JWK[] {
  * one fetch; an unknown `kid` refetches at most once per cooldown; after `maxAge` the set is
  * refreshed in the background while the last good keys keep serving (up to `maxStale`); failed
  * refreshes back off. When no usable key can be had it rejects with `keys_unavailable` (503).
+ * Each key is a {@link TrustedKey}, revoked the moment a refresh no longer lists it unchanged.
  */
 export class RemoteKeySet {
   #snapshot: Snapshot | undefined;
@@ -88,7 +143,6 @@ export class RemoteKeySet {
   #lastFetchAt = Number.NEGATIVE_INFINITY;
   #failures = 0;
   #retryAt = 0;
-  readonly #listeners: ((kids: ReadonlySet<string>) => void)[] = [];
   readonly #source: () => Promise<URL>;
   readonly #options: ResolvedKeySetOptions;
 
@@ -114,42 +168,61 @@ export class RemoteKeySet {
     return true;
   }
 
-  /** Calls `listener` with the new set of kids each time a refresh replaces the keys. */
-  onRefresh(listener: (kids: ReadonlySet<string>) => void): void {
-    this.#listeners.push(listener);
-  }
-
   /**
-   * The verification key for a token header; synchronous when the key was selected before and the
-   * keys are fresh. Throws (or rejects with) a {@link Rejection}.
+   * The keys that fit a token header, in the set's order: the keys listed under its `kid` (or
+   * every key, for a token without one) that fit its `alg`, at most {@link MAX_CANDIDATES}.
+   * Synchronous when they were selected before and the keys are fresh. Throws (or rejects with) a
+   * {@link Rejection}.
    */
-  getKey(header: JWTHeaderParameters): VerifyKey | Promise<VerifyKey> {
+  getCandidates(header: JWTHeaderParameters): readonly Candidate[] | Promise<readonly Candidate[]> {
     const snapshot = this.#snapshot;
     if (snapshot !== undefined && header.kid !== undefined && this.vouches(Date.now())) {
       const known = snapshot.selected.get(`${header.alg} ${header.kid}`);
       if (known !== undefined) return known;
     }
-    return this.#selectKey(header);
+    return this.#select(header);
   }
 
-  async #selectKey(header: JWTHeaderParameters): Promise<VerifyKey> {
+  async #select(header: JWTHeaderParameters): Promise<readonly Candidate[]> {
     let snapshot = await this.#usable();
-    const { kid } = header;
-    if (kid !== undefined && !snapshot.kids.has(kid)) {
+    const { kid, alg } = header;
+    if (kid !== undefined && !snapshot.byKid.has(kid)) {
       snapshot = await this.#refreshForUnknownKid(snapshot);
-      if (!snapshot.kids.has(kid)) throw new Rejection('unknown_kid', { kid });
+      if (!snapshot.byKid.has(kid)) throw new Rejection('unknown_kid', { kid });
     }
-    try {
-      const key = await snapshot.select(header);
-      if (kid !== undefined) snapshot.selected.set(`${header.alg} ${kid}`, key);
-      return key;
-    } catch (cause) {
-      const details =
-        cause instanceof joseErrors.JWKSMultipleMatchingKeys
-          ? { kid, alg: header.alg, problem: 'several keys fit and the token names no kid' }
-          : { kid, alg: header.alg, problem: 'no key of this kid fits the algorithm' };
-      throw new Rejection('key_mismatch', details, cause);
+    const listed = kid === undefined ? snapshot.keys : (snapshot.byKid.get(kid) ?? []);
+    const candidates: Candidate[] = [];
+    let cause: unknown;
+    for (const trusted of listed) {
+      try {
+        candidates.push({ trusted, key: await trusted.select(header) });
+      } catch (error) {
+        cause ??= error; // this key does not fit the algorithm
+      }
     }
+    if (candidates.length === 0) {
+      throw new Rejection(
+        'key_mismatch',
+        {
+          kid,
+          alg,
+          keys: listed.length,
+          problem: `no key ${kid === undefined ? 'of the set' : 'of this kid'} fits the algorithm`,
+        },
+        cause,
+      );
+    }
+    if (candidates.length > MAX_CANDIDATES) {
+      throw new Rejection('key_mismatch', {
+        kid,
+        alg,
+        keys: candidates.length,
+        problem: `more than ${MAX_CANDIDATES} keys fit; the token must name its kid`,
+      });
+    }
+    const result = Object.freeze(candidates);
+    if (kid !== undefined) snapshot.selected.set(`${alg} ${kid}`, result);
+    return result;
   }
 
   async #usable(): Promise<Snapshot> {
@@ -193,15 +266,13 @@ export class RemoteKeySet {
     this.#lastFetchAt = now;
     const inflight = this.#load().then(
       (snapshot) => {
+        const previous = this.#snapshot;
         this.#snapshot = snapshot;
         this.#failures = 0;
         this.#retryAt = 0;
-        for (const listener of this.#listeners) {
-          try {
-            listener(snapshot.kids);
-          } catch {
-            // A listener must not turn a good refresh into a failure.
-          }
+        // In the same tick as the swap: a key no longer listed (or listed changed) stops vouching.
+        for (const key of previous?.keys ?? []) {
+          if (snapshot.byId.get(key.id) !== key) key.revoke();
         }
         return snapshot;
       },
@@ -232,19 +303,34 @@ export class RemoteKeySet {
       maxBytes: MAX_JWKS_BYTES,
       fetch: this.#options.fetch,
     });
-    const keys = usableKeys(document, url.href);
+    const previous = this.#snapshot?.byId;
+    const keys: TrustedKey[] = [];
+    const byId = new Map<string, TrustedKey>();
+    const byKid = new Map<string, TrustedKey[]>();
+    for (const jwk of usableKeys(document, url.href)) {
+      const id = canonicalJwk(jwk);
+      if (byId.has(id)) continue; // the same key listed twice is one key
+      let trusted = previous?.get(id);
+      if (trusted === undefined || !trusted.trusted) {
+        try {
+          trusted = new TrustedKey(id, jwk.kid, createLocalJWKSet({ keys: [jwk] }), this);
+        } catch {
+          continue; // a member jose finds malformed: this key is unusable, the others are not
+        }
+      }
+      keys.push(trusted);
+      byId.set(id, trusted);
+      if (jwk.kid !== undefined) {
+        const list = byKid.get(jwk.kid);
+        if (list === undefined) byKid.set(jwk.kid, [trusted]);
+        else list.push(trusted);
+      }
+    }
     if (keys.length === 0) {
       // An empty set would make every token unknown: treat it as a failed fetch and keep the last
       // good keys (stale serving, back-off) instead.
       throw new KeySourceError('invalid_document', 'no usable signing key in the set', url.href);
     }
-    const kids = new Set<string>();
-    for (const key of keys) if (key.kid !== undefined) kids.add(key.kid);
-    return {
-      select: createLocalJWKSet({ keys }),
-      kids,
-      fetchedAt: Date.now(),
-      selected: new Map(),
-    };
+    return { keys, byId, byKid, fetchedAt: Date.now(), selected: new Map() };
   }
 }

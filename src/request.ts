@@ -1,22 +1,7 @@
 import { Rejection } from './errors.ts';
+import type { HeadersGetter, HeaderValue, RequestLike } from './types.ts';
 
-/** A header value as the common request shapes hold it. */
-export type HeaderValue = string | readonly string[] | number | undefined | null;
-
-/** A Web `Headers` object, or anything with the same `get`. */
-export interface HeadersGetter {
-  get(name: string): string | null;
-}
-
-/**
- * Anything with headers: a node `IncomingMessage`, a Web `Request`, an Express/Koa/Fastify
- * request, or a plain `{ headers: { authorization: 'Bearer ...' } }`.
- */
-export interface RequestLike {
-  readonly headers: HeadersGetter | Readonly<Record<string, HeaderValue>>;
-  /** node's raw header list, when present, lets a duplicated `Authorization` header be caught. */
-  readonly rawHeaders?: readonly string[];
-}
+export type { HeadersGetter, HeaderValue, RequestLike } from './types.ts';
 
 // RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
@@ -41,17 +26,64 @@ export function extractBearerToken(request: RequestLike, maxLength: number): str
     header = readAuthorization(request.headers);
   }
   if (header === undefined) throw new Rejection('missing_token');
+  return bearerToken(header, maxLength);
+}
 
-  const value = header.trim();
-  const space = value.indexOf(' ');
-  const scheme = space === -1 ? value : value.slice(0, space);
-  if (scheme.toLowerCase() !== 'bearer') throw new Rejection('missing_token');
-
-  const token = space === -1 ? '' : value.slice(space + 1).trimStart();
-  if (token.length > maxLength) {
-    throw new Rejection('token_too_large', { length: token.length, maxLength });
+/**
+ * The token of one `Authorization` field value, by the RFC 6750 §2.1 grammar exactly:
+ * `"Bearer" 1*SP b64token`, the scheme case-insensitive (RFC 9110 §11.1). Only the field's own
+ * optional whitespace (SP / HTAB around the whole value, RFC 9110 §5.5) is ignored; any other
+ * whitespace (a TAB or NBSP after the scheme, an NBSP after the token) makes it malformed. A value
+ * holding two credentials (two `Authorization` fields joined with a comma, as `Headers` does) is
+ * `multiple_credentials`; another scheme alone is `missing_token` (no Bearer credentials).
+ */
+function bearerToken(field: string, maxLength: number): string {
+  let start = 0;
+  let end = field.length;
+  while (start < end && isOws(field.charCodeAt(start))) start++;
+  while (end > start && isOws(field.charCodeAt(end - 1))) end--;
+  if (start === end) throw new Rejection('missing_token');
+  if (field.includes(',', start) && countCredentials(field.slice(start, end)) > 1) {
+    throw new Rejection('multiple_credentials');
   }
-  return token;
+  if (!isBearerScheme(field, start)) {
+    // Another scheme (Basic, DPoP, ...): no Bearer credentials at all.
+    throw new Rejection('missing_token');
+  }
+  let at = start + 6;
+  if (at < end && field.charCodeAt(at) !== 0x20) {
+    // `Bearer` then TAB, NBSP or any other non-space: a Bearer credential, malformed.
+    if (!TCHAR.test(field[at] as string)) throw new Rejection('malformed_header');
+    throw new Rejection('missing_token'); // a longer scheme name, such as `Bearerx`
+  }
+  while (at < end && field.charCodeAt(at) === 0x20) at++;
+  const length = end - at;
+  if (length > maxLength) throw new Rejection('token_too_large', { length, maxLength });
+  return field.slice(at, end);
+}
+
+const isOws = (code: number) => code === 0x20 || code === 0x09;
+
+/** `Bearer`, case-insensitive, at `at`. */
+function isBearerScheme(field: string, at: number): boolean {
+  return field.length - at >= 6 && field.slice(at, at + 6).toLowerCase() === 'bearer';
+}
+
+// RFC 9110 §5.6.2 tchar: what an auth-scheme is made of.
+const TCHAR = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]$/;
+// A list element that starts a credential: an auth-scheme followed by a space or nothing (an
+// auth-param, `name=value`, continues the previous credential instead).
+const CREDENTIAL_START = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?: |$)/;
+
+/** How many credentials a comma-separated field value holds (RFC 9110 §11.6.2 list syntax). */
+function countCredentials(value: string): number {
+  let count = 0;
+  for (const element of value.split(',')) {
+    let from = 0;
+    while (from < element.length && isOws(element.charCodeAt(from))) from++;
+    if (CREDENTIAL_START.test(element.slice(from))) count++;
+  }
+  return count;
 }
 
 /**
@@ -78,8 +110,7 @@ function readAuthorization(headers: RequestLike['headers']): string | undefined 
     if (value.length > 1) throw new Rejection('multiple_credentials');
     value = value[0];
   }
-  if (typeof value !== 'string' || value.trim() === '') return undefined;
-  return value;
+  return typeof value === 'string' && !isBlank(value) ? value : undefined;
 }
 
 function readRawAuthorization(rawHeaders: readonly string[]): string | undefined {
@@ -91,5 +122,11 @@ function readRawAuthorization(rawHeaders: readonly string[]): string | undefined
       value = rawHeaders[i + 1];
     }
   }
-  return typeof value === 'string' && value.trim() !== '' ? value : undefined;
+  return typeof value === 'string' && !isBlank(value) ? value : undefined;
+}
+
+/** Empty, or only SP / HTAB. */
+function isBlank(value: string): boolean {
+  for (let i = 0; i < value.length; i++) if (!isOws(value.charCodeAt(i))) return false;
+  return true;
 }

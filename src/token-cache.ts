@@ -11,13 +11,22 @@ export interface ResolvedTokenCacheOptions {
   readonly maxBytes: number;
 }
 
-export interface Entry<T, O> {
+/**
+ * What a cached verification is bound to: the key that verified it (in practice a
+ * {@link TrustedKey} of the key set). `vouches(now)` is asked on every hit.
+ */
+export interface Voucher {
+  /** `false` for good once the key left its key set (or changed): the entry is dropped. */
+  readonly trusted: boolean;
+  /** Whether the key may vouch for a token at `now` (trusted, and its set not too stale). */
+  vouches(now: number): boolean;
+}
+
+interface Entry<T> {
   readonly value: T;
   /** Milliseconds since the epoch after which the entry is never used. */
   readonly validUntil: number;
-  readonly kid: string;
-  /** The key set whose key verified the token. */
-  readonly owner: O;
+  readonly key: Voucher;
   readonly bytes: number;
 }
 
@@ -28,13 +37,28 @@ export interface Entry<T, O> {
 const entryBytes = (token: string) => token.length * 2 + 3072;
 
 /**
- * Verified tokens, keyed by the whole token string (so no two tokens can ever share an entry).
- * An entry is never used past `validUntil` (the token's `exp`, or sooner), is dropped when its
- * signing key leaves the issuer's key set, and is evicted oldest-first past `maxEntries` or
- * `maxBytes`. Only successes are ever stored.
+ * The cache policy: until when a verified token may be answered from memory, in milliseconds.
+ * Its `exp`, or sooner with `maxTokenAge` (`iat + maxTokenAge`).
  */
-export class TokenCache<T, O extends object> {
-  readonly #entries = new Map<string, Entry<T, O>>();
+export function cacheableUntil(
+  claims: { readonly exp: number; readonly iat?: number | undefined },
+  maxTokenAge: number | undefined,
+): number {
+  const byAge =
+    maxTokenAge !== undefined && claims.iat !== undefined ? claims.iat + maxTokenAge : Infinity;
+  return Math.min(claims.exp, byAge) * 1000;
+}
+
+/**
+ * Verified tokens, keyed by the whole token string (so no two tokens can ever share an entry).
+ * An entry is answered only while BOTH hold: `now < validUntil` (the token's `exp`, or sooner) and
+ * the key that verified it still vouches for it — it is still in its issuer's key set, unchanged
+ * (checked on every hit, so a refresh racing a verification cannot leave a removed or replaced
+ * key's token behind), and the set is not older than `maxAge + maxStale`. Entries are evicted
+ * oldest-first past `maxEntries` or `maxBytes`. Only successes are ever stored.
+ */
+export class TokenCache<T> {
+  readonly #entries = new Map<string, Entry<T>>();
   readonly #options: ResolvedTokenCacheOptions;
   #bytes = 0;
 
@@ -46,22 +70,22 @@ export class TokenCache<T, O extends object> {
     return this.#entries.size;
   }
 
-  get(token: string, now: number): Entry<T, O> | undefined {
+  /** The value cached for `token`, if it may be answered at `now`. */
+  get(token: string, now: number): T | undefined {
     const entry = this.#entries.get(token);
     if (entry === undefined) return undefined;
-    if (now >= entry.validUntil) {
-      this.#delete(token, entry);
-      return undefined;
-    }
-    return entry;
+    if (now < entry.validUntil && entry.key.vouches(now)) return entry.value;
+    // Expired, or its key is gone: never again. (A set merely too stale may recover.)
+    if (now >= entry.validUntil || !entry.key.trusted) this.#delete(token, entry);
+    return undefined;
   }
 
-  set(token: string, value: T, validUntil: number, kid: string, owner: O): void {
+  set(token: string, value: T, validUntil: number, key: Voucher): void {
     const bytes = entryBytes(token);
     if (bytes > this.#options.maxBytes || this.#options.maxEntries === 0) return;
     const previous = this.#entries.get(token);
     if (previous !== undefined) this.#delete(token, previous);
-    this.#entries.set(token, { value, validUntil, kid, owner, bytes });
+    this.#entries.set(token, { value, validUntil, key, bytes });
     this.#bytes += bytes;
     const { maxEntries, maxBytes } = this.#options;
     for (const [oldest, entry] of this.#entries) {
@@ -70,14 +94,7 @@ export class TokenCache<T, O extends object> {
     }
   }
 
-  /** Drops every entry signed by `owner`'s keys whose kid is no longer in `kids`. */
-  retainKids(owner: O, kids: ReadonlySet<string>): void {
-    for (const [token, entry] of this.#entries) {
-      if (entry.owner === owner && !kids.has(entry.kid)) this.#delete(token, entry);
-    }
-  }
-
-  #delete(token: string, entry: Entry<T, O>): void {
+  #delete(token: string, entry: Entry<T>): void {
     this.#entries.delete(token);
     this.#bytes -= entry.bytes;
   }

@@ -1,103 +1,42 @@
-import type { JWTHeaderParameters } from 'jose';
-import type { AccessTokenClaims } from './claims.ts';
-import { checkAudience, checkClaims, checkIssuer, grantedScopes } from './claims.ts';
-import type { Requirements } from './requirements.ts';
-import { checkRequirements, tokenOrganization } from './requirements.ts';
+import { chain } from './awaitable.ts';
 import { discoverJwksUri } from './discovery.ts';
-import type { AuthErrorCode, RejectionReason } from './errors.ts';
-import { AuthError, Rejection } from './errors.ts';
+import { AuthError, isSafeQuotedValue, Rejection, reportRejection } from './errors.ts';
+import type { ChallengeParams } from './errors.ts';
 import { RemoteKeySet } from './key-set.ts';
-import { verifySignature } from './signature.ts';
-import type { VerifyKey } from './signature.ts';
-import { TokenCache } from './token-cache.ts';
 import type { ResolvedOptions, VerifierOptions } from './options.ts';
 import { resolveOptions, resolveRequirements } from './options.ts';
-import type { RequestLike } from './request.ts';
-import type { ResourceMetadata } from './resource-metadata.ts';
 import { checkBearerSyntax, extractBearerToken } from './request.ts';
-import { checkHeader, decodeToken } from './token.ts';
+import { checkRequirements } from './requirements.ts';
+import { SingleFlight } from './single-flight.ts';
+import { cacheableUntil, TokenCache } from './token-cache.ts';
+import type {
+  AuthInfo,
+  Awaitable,
+  Guard,
+  RequestContext,
+  RequestLike,
+  Requirements,
+  Verifier,
+} from './types.ts';
+import { verifyToken } from './verify-token.ts';
+import type { Verified } from './verify-token.ts';
 
-/**
- * A verified access token. `token` is not enumerable, so logging or serialising the object does
- * not print it.
- */
-export interface AuthInfo<Claims extends object = Record<string, unknown>> {
-  /** The raw access token (non-enumerable), for calling another API on the caller's behalf. */
-  readonly token: string;
-  readonly claims: Readonly<AccessTokenClaims & Claims>;
-  readonly header: Readonly<JWTHeaderParameters>;
-  /** `sub`: the app id for an M2M token, the user id for a user token. */
-  readonly subject: string;
-  /** `client_id`: the app that requested the token. */
-  readonly clientId: string | undefined;
-  /** `true` for a machine-to-machine token (`sub === client_id`). */
-  readonly isMachine: boolean;
-  readonly issuer: string;
-  readonly audience: readonly string[];
-  /** The granted scopes, from `scope` (or an `scp` array). Empty when none were granted. */
-  readonly scopes: readonly string[];
-  /** `exp`, in seconds since the epoch. */
-  readonly expiresAt: number;
-  /** The organization the token is for: `organization_id`, or an organization token's audience. */
-  readonly organizationId: string | undefined;
-}
-
-/** What `onRejected` receives for each rejection. It never holds the token. */
-export interface RejectionEvent {
-  readonly reason: RejectionReason;
-  readonly code: AuthErrorCode;
-  readonly status: number;
-  /** The short fixed description the client saw. */
-  readonly description: string;
-  /** The exact facts: expected vs actual issuer or audience, seconds expired, kid, ... */
-  readonly details: Readonly<Record<string, unknown>>;
-  /** The underlying error (jose's, a fetch error), when there is one. */
-  readonly cause?: unknown;
-}
-
-/** What only the request knows: the organization it is about (a route parameter, a header). */
-export interface RequestContext {
-  readonly organization?: string | undefined;
-}
-
-/** Verifies a request and resolves its {@link AuthInfo}; rejects with an {@link AuthError}. */
-export interface Guard {
-  <Claims extends object = Record<string, unknown>>(
-    request: RequestLike,
-    context?: RequestContext,
-  ): Promise<AuthInfo<Claims>>;
-  /**
-   * The same check for adapters that can stay synchronous: returns the {@link AuthInfo} itself
-   * when it is known at once (a repeat token, a small RSA key), a promise otherwise, and throws
-   * the {@link AuthError} synchronously when the rejection is known at once.
-   */
-  attempt<Claims extends object = Record<string, unknown>>(
-    request: RequestLike,
-    context?: RequestContext,
-  ): AuthInfo<Claims> | Promise<AuthInfo<Claims>>;
-}
-
-/** Verifies access tokens. Build one per API at start-up and share it between routes. */
-export interface Verifier {
-  /** Verifies a raw token against the configuration and the route's requirements. */
-  verify<Claims extends object = Record<string, unknown>>(
-    token: string,
-    requirements?: Requirements,
-  ): Promise<AuthInfo<Claims>>;
-  /** Reads `Authorization: Bearer` from anything with headers, then verifies it. */
-  authenticate<Claims extends object = Record<string, unknown>>(
-    request: RequestLike,
-    requirements?: Requirements,
-  ): Promise<AuthInfo<Claims>>;
-  /** `authenticate` with requirements checked once, up front: the building block of adapters. */
-  guard(requirements?: Requirements): Guard;
-  /** The RFC 9728 metadata to serve, when the `resourceMetadata` option is set. */
-  readonly resourceMetadata: ResourceMetadata | undefined;
-}
+export type { AuthInfo, Guard, RequestContext, Verifier } from './types.ts';
+export type { RejectionEvent } from './errors.ts';
 
 /**
  * Creates a verifier. Options are checked here (a `TypeError` names the bad option); nothing is
  * fetched until the first token arrives.
+ *
+ * What it checks, in order (RFC 9068 §4): the `Authorization: Bearer` syntax (RFC 6750 §2.1);
+ * `typ` (at+jwt), the algorithm allow-list, no `jku`/`x5u`/`jwk`/`crit`; `iss` exactly; `aud`
+ * contains your audience; the signature with a key from that issuer's JWKS; `exp` (required),
+ * `nbf`, `iat`, `maxTokenAge`; required claims and their types; then, on every request, the
+ * route's organization rule, machine-only and scopes.
+ *
+ * What it does NOT check: revocation (a JWT access token stays valid until `exp`; Logto cannot
+ * revoke it), sender constraint (DPoP `cnf`), custom claim values beyond presence, or anything
+ * about the request other than its `Authorization` header.
  *
  * @example
  * ```ts
@@ -114,41 +53,25 @@ export interface Verifier {
 export function createVerifier(options: VerifierOptions): Verifier {
   const config = resolveOptions(options);
   const keySets = createKeySets(config);
-  const challenge = { realm: config.realm, resourceMetadata: config.resourceMetadata?.url };
-  const cache =
-    config.cache === false ? undefined : new TokenCache<AuthInfo, RemoteKeySet>(config.cache);
-  if (cache !== undefined) {
-    for (const keySet of new Set(keySets.values())) {
-      keySet.onRefresh((kids) => cache.retainKids(keySet, kids));
-    }
-  }
-  // Concurrent first sightings of one token share one (asynchronous) verification.
-  const pending = new Map<string, Promise<AuthInfo>>();
+  const challenge: ChallengeParams = {
+    realm: config.realm ?? defaultRealm(config.audiences),
+    resourceMetadata: config.resourceMetadata?.url,
+  };
+  const cache = config.cache === false ? undefined : new TokenCache<AuthInfo>(config.cache);
+  const inflight = new SingleFlight<AuthInfo>();
 
-  const remember = (token: string, { auth, keySet }: Verified): AuthInfo => {
-    const kid = auth.header.kid;
-    const validUntil = cacheableUntil(auth, config);
-    if (cache !== undefined && kid !== undefined && Date.now() < validUntil) {
-      cache.set(token, auth, validUntil, kid, keySet);
+  /** The cache policy: a verification is cached until {@link cacheableUntil}, bound to its key. */
+  const remember = ({ auth, key }: Verified): AuthInfo => {
+    if (cache !== undefined && key.trusted) {
+      const until = cacheableUntil(auth.claims, config.maxTokenAge);
+      if (Date.now() < until) cache.set(auth.token, auth, until, key);
     }
     return auth;
   };
 
-  /**
-   * A first sighting: verify, then cache. Synchronous when verification is; otherwise concurrent
-   * sightings of one token share one verification.
-   */
-  const verifyFresh = (token: string): AuthInfo | Promise<AuthInfo> => {
-    let inflight = pending.get(token);
-    if (inflight !== undefined) return inflight;
-    const result = verifyToken(token, config, keySets);
-    if (!(result instanceof Promise)) return remember(token, result);
-    inflight = result.then((verified) => remember(token, verified));
-    pending.set(token, inflight);
-    const settle = () => pending.delete(token);
-    inflight.then(settle, settle);
-    return inflight;
-  };
+  /** A first sighting: verified (concurrent sightings of one token share it), then cached. */
+  const verifyFresh = (token: string): Awaitable<AuthInfo> =>
+    inflight.run(token, () => chain(verifyToken(token, config, keySets), remember));
 
   const toAuthError = (error: unknown, requirements: Requirements): unknown => {
     if (!(error instanceof Rejection)) return error;
@@ -159,29 +82,26 @@ export function createVerifier(options: VerifierOptions): Verifier {
       retryAfter: error.retryAfter,
       challenge,
     });
-    report(config, authError);
+    reportRejection(config.onRejected, authError);
     return authError;
   };
 
   /**
-   * Reads the token, answers a repeat from the cache without further work (no syntax check, no
-   * promise), verifies a first sighting, then checks the route's requirements either way. Returns
-   * the AuthInfo or a promise of it; throws (or rejects with) an AuthError.
+   * Reads the token, answers a repeat from the cache (whose key still vouches for it) without
+   * further work, verifies a first sighting, then checks the route's requirements either way.
+   * Returns the AuthInfo or a promise of it; throws (or rejects with) an AuthError.
    */
   function attempt<Claims extends object>(
     read: () => string,
     requirements: Requirements,
     fromHeader: boolean,
-  ): AuthInfo<Claims> | Promise<AuthInfo<Claims>> {
+  ): Awaitable<AuthInfo<Claims>> {
     try {
       const token = read();
-      const now = Date.now();
-      const cached = cache?.get(token, now);
-      // A hit still asks its key set whether the keys may vouch for it: that keeps refreshes going
-      // (so a removed key reaches cached tokens) and stops hits once the keys are too stale.
-      if (cached !== undefined && cached.owner.vouches(now)) {
-        checkRequirements(cached.value, requirements, config.audiences);
-        return cached.value as AuthInfo<Claims>;
+      const cached = cache?.get(token, Date.now());
+      if (cached !== undefined) {
+        checkRequirements(cached, requirements, config.audiences);
+        return cached as AuthInfo<Claims>;
       }
       if (fromHeader) checkBearerSyntax(token);
       const fresh = verifyFresh(token);
@@ -241,7 +161,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
         context === undefined
           ? resolved
           : // An organization route whose request names none matches no token ('').
-            { ...resolved, organization: context.organization || '' };
+            { ...resolved, organization: context.organization ?? '' };
       const guard = ((request, context) =>
         check(read(request), forRequest(context), true)) as Guard;
       guard.attempt = (request, context) => attempt(read(request), forRequest(context), true);
@@ -251,22 +171,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
   return Object.freeze(verifier);
 }
 
-function report(config: ResolvedOptions, error: AuthError): void {
-  if (config.onRejected === undefined) return;
-  // A failing hook, synchronous or async, must not change the answer or crash the process.
-  try {
-    const result: unknown = config.onRejected({
-      reason: error.reason,
-      code: error.code,
-      status: error.status,
-      description: error.description,
-      details: error.details,
-      ...(error.cause === undefined ? {} : { cause: error.cause }),
-    });
-    if (result instanceof Promise) result.catch(() => undefined);
-  } catch {
-    // ignored
-  }
+/** RFC 6750 §3 wants at least one auth-param on every challenge: the API's identifier. */
+function defaultRealm(audiences: ReadonlySet<string>): string {
+  for (const audience of audiences) if (isSafeQuotedValue(audience)) return audience;
+  return 'api';
 }
 
 /** One key set per issuer (or one shared by all, with `jwksUri`), created once. */
@@ -279,61 +187,3 @@ function createKeySets(config: ResolvedOptions): ReadonlyMap<string, RemoteKeySe
   }
   return map;
 }
-
-/** Until when a verified token may be answered from the cache: its `exp`, or sooner. */
-function cacheableUntil(auth: AuthInfo, config: ResolvedOptions): number {
-  const { iat } = auth.claims;
-  const byAge =
-    config.maxTokenAge !== undefined && iat !== undefined ? iat + config.maxTokenAge : Infinity;
-  return Math.min(auth.expiresAt, byAge) * 1000;
-}
-
-interface Verified {
-  readonly auth: AuthInfo;
-  readonly keySet: RemoteKeySet;
-}
-
-/**
- * The RFC 9068 §4 order: typ, iss, aud (no network so far), signature, time, claims. Synchronous
- * when the key is known and verifies inline (small RSA keys); a promise otherwise. Throws or
- * rejects with a {@link Rejection}.
- */
-function verifyToken(
-  token: string,
-  config: ResolvedOptions,
-  keySets: ReadonlyMap<string, RemoteKeySet>,
-): Verified | Promise<Verified> {
-  const { header, payload } = decodeToken(token);
-  checkHeader(header, config.algorithms, config.strict);
-  const issuer = checkIssuer(payload, config.issuers);
-  const audience = checkAudience(payload, config.audiences, config.organizations);
-  const keySet = keySets.get(issuer) as RemoteKeySet;
-
-  const complete = (valid: boolean): Verified => {
-    if (!valid) throw new Rejection('bad_signature', { kid: header.kid, alg: header.alg });
-    checkClaims(payload, config, Date.now() / 1000);
-    const claims = Object.freeze(payload) as AccessTokenClaims;
-    const auth = {
-      claims,
-      header: Object.freeze(header),
-      subject: claims.sub,
-      clientId: claims.client_id,
-      isMachine: claims.client_id !== undefined && claims.sub === claims.client_id,
-      issuer,
-      audience: Object.freeze(audience),
-      scopes: Object.freeze(grantedScopes(claims)),
-      expiresAt: claims.exp,
-      organizationId: tokenOrganization(claims.organization_id, audience),
-    };
-    Object.defineProperty(auth, 'token', { value: token, enumerable: false });
-    return { auth: Object.freeze(auth) as AuthInfo, keySet };
-  };
-  const withKey = (key: VerifyKey): Verified | Promise<Verified> => {
-    const valid = verifySignature(token, key, header.alg);
-    return typeof valid === 'boolean' ? complete(valid) : valid.then(complete);
-  };
-  const found = keySet.getKey(header);
-  return found instanceof Promise ? found.then(withKey) : withKey(found);
-}
-
-export type { Requirements, RejectionReason };

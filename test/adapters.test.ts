@@ -99,7 +99,7 @@ describe('koa', () => {
     try {
       const answer = await fetch(`${server.url}/`);
       expect(answer.status).toBe(401);
-      expect(answer.headers.get('www-authenticate')).toBe('Bearer');
+      expect(answer.headers.get('www-authenticate')).toBe('Bearer realm="https://shopping.api"');
     } finally {
       await server.close();
     }

@@ -334,7 +334,7 @@ describe('hostile tokens', () => {
     expect(error.status).toBe(401);
     expect(error.code).toBe('invalid_token');
     expect(error.headers['www-authenticate']).toMatch(
-      /^Bearer error="invalid_token", error_description="[^"\\]+"$/,
+      /^Bearer realm="https:\/\/shopping\.api", error="invalid_token", error_description="[^"\\]+"$/,
     );
     // Nothing the client or the hook sees contains the token.
     expect(JSON.stringify(error.body)).not.toContain(token);
@@ -403,7 +403,7 @@ describe('scopes', () => {
     expect(error.status).toBe(403);
     expect(error.code).toBe('insufficient_scope');
     expect(error.headers['www-authenticate']).toBe(
-      'Bearer error="insufficient_scope", error_description="The access token lacks the required scope", scope="read:products"',
+      'Bearer realm="https://shopping.api", error="insufficient_scope", error_description="The access token lacks the required scope", scope="read:products"',
     );
   });
 

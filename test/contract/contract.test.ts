@@ -168,7 +168,7 @@ describe.each(targets)('adapter contract: $name', (target) => {
     });
     expect(answer.status).toBe(403);
     expect(answer.headers['www-authenticate']).toBe(
-      `Bearer error="insufficient_scope", error_description="The access token lacks the required scope", scope="write:products", ${RM}`,
+      `Bearer realm="https://shopping.api", error="insufficient_scope", error_description="The access token lacks the required scope", scope="write:products", ${RM}`,
     );
     expect(answer.body).toEqual({
       error: 'insufficient_scope',
@@ -216,7 +216,7 @@ describe.each(targets)('adapter contract: $name', (target) => {
   ])('%s → 401 with a bare Bearer challenge', async (_name, headers) => {
     const answer = await send(`${api.url}/products`, { headers });
     expect(answer.status).toBe(401);
-    expect(answer.headers['www-authenticate']).toBe(`Bearer ${RM}`);
+    expect(answer.headers['www-authenticate']).toBe(`Bearer realm="https://shopping.api", ${RM}`);
     expect(answer.body?.error).toBe('missing_token');
   });
 
@@ -229,7 +229,7 @@ describe.each(targets)('adapter contract: $name', (target) => {
     const answer = await send(`${api.url}/products`, { headers });
     expect(answer.status).toBe(400);
     expect(answer.headers['www-authenticate']).toMatch(
-      /^Bearer error="invalid_request", error_description="[^"]+", resource_metadata="[^"]+"$/,
+      /^Bearer realm="https:\/\/shopping\.api", error="invalid_request", error_description="[^"]+", resource_metadata="[^"]+"$/,
     );
     expect(answer.body?.error).toBe('invalid_request');
   });
@@ -266,7 +266,7 @@ describe.each(targets)('adapter contract: $name', (target) => {
   it('ignores a token in the query string', async () => {
     const answer = await send(`${api.url}/products?access_token=${readerToken}`);
     expect(answer.status).toBe(401);
-    expect(answer.headers['www-authenticate']).toBe(`Bearer ${RM}`);
+    expect(answer.headers['www-authenticate']).toBe(`Bearer realm="https://shopping.api", ${RM}`);
   });
 
   it.each(Object.keys(hostileTokens))(
@@ -276,7 +276,7 @@ describe.each(targets)('adapter contract: $name', (target) => {
       const answer = await send(`${api.url}/products`, { headers: bearer(token) });
       expect(answer.status).toBe(401);
       expect(answer.headers['www-authenticate']).toMatch(
-        /^Bearer error="invalid_token", error_description="[ -~]+", resource_metadata="[^"]+"$/,
+        /^Bearer realm="https:\/\/shopping\.api", error="invalid_token", error_description="[ -~]+", resource_metadata="[^"]+"$/,
       );
       expect(answer.headers['content-type']).toMatch(/^application\/json/);
       expect(Object.keys(answer.body ?? {}).sort()).toEqual(['error', 'error_description']);

@@ -1,0 +1,76 @@
+/**
+ * Every organization rule in one place. Logto issues three shapes of token:
+ * - global API resource: `aud` = the API, no organization; its scopes come from global roles;
+ * - organization-level API resource: `aud` = the API AND `organization_id`; its scopes come from
+ *   a role IN that organization, so it must not open routes that are not about that organization;
+ * - organization token: `aud = urn:logto:organization:<id>` (accepted only with the verifier's
+ *   `organizations: true`); its scopes are organization permissions, not API scopes.
+ * A token of either organization-scoped shape opens a route only when the route names its
+ * organization, or says `anyOrganization: true`. An empty organization matches nothing.
+ */
+import { Rejection } from './errors.ts';
+import type { AuthInfo, Requirements } from './types.ts';
+
+/** Logto's organization token audience: `urn:logto:organization:<id>`. */
+export const ORGANIZATION_AUDIENCE = 'urn:logto:organization:';
+
+/** `urn:logto:organization:<id>` with a non-empty id. */
+export function isOrganizationAudience(aud: string): boolean {
+  return aud.startsWith(ORGANIZATION_AUDIENCE) && aud.length > ORGANIZATION_AUDIENCE.length;
+}
+
+/** The organization a token is for: its `organization_id`, or its organization audience. */
+export function tokenOrganization(
+  organizationId: unknown,
+  audience: readonly string[],
+): string | undefined {
+  if (typeof organizationId === 'string') return organizationId;
+  const urn = audience.find(isOrganizationAudience);
+  return urn?.slice(ORGANIZATION_AUDIENCE.length);
+}
+
+/**
+ * A verified token against the route's organization rule:
+ * - the route names organization X: an API token must carry `organization_id === X`; an
+ *   organization token must have the audience `urn:logto:organization:X`;
+ * - the route names none: an organization-scoped token is refused (`organization_token`) unless
+ *   the route says `anyOrganization: true`; an organization token without our API in its
+ *   audience is refused (`audience_mismatch`) unless likewise.
+ */
+export function checkOrganization(
+  auth: AuthInfo,
+  requirements: Requirements,
+  audiences: ReadonlySet<string>,
+): void {
+  const { organization } = requirements;
+  const tokenOrg = auth.organizationId;
+  if (organization === undefined) {
+    const api = forApi(auth.audience, audiences);
+    if (tokenOrg === undefined && api) return;
+    if (tokenOrg !== undefined && tokenOrg !== '' && requirements.anyOrganization === true) return;
+    if (!api) {
+      throw new Rejection('audience_mismatch', { expected: [...audiences], actual: auth.audience });
+    }
+    throw new Rejection('organization_token', {
+      organization: tokenOrg,
+      hint: 'this route names no organization; set anyOrganization: true on it to accept organization-scoped tokens',
+    });
+  }
+  const matches =
+    organization !== '' &&
+    (forApi(auth.audience, audiences)
+      ? auth.claims.organization_id === organization
+      : auth.audience.includes(`${ORGANIZATION_AUDIENCE}${organization}`));
+  if (!matches) {
+    throw new Rejection('organization_mismatch', {
+      expected: organization,
+      actual: tokenOrg ?? null,
+    });
+  }
+}
+
+/** Whether the token's audience names this API (a loop: no closure on the per-request path). */
+function forApi(audience: readonly string[], audiences: ReadonlySet<string>): boolean {
+  for (const aud of audience) if (audiences.has(aud)) return true;
+  return false;
+}

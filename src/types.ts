@@ -1,0 +1,132 @@
+/**
+ * The shared types at the bottom of the import graph: every module may import them, this module
+ * imports no other module of resource-guard (only jose's types).
+ */
+import type { JWTHeaderParameters, JWTPayload } from 'jose';
+import type { ResourceMetadata } from './resource-metadata.ts';
+
+/** A value, or a promise of it: the answer of a step that is synchronous when it can be. */
+export type Awaitable<T> = T | Promise<T>;
+
+/** The claims of an access token (RFC 9068 §2.2), as Logto issues them. */
+export interface AccessTokenClaims extends JWTPayload {
+  readonly iss: string;
+  readonly sub: string;
+  readonly aud: string | string[];
+  readonly exp: number;
+  readonly iat?: number;
+  readonly jti?: string;
+  readonly client_id?: string;
+  /** Space-delimited scopes; absent when none were granted. */
+  readonly scope?: string;
+  readonly organization_id?: string;
+}
+
+/**
+ * A verified access token. Deeply frozen: the same object answers every request that presents the
+ * same token, so nothing a handler does can change what the next request sees. `token` is not
+ * enumerable, so logging or serialising the object does not print it.
+ */
+export interface AuthInfo<Claims extends object = Record<string, unknown>> {
+  /** The raw access token (non-enumerable), for calling another API on the caller's behalf. */
+  readonly token: string;
+  readonly claims: Readonly<AccessTokenClaims & Claims>;
+  readonly header: Readonly<JWTHeaderParameters>;
+  /** `sub`: the app id for an M2M token, the user id for a user token. */
+  readonly subject: string;
+  /** `client_id`: the app that requested the token. */
+  readonly clientId: string | undefined;
+  /** `true` for a machine-to-machine token (`sub === client_id`). */
+  readonly isMachine: boolean;
+  readonly issuer: string;
+  readonly audience: readonly string[];
+  /** The granted scopes, from `scope` (or an `scp` array). Empty when none were granted. */
+  readonly scopes: readonly string[];
+  /** `exp`, in seconds since the epoch. */
+  readonly expiresAt: number;
+  /** The organization the token is for: `organization_id`, or an organization token's audience. */
+  readonly organizationId: string | undefined;
+}
+
+/** What a route needs from a verified token. Checked on every request, cached token or not. */
+export interface Requirements {
+  /** Scopes the token must carry, compared exactly (never by substring). Default: none. */
+  readonly scopes?: readonly string[];
+  /** `true`: any one of `scopes` is enough. Default: `false` (all of them). */
+  readonly any?: boolean;
+  /** `true`: only machine-to-machine tokens (`sub === client_id`). Default: `false`. */
+  readonly machine?: boolean;
+  /**
+   * The organization this request is about (from a route parameter or header: the adapters'
+   * `organization` option). The token must be for it: a Logto organization token
+   * (`aud = urn:logto:organization:<id>`, with the verifier's `organizations: true`), or a token
+   * for an organization-level API resource whose `organization_id` equals it. An empty
+   * organization matches no token. Default: none.
+   */
+  readonly organization?: string;
+  /**
+   * `true`: this route, which names no organization, also accepts organization-scoped tokens
+   * (an `organization_id` claim, or an organization audience) of ANY organization; the handler
+   * must then scope its data by `auth.organizationId`. Default: `false` — such tokens are refused
+   * on routes that name no organization (their scopes come from a role in one organization).
+   */
+  readonly anyOrganization?: boolean;
+}
+
+/** A header value as the common request shapes hold it. */
+export type HeaderValue = string | readonly string[] | number | undefined | null;
+
+/** A Web `Headers` object, or anything with the same `get`. */
+export interface HeadersGetter {
+  get(name: string): string | null;
+}
+
+/**
+ * Anything with headers: a node `IncomingMessage`, a Web `Request`, an Express/Koa/Fastify
+ * request, or a plain `{ headers: { authorization: 'Bearer ...' } }`.
+ */
+export interface RequestLike {
+  readonly headers: HeadersGetter | Readonly<Record<string, HeaderValue>>;
+  /** node's raw header list, when present, lets a duplicated `Authorization` header be caught. */
+  readonly rawHeaders?: readonly string[];
+}
+
+/** What only the request knows: the organization it is about (a route parameter, a header). */
+export interface RequestContext {
+  readonly organization?: string | undefined;
+}
+
+/** Verifies a request and resolves its {@link AuthInfo}; rejects with an `AuthError`. */
+export interface Guard {
+  <Claims extends object = Record<string, unknown>>(
+    request: RequestLike,
+    context?: RequestContext,
+  ): Promise<AuthInfo<Claims>>;
+  /**
+   * The same check for adapters that can stay synchronous: returns the {@link AuthInfo} itself
+   * when it is known at once (a repeat token, a small RSA key), a promise otherwise, and throws
+   * the `AuthError` synchronously when the rejection is known at once.
+   */
+  attempt<Claims extends object = Record<string, unknown>>(
+    request: RequestLike,
+    context?: RequestContext,
+  ): Awaitable<AuthInfo<Claims>>;
+}
+
+/** Verifies access tokens. Build one per API at start-up and share it between routes. */
+export interface Verifier {
+  /** Verifies a raw token against the configuration and the route's requirements. */
+  verify<Claims extends object = Record<string, unknown>>(
+    token: string,
+    requirements?: Requirements,
+  ): Promise<AuthInfo<Claims>>;
+  /** Reads `Authorization: Bearer` from anything with headers, then verifies it. */
+  authenticate<Claims extends object = Record<string, unknown>>(
+    request: RequestLike,
+    requirements?: Requirements,
+  ): Promise<AuthInfo<Claims>>;
+  /** `authenticate` with requirements checked once, up front: the building block of adapters. */
+  guard(requirements?: Requirements): Guard;
+  /** The RFC 9728 metadata to serve, when the `resourceMetadata` option is set. */
+  readonly resourceMetadata: ResourceMetadata | undefined;
+}
