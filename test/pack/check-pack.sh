@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Packs resource-guard, installs the tarball in an empty folder the way a user would, imports every
 # subpath from it, type-checks a consumer against its .d.ts files and runs a real verification.
+# Then the CommonJS side: require() of every subpath from a .cjs file, and a CommonJS TypeScript
+# project (no "type": "module") compiled with the settings the README documents, then run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
@@ -15,6 +17,13 @@ if tar -tzf "$work/$tarball" | grep -qE '^package/(test|examples|bench|src|adapt
   echo "the tarball holds sources or tests it should not" >&2
   exit 1
 fi
+contents=$(tar -tzf "$work/$tarball")
+for file in LICENSE CONFORMANCE.md README.md; do
+  if ! grep -qx "package/$file" <<<"$contents"; then
+    echo "the tarball lacks $file" >&2
+    exit 1
+  fi
+done
 
 cd "$work"
 cat > package.json <<'JSON'
@@ -22,12 +31,28 @@ cat > package.json <<'JSON'
 JSON
 npm install --silent --no-audit --no-fund --prefer-offline "./$tarball" express@5 koa@3 fastify@5 \
   @types/express@5 @types/koa@3 @types/node@20 typescript@5.9
-cp "$root/test/pack/smoke.mjs" "$root/test/pack/consumer.ts" .
+cp "$root/test/pack/smoke.mjs" "$root/test/pack/consumer.ts" "$root/test/pack/require.cjs" .
 node smoke.mjs
+node require.cjs
 cat > tsconfig.json <<'JSON'
 { "compilerOptions": { "module": "NodeNext", "moduleResolution": "NodeNext", "strict": true,
   "noEmit": true, "skipLibCheck": true, "types": ["node"], "lib": ["ES2023", "DOM"] },
   "files": ["consumer.ts"] }
 JSON
 npx tsc -p tsconfig.json
-echo "pack check: every subpath imports, types resolve, a token verifies from the tarball"
+
+# CommonJS TypeScript: the README's settings ("module" and "moduleResolution" nodenext, TS >= 5.8).
+mkdir cjs
+cp "$root/test/pack/consumer-cjs.ts" cjs/consumer.ts
+cat > cjs/package.json <<'JSON'
+{ "name": "cjs-consumer", "private": true }
+JSON
+cat > cjs/tsconfig.json <<'JSON'
+{ "compilerOptions": { "module": "nodenext", "moduleResolution": "nodenext", "strict": true,
+  "outDir": "out", "skipLibCheck": true, "types": ["node"], "lib": ["ES2023", "DOM"] },
+  "files": ["consumer.ts"] }
+JSON
+npx tsc -p cjs/tsconfig.json
+grep -q 'require("resource-guard")' cjs/out/consumer.js # compiled to CommonJS, not left as import
+node cjs/out/consumer.js
+echo "pack check: every subpath imports and requires, ESM and CommonJS types resolve, a token verifies"

@@ -59,7 +59,8 @@ assert.equal(ok.status, 200);
 assert.deepEqual(await ok.json(), { client: 'app' });
 const denied = await fetch(base);
 assert.equal(denied.status, 401);
-assert.equal(denied.headers.get('www-authenticate'), 'Bearer');
+// RFC 6750 §3: at least one auth-param; the realm defaults to the first audience.
+assert.equal(denied.headers.get('www-authenticate'), 'Bearer realm="https://shopping.api"');
 
 // One compiled core: an AuthError from any path is an instance of the exported class.
 const error = await verifier.verify('opaque').catch((e) => e);
