@@ -1,15 +1,22 @@
 import type { VerifierOptions } from './options.ts';
+import type { Covers } from './option-checks.ts';
+import { resolveLevel } from './option-checks.ts';
+import { OPTION_RULES } from './option-rules.ts';
 
 /** Options of the {@link logto} preset: a Logto endpoint instead of issuer and JWKS URLs. */
 export interface LogtoOptions extends Omit<VerifierOptions, 'issuer' | 'jwksUri'> {
   /** The tenant endpoint, e.g. `https://your-tenant.logto.app` (no `/oidc`). */
   readonly endpoint: string;
   /**
-   * The tenant's custom domain(s), e.g. `auth.example.com` or `https://auth.example.com`. Tokens
-   * requested through a custom domain carry `https://<domain>/oidc` as issuer: both are accepted.
+   * The tenant's custom domain(s), an array of host names or origins, e.g. `['auth.example.com']`
+   * or `['https://auth.example.com']`. Tokens requested through a custom domain carry
+   * `https://<domain>/oidc` as issuer: both are accepted. Default: none.
    */
   readonly customDomains?: readonly string[];
 }
+
+// A compile error when an option has no rule, or a rule no option.
+const _everyOptionHasARule: Covers<typeof OPTION_RULES.logto.rules, LogtoOptions> = true;
 
 /** The algorithms Logto signs with: ES384 by default; RSA and P-256/P-521 after a rotation. */
 const LOGTO_ALGORITHMS = ['ES384', 'ES256', 'ES512', 'RS256', 'RS384', 'RS512'] as const;
@@ -17,7 +24,8 @@ const LOGTO_ALGORITHMS = ['ES384', 'ES256', 'ES512', 'RS256', 'RS384', 'RS512'] 
 /**
  * Verifier options for a Logto tenant: issuer `${endpoint}/oidc` (plus one per custom domain),
  * JWKS `${endpoint}/oidc/jwks`, the strict RFC 9068 profile and Logto's algorithms. Everything else
- * passes through.
+ * passes through. Options are checked here as `createVerifier` checks them: `issuer` and `jwksUri`
+ * are refused (they come from `endpoint`), and so is any unknown key.
  *
  * @example
  * ```ts
@@ -27,22 +35,21 @@ const LOGTO_ALGORITHMS = ['ES384', 'ES256', 'ES512', 'RS256', 'RS384', 'RS512'] 
  * ```
  */
 export function logto(options: LogtoOptions): VerifierOptions {
-  const { endpoint, customDomains = [], ...rest } = options;
-  if (typeof endpoint !== 'string' || !URL.canParse(endpoint)) {
-    throw new TypeError('resource-guard: `endpoint` must be the Logto endpoint URL');
-  }
+  const { endpoint, customDomains } = resolveLevel(options, OPTION_RULES.logto);
   const base = endpoint.replace(/\/+$/, '');
-  if (base.endsWith('/oidc')) {
-    throw new TypeError('resource-guard: `endpoint` is the Logto endpoint without `/oidc`');
-  }
   const custom = customDomains.map((domain) => {
-    const url = new URL(/^https?:\/\//.test(domain) ? domain : `https://${domain}`);
+    const url = new URL(/^https?:\/\//i.test(domain) ? domain : `https://${domain}`);
     return `${url.origin}/oidc`;
   });
+  // Pass through what the caller set (createVerifier checks it again and fills the defaults).
+  const rest: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (key !== 'endpoint' && key !== 'customDomains' && value !== undefined) rest[key] = value;
+  }
   return {
     algorithms: [...LOGTO_ALGORITHMS],
     strict: true,
-    ...rest,
+    ...(rest as Omit<LogtoOptions, 'endpoint' | 'customDomains'>),
     issuer: [`${base}/oidc`, ...custom],
     jwksUri: `${base}/oidc/jwks`,
   };

@@ -1,32 +1,22 @@
 import type { RejectionEvent } from './verifier.ts';
 import type { KeySetOptions, ResolvedKeySetOptions } from './key-set.ts';
-import { isSafeQuotedValue } from './errors.ts';
 import { isLoopback } from './fetch-json.ts';
 import type { Requirements } from './requirements.ts';
 import type { ResolvedTokenCacheOptions, TokenCacheOptions } from './token-cache.ts';
 import { buildResourceMetadata } from './resource-metadata.ts';
 import type { ResourceMetadata, ResourceMetadataOptions } from './resource-metadata.ts';
+import { configError, resolveLevel } from './option-checks.ts';
+import type { Covers } from './option-checks.ts';
+import { DEFAULT_ALGORITHMS, OPTION_RULES } from './option-rules.ts';
 
-/** The JWS algorithms accepted by default: every asymmetric one. Never `none`, never HS*. */
-export const DEFAULT_ALGORITHMS = Object.freeze([
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-  'Ed25519',
-] as const);
+export { DEFAULT_ALGORITHMS };
 
 /** An algorithm resource-guard can verify with a key from a JWKS. */
 export type Algorithm = (typeof DEFAULT_ALGORITHMS)[number];
 
 /**
- * How to verify access tokens. Every duration is in seconds.
+ * How to verify access tokens. Every duration is in seconds. An unknown or misspelt key, at any
+ * level, is a `TypeError` naming it (with a suggestion), never silently ignored.
  *
  * @example
  * ```ts
@@ -47,7 +37,10 @@ export interface VerifierOptions {
    * `/.well-known/oauth-authorization-server`). With several issuers it is used for all of them.
    */
   readonly jwksUri?: string | URL;
-  /** Allowed JWS algorithms. Default: {@link DEFAULT_ALGORITHMS}. `none` and HS* are refused. */
+  /**
+   * Allowed JWS algorithms, a non-empty array. Default: {@link DEFAULT_ALGORITHMS}. `none` and HS*
+   * are refused.
+   */
   readonly algorithms?: readonly Algorithm[];
   /** Leeway for `exp`, `nbf` and `iat`, in seconds. Default: 5. */
   readonly clockTolerance?: number;
@@ -58,7 +51,7 @@ export interface VerifierOptions {
    * only routes that name their organization (`organization` requirement). Default: `false`.
    */
   readonly organizations?: boolean;
-  /** Extra claims that must be present. Default: none. */
+  /** Extra claims that must be present, an array of claim names. Default: none. */
   readonly requiredClaims?: readonly string[];
   /**
    * RFC 9068 profile: `typ` must be `at+jwt`, and `iat`, `jti`, `client_id` must be present
@@ -87,7 +80,7 @@ export interface VerifierOptions {
    * Default: off.
    */
   readonly resourceMetadata?: ResourceMetadataOptions;
-  /** Longest token accepted, in characters. Default: 8192. */
+  /** Longest token accepted, in characters (an integer from 1 to 1 MiB). Default: 8192. */
   readonly maxTokenLength?: number;
   /** The `fetch` used for discovery and the JWKS (a proxy-aware one, say). Default: global fetch. */
   readonly fetch?: typeof globalThis.fetch;
@@ -112,60 +105,23 @@ export interface ResolvedOptions {
   readonly maxTokenLength: number;
 }
 
-function fail(message: string): never {
-  throw new TypeError(`resource-guard: ${message}`);
+/** What route requirements are once checked: every flag present, lists frozen. */
+export interface ResolvedRequirements extends Requirements {
+  readonly any: boolean;
+  readonly machine: boolean;
+  readonly anyOrganization: boolean;
 }
 
-function stringList(value: unknown, name: string): string[] {
-  const list = typeof value === 'string' ? [value] : value;
-  if (
-    !Array.isArray(list) ||
-    list.length === 0 ||
-    !list.every((item) => typeof item === 'string' && item !== '')
-  ) {
-    fail(`\`${name}\` must be a non-empty string or array of non-empty strings`);
-  }
-  return [...(list as string[])];
-}
+// A compile error when an option has no rule, or a rule no option.
+const _everyOptionHasARule: Covers<typeof OPTION_RULES.verifier.rules, VerifierOptions> = true;
 
-function seconds(
-  value: unknown,
-  name: string,
-  fallback: number | undefined,
-  min = 0,
-  max = Number.MAX_SAFE_INTEGER,
-) {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    fail(`\`${name}\` must be a number of seconds from ${min} to ${max}`);
-  }
-  return value;
-}
-
-function count(value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    fail(`\`${name}\` must be a non-negative integer`);
-  }
-  return value;
-}
-
-function httpUrl(value: unknown, name: string): URL {
-  const href = value instanceof URL ? value.href : value;
-  if (typeof href !== 'string' || !URL.canParse(href)) fail(`\`${name}\` must be an absolute URL`);
-  const url = new URL(href);
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') fail(`\`${name}\` must be http(s)`);
-  return url;
-}
-
-/** Checks the options and fills in defaults, without touching the caller's object. */
+/**
+ * Checks the options and fills in defaults, without touching the caller's object. Throws a
+ * `TypeError` naming the option path (`keys.cooldown`), with a suggestion for an unknown key.
+ */
 export function resolveOptions(input: VerifierOptions): ResolvedOptions {
-  if (typeof input !== 'object' || input === null) fail('options must be an object');
-  const options = { ...input };
-  const issuers = stringList(options.issuer, 'issuer');
-  for (const issuer of issuers) httpUrl(issuer, 'issuer');
-  const audiences = stringList(options.audience, 'audience');
-  const jwksUri = options.jwksUri === undefined ? undefined : httpUrl(options.jwksUri, 'jwksUri');
+  const options = resolveLevel(input, OPTION_RULES.verifier);
+  const { issuer: issuers, audience: audiences, jwksUri, strict } = options;
   if (
     jwksUri?.protocol === 'http:' &&
     !isLoopback(jwksUri) &&
@@ -173,115 +129,65 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
   ) {
     // Keys over plain HTTP could be swapped in transit: only for an http (development) issuer,
     // or from this machine itself.
-    fail('`jwksUri` must use https when an issuer does (http is allowed on loopback)');
+    configError('jwksUri', 'must use https when an issuer does (http is allowed on loopback)');
   }
-
-  const algorithms = options.algorithms ?? DEFAULT_ALGORITHMS;
-  if (!Array.isArray(algorithms) || algorithms.length === 0) {
-    fail('`algorithms` must be a non-empty array');
-  }
-  for (const alg of algorithms) {
-    if (!(DEFAULT_ALGORITHMS as readonly string[]).includes(alg)) {
-      fail(`\`algorithms\` may hold only ${DEFAULT_ALGORITHMS.join(', ')}; got ${String(alg)}`);
-    }
-  }
-
-  const requiredClaims = options.requiredClaims ?? [];
-  if (!Array.isArray(requiredClaims) || !requiredClaims.every((c) => typeof c === 'string')) {
-    fail('`requiredClaims` must be an array of claim names');
-  }
-  if (options.organizations !== undefined && typeof options.organizations !== 'boolean') {
-    fail('`organizations` must be a boolean');
-  }
-  if (options.strict !== undefined && typeof options.strict !== 'boolean') {
-    fail('`strict` must be a boolean');
-  }
-  const strict = options.strict ?? true;
-  if (options.onRejected !== undefined && typeof options.onRejected !== 'function') {
-    fail('`onRejected` must be a function');
-  }
-  if (
-    options.realm !== undefined &&
-    (typeof options.realm !== 'string' || !isSafeQuotedValue(options.realm))
-  ) {
-    fail('`realm` must be a string of printable ASCII without `"` or `\\`');
-  }
-  if (options.fetch !== undefined && typeof options.fetch !== 'function') {
-    fail('`fetch` must be a function');
-  }
-  if (options.keys !== undefined && (typeof options.keys !== 'object' || options.keys === null)) {
-    fail('`keys` must be an object');
-  }
-  const keys = { ...options.keys };
-
-  const cacheInput = options.cache ?? {};
-  if (cacheInput !== false && (typeof cacheInput !== 'object' || cacheInput === null)) {
-    fail('`cache` must be an object or false');
-  }
-  const cache =
-    cacheInput === false
-      ? false
-      : {
-          maxEntries: count(cacheInput.maxEntries, 'cache.maxEntries', 10_000),
-          maxBytes: count(cacheInput.maxBytes, 'cache.maxBytes', 48 * 1024 * 1024),
-        };
-
+  const fetch = options.fetch;
   const base = ['iss', 'sub', 'aud', 'exp'];
   const profile = strict ? ['iat', 'jti', 'client_id'] : [];
   return {
     issuers: new Set(issuers),
     audiences: new Set(audiences),
-    organizations: options.organizations === true,
+    organizations: options.organizations,
     jwksUri,
-    algorithms: new Set(algorithms),
-    algorithmList: Object.freeze([...new Set<string>(algorithms)]),
-    clockTolerance: seconds(options.clockTolerance, 'clockTolerance', 5) as number,
-    maxTokenAge: seconds(options.maxTokenAge, 'maxTokenAge', undefined),
-    requiredClaims: [...new Set([...base, ...profile, ...requiredClaims])],
+    algorithms: new Set(options.algorithms),
+    algorithmList: Object.freeze([...new Set(options.algorithms)]),
+    clockTolerance: options.clockTolerance,
+    maxTokenAge: options.maxTokenAge,
+    requiredClaims: [...new Set([...base, ...profile, ...options.requiredClaims])],
     strict,
     keys: {
-      maxAge: seconds(keys.maxAge, 'keys.maxAge', 600) as number,
-      cooldown: seconds(keys.cooldown, 'keys.cooldown', 30) as number,
-      timeout: seconds(keys.timeout, 'keys.timeout', 5, 0.001, 600) as number,
-      maxStale: seconds(keys.maxStale, 'keys.maxStale', 43_200) as number,
-      fetch: options.fetch ?? ((...args) => globalThis.fetch(...args)),
+      ...options.keys,
+      fetch: fetch ?? ((...args) => globalThis.fetch(...args)),
     },
-    cache,
-    onRejected: options.onRejected,
+    cache: options.cache,
+    onRejected: options.onRejected as VerifierOptions['onRejected'],
     realm: options.realm,
     resourceMetadata:
       options.resourceMetadata === undefined
         ? undefined
         : buildResourceMetadata(options.resourceMetadata, audiences, issuers),
-    maxTokenLength: seconds(options.maxTokenLength, 'maxTokenLength', 8192, 1) as number,
+    maxTokenLength: options.maxTokenLength,
   };
 }
 
-// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+/** With no requirements: shared, so `verify(token)` allocates nothing for them. */
+const NO_REQUIREMENTS: ResolvedRequirements = Object.freeze({
+  any: false,
+  machine: false,
+  anyOrganization: false,
+});
 
-/** Checks a route's requirements once, where the route is declared. */
-export function resolveRequirements(input: Requirements | undefined): Requirements {
-  if (input === undefined) return Object.freeze({});
-  if (typeof input !== 'object' || input === null) fail('requirements must be an object');
-  const { scopes, any, machine, organization } = input;
-  if (scopes !== undefined) {
-    if (
-      !Array.isArray(scopes) ||
-      !scopes.every((s) => typeof s === 'string' && SCOPE_TOKEN.test(s))
-    ) {
-      fail('`scopes` must be an array of scope tokens (printable ASCII, no space, `"` or `\\`)');
-    }
-  }
-  if (any !== undefined && typeof any !== 'boolean') fail('`any` must be a boolean');
-  if (machine !== undefined && typeof machine !== 'boolean') fail('`machine` must be a boolean');
-  if (organization !== undefined && typeof organization !== 'string') {
-    fail('`organization` must be a string');
+/**
+ * Checks a route's requirements: once where a route is declared (`guard`), per call for `verify`
+ * and `authenticate` (so it stays cheap: the suggestion work runs only for an unknown key).
+ */
+export function resolveRequirements(input: Requirements | undefined): ResolvedRequirements {
+  if (input === undefined) return NO_REQUIREMENTS;
+  const { scopes, any, machine, organization, anyOrganization } = resolveLevel(
+    input,
+    OPTION_RULES.requirements,
+  );
+  if (organization !== undefined && anyOrganization) {
+    configError(
+      'anyOrganization',
+      'contradicts `organization`: a route names its organization, or accepts any',
+    );
   }
   return Object.freeze({
-    ...(scopes === undefined ? {} : { scopes: Object.freeze([...scopes]) }),
-    any: any === true,
-    machine: machine === true,
+    ...(scopes === undefined ? {} : { scopes }),
+    any,
+    machine,
     ...(organization === undefined ? {} : { organization }),
+    anyOrganization,
   });
 }

@@ -1,3 +1,5 @@
+import { configError } from './option-checks.ts';
+
 /** RFC 9728 protected resource metadata: what a client needs to find how to call this API. */
 export interface ResourceMetadataOptions {
   /**
@@ -26,24 +28,30 @@ export interface ResourceMetadata {
   readonly document: Readonly<Record<string, unknown>>;
 }
 
+/** The options once checked (see the rule table): every key present, `undefined` when unset. */
+export type CheckedResourceMetadataOptions = {
+  readonly [K in keyof ResourceMetadataOptions]-?: ResourceMetadataOptions[K] | undefined;
+};
+
 const WELL_KNOWN = '/.well-known/oauth-protected-resource';
 
-/** Builds the metadata once, at start-up. Throws a `TypeError` naming a bad option. */
+/**
+ * Builds the metadata once, at start-up, from checked options. Throws a `TypeError` naming
+ * `resourceMetadata.resource` when the resource (by default the first audience) is no API URL.
+ */
 export function buildResourceMetadata(
-  options: ResourceMetadataOptions,
+  options: CheckedResourceMetadataOptions,
   audiences: readonly string[],
   issuers: readonly string[],
 ): ResourceMetadata {
-  const fail = (message: string): never => {
-    throw new TypeError(`resource-guard: ${message}`);
-  };
-  const resource = options.resource ?? audiences[0];
-  if (typeof resource !== 'string' || !URL.canParse(resource)) {
-    fail('`resourceMetadata.resource` must be the API URL (RFC 9728 §1.2)');
+  const resource = options.resource ?? (audiences[0] as string);
+  const given = options.resource === undefined ? ' (default: the first audience)' : '';
+  const url = URL.canParse(resource) ? new URL(resource) : undefined;
+  if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+    return configError('resourceMetadata.resource', `must be the API's http(s) URL${given}`);
   }
-  const url = new URL(resource as string);
   if (url.search !== '' || url.hash !== '') {
-    fail('`resourceMetadata.resource` must have no query or fragment');
+    configError('resourceMetadata.resource', `must have no query or fragment${given}`);
   }
   const path = `${WELL_KNOWN}${url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '')}`;
   const document: Record<string, unknown> = {
@@ -51,7 +59,9 @@ export function buildResourceMetadata(
     authorization_servers: [...(options.authorizationServers ?? issuers)],
     bearer_methods_supported: ['header'],
   };
-  if (options.scopesSupported) document.scopes_supported = [...options.scopesSupported];
+  if (options.scopesSupported !== undefined) {
+    document.scopes_supported = [...options.scopesSupported];
+  }
   if (options.resourceName !== undefined) document.resource_name = options.resourceName;
   if (options.resourceDocumentation !== undefined) {
     document.resource_documentation = options.resourceDocumentation;

@@ -1,0 +1,311 @@
+import { isSafeQuotedValue } from './errors.ts';
+
+/**
+ * The one configuration error: a `TypeError` whose message names the full option path,
+ * `resource-guard: \`keys.cooldown\` must be ...`. Thrown at start-up, never per request.
+ */
+export function configError(path: string, problem: string): never {
+  throw new TypeError(`resource-guard: \`${path}\` ${problem}`);
+}
+
+/** Checks one option's value (never `undefined`) and returns it normalised, or throws. */
+export type Check<T> = (value: unknown, path: string) => T;
+
+/** How one option is checked, and what it is when absent (or `undefined`). */
+export interface Rule<T> {
+  readonly check: Check<T>;
+  readonly fallback: T;
+  readonly required: boolean;
+}
+
+export type Rules = Readonly<Record<string, Rule<unknown>>>;
+
+/** `true` when the rules of a level cover exactly the keys of its options interface. */
+export type Covers<R, O> = [keyof R] extends [keyof O]
+  ? [keyof O] extends [keyof R]
+    ? true
+    : false
+  : false;
+
+/** The resolved values of one level: every option present, defaults filled in. */
+export type Resolved<R extends Rules> = { readonly [K in keyof R]: R[K]['fallback'] };
+
+/** One object of options: its rules, where it sits, and hints for keys that belong elsewhere. */
+export interface Level<R extends Rules> {
+  readonly rules: R;
+  /** The path of this object itself (`options`, `keys`, `requirements`). */
+  readonly path: string;
+  /** Prefix of its options' paths: `''` at the top, `keys.` below. */
+  readonly prefix: string;
+  /** What its keys are, for messages: `a createVerifier() option`. */
+  readonly noun: string;
+  /** Known mistakes: a key of another level, and where it goes instead. */
+  readonly hints: Readonly<Record<string, string>>;
+}
+
+export const optional = <T>(check: Check<T>): Rule<T | undefined> => ({
+  check,
+  fallback: undefined,
+  required: false,
+});
+export const withDefault = <T>(check: Check<T>, fallback: T): Rule<T> => ({
+  check,
+  fallback,
+  required: false,
+});
+export const required = <T>(check: Check<T>): Rule<T> => ({
+  check,
+  fallback: undefined as T,
+  required: true,
+});
+
+/** What a value is, for a message; never its content (it could throw, or be huge). */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === '') return 'the empty string';
+  if (Array.isArray(value)) return value.length === 0 ? 'an empty array' : 'an array';
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  const type = typeof value;
+  return type === 'undefined' ? type : type === 'object' ? 'an object' : `a ${type}`;
+}
+
+/** A plain object: `{...}` or `Object.create(null)`, from any realm. Not an array, Map, URL... */
+export function isPlainObject(value: unknown): value is Readonly<Record<string, unknown>> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === null || proto === Object.prototype || Object.getPrototypeOf(proto) === null;
+}
+
+/**
+ * Checks one level of options: unknown keys first (with a suggestion), then each value, then
+ * fills in defaults. Reads only own enumerable string keys; symbols are ignored. A known key whose
+ * value is `undefined` counts as absent; an unknown key is an error whatever its value.
+ */
+export function resolveLevel<R extends Rules>(
+  input: unknown,
+  level: Level<R>,
+  path = level.path,
+): Resolved<R> {
+  if (!isPlainObject(input)) configError(path, `must be a plain object (got ${describe(input)})`);
+  const { rules, prefix } = level;
+  for (const key in input) {
+    if (Object.hasOwn(input, key) && !Object.hasOwn(rules, key)) unknownOption(key, level);
+  }
+  const resolved: Record<string, unknown> = {};
+  for (const key in rules) {
+    const rule = rules[key] as Rule<unknown>;
+    const value = Object.hasOwn(input, key) ? input[key] : undefined;
+    if (value !== undefined) resolved[key] = rule.check(value, prefix + key);
+    else if (rule.required) configError(prefix + key, 'is required');
+    else resolved[key] = rule.fallback;
+  }
+  return Object.freeze(resolved) as Resolved<R>;
+}
+
+function unknownOption(key: string, level: Level<Rules>): never {
+  const known = Object.keys(level.rules);
+  const name = printable(key);
+  const { hints } = level;
+  const hinted = Object.hasOwn(hints, key) ? key : closest(key, Object.keys(hints), 0);
+  const hint = hinted === undefined ? undefined : hints[hinted];
+  const suggestion = closest(key, known);
+  let message = `is not ${level.noun}`;
+  if (hint !== undefined) message += `: ${hint}`;
+  if (suggestion !== undefined) {
+    message += `${hint === undefined ? ';' : '; or'} did you mean \`${level.prefix}${suggestion}\`?`;
+  } else if (hint === undefined) {
+    message += ` (known: ${known.join(', ')})`;
+  }
+  return configError(level.prefix + name, message);
+}
+
+/** A key as it appears in a message: short, one line. */
+function printable(key: string): string {
+  return /^[\w$-]{1,64}$/.test(key) ? key : JSON.stringify(key.slice(0, 64));
+}
+
+/**
+ * The known key a typo most likely meant: the same letters ignoring case, `_` and `-`
+ * (`jwksURI`, `max_age`), or within a small edit distance (`algorithm`, `requiredClaim`).
+ */
+export function closest(
+  key: string,
+  known: readonly string[],
+  maxDistance = key.length <= 4 ? 1 : key.length <= 8 ? 2 : 3,
+): string | undefined {
+  const normal = (s: string) => s.toLowerCase().replace(/[-_\s]/g, '');
+  const wanted = normal(key);
+  let best: string | undefined;
+  let bestDistance = maxDistance + 1;
+  for (const candidate of known) {
+    const distance = editDistance(wanted, normal(candidate));
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+  }
+  return best;
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions, transpositions. */
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 3) return Infinity;
+  let before: number[] = [];
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(
+        (previous[j] as number) + 1,
+        (current[j - 1] as number) + 1,
+        (previous[j - 1] as number) + cost,
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d = Math.min(d, (before[j - 2] as number) + 1);
+      }
+      current.push(d);
+    }
+    [before, previous] = [previous, current];
+  }
+  return previous[b.length] as number;
+}
+
+// --- One validator per kind of value. Each returns the value normalised (lists copied). ---
+
+export const seconds =
+  (min: number, max: number): Check<number> =>
+  (value, path) => {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+      configError(path, `must be a number of seconds from ${min} to ${max} (got ${show(value)})`);
+    }
+    return value;
+  };
+
+/** A whole number of `unit`s (characters, entries, bytes). */
+export const count =
+  (unit: string, min: number, max: number): Check<number> =>
+  (value, path) => {
+    if (!Number.isSafeInteger(value) || (value as number) < min || (value as number) > max) {
+      configError(
+        path,
+        `must be a whole number of ${unit} from ${min} to ${max} (got ${show(value)})`,
+      );
+    }
+    return value as number;
+  };
+
+/** A number is shown (it cannot be long or secret); anything else is described. */
+const show = (value: unknown) => (typeof value === 'number' ? String(value) : describe(value));
+
+export const boolean: Check<boolean> = (value, path) => {
+  if (typeof value !== 'boolean')
+    configError(path, `must be true or false (got ${describe(value)})`);
+  return value;
+};
+
+export const func =
+  <F>(): Check<F> =>
+  (value, path) => {
+    if (typeof value !== 'function')
+      configError(path, `must be a function (got ${describe(value)})`);
+    return value as F;
+  };
+
+export const nonEmptyString: Check<string> = (value, path) => {
+  if (typeof value !== 'string' || value === '') {
+    configError(path, `must be a non-empty string (got ${describe(value)})`);
+  }
+  return value;
+};
+
+/** Printable ASCII without `"` or `\`: safe inside a quoted `WWW-Authenticate` parameter. */
+export const quotable: Check<string> = (value, path) => {
+  if (typeof value !== 'string' || !isSafeQuotedValue(value)) {
+    configError(path, 'must be a string of printable ASCII without `"` or `\\`');
+  }
+  return value;
+};
+
+/** An absolute http(s) URL, given as a string or a `URL`. */
+export const httpUrl: Check<URL> = (value, path) => {
+  const href = value instanceof URL ? value.href : value;
+  const url = typeof href === 'string' && URL.canParse(href) ? new URL(href) : undefined;
+  if (url?.protocol !== 'https:' && url?.protocol !== 'http:') {
+    configError(path, `must be an absolute http(s) URL (got ${describe(value)})`);
+  }
+  return url;
+};
+
+/** A test of one list item. */
+export type Item<T> = (value: unknown) => value is T;
+
+export const isNonEmptyString: Item<string> = (value): value is string =>
+  typeof value === 'string' && value !== '';
+
+export const isHttpUrlString: Item<string> = (value): value is string => {
+  if (typeof value !== 'string' || !URL.canParse(value)) return false;
+  const { protocol } = new URL(value);
+  return protocol === 'https:' || protocol === 'http:';
+};
+
+/** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
+export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+
+export const isScopeToken: Item<string> = (value): value is string =>
+  typeof value === 'string' && SCOPE_TOKEN.test(value);
+
+/** An absolute http(s) URL as a string, kept as written. */
+export const httpUrlString: Check<string> = (value, path) => {
+  if (!isHttpUrlString(value)) {
+    configError(path, `must be an absolute http(s) URL string (got ${describe(value)})`);
+  }
+  return value;
+};
+
+/** A list item, for a message: a short string is shown, anything else described. */
+const showItem = (value: unknown) =>
+  typeof value === 'string' ? JSON.stringify(value.slice(0, 64)) : describe(value);
+
+/**
+ * An array whose items all pass `item`, copied and frozen. A string is refused with a hint:
+ * iterating it would check single characters.
+ */
+export const list =
+  <T>(item: Item<T>, what: string, minLength = 0): Check<readonly T[]> =>
+  (value, path) => {
+    if (!Array.isArray(value)) {
+      const hint = typeof value === 'string' ? '; use an array even for one item' : '';
+      configError(path, `must be an array of ${what} (got ${describe(value)}${hint})`);
+    }
+    if (value.length < minLength) configError(path, `must be a non-empty array of ${what}`);
+    const items: T[] = [];
+    for (let i = 0; i < value.length; i++) {
+      const element: unknown = value[i];
+      if (!item(element)) {
+        configError(path, `must be an array of ${what} (item ${i} is ${showItem(element)})`);
+      }
+      items.push(element);
+    }
+    return Object.freeze(items);
+  };
+
+/** One string or a non-empty array of them: `issuer` and `audience`, as documented. */
+export const oneOrMore = (
+  item: Item<string>,
+  one: string,
+  many: string,
+): Check<readonly string[]> => {
+  const checkList = list(item, many, 1);
+  return (value, path) => {
+    if (typeof value === 'string') {
+      if (!item(value)) configError(path, `must be ${one} (got ${showItem(value)})`);
+      return Object.freeze([value]);
+    }
+    if (!Array.isArray(value) || value.length === 0) {
+      configError(path, `must be ${one} or a non-empty array of them (got ${describe(value)})`);
+    }
+    return checkList(value, path);
+  };
+};
+
+/** A nested level of options. */
+export const nested = <R extends Rules>(level: Level<R>): Rule<Resolved<R>> =>
+  withDefault((value, path) => resolveLevel(value, level, path), resolveLevel({}, level));

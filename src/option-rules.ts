@@ -1,0 +1,251 @@
+import type { KeySetOptions } from './key-set.ts';
+import type { Requirements } from './requirements.ts';
+import type { ResourceMetadataOptions } from './resource-metadata.ts';
+import type { TokenCacheOptions } from './token-cache.ts';
+import type { Check, Item, Level, Resolved, Rule, Rules } from './option-checks.ts';
+import {
+  boolean,
+  configError,
+  count,
+  describe,
+  func,
+  httpUrl,
+  httpUrlString,
+  isHttpUrlString,
+  isNonEmptyString,
+  isPlainObject,
+  isScopeToken,
+  list,
+  nested,
+  nonEmptyString,
+  oneOrMore,
+  optional,
+  quotable,
+  required,
+  resolveLevel,
+  seconds,
+  withDefault,
+} from './option-checks.ts';
+
+/**
+ * Every option of every level, with its check and its default: the one place to look up what an
+ * option accepts. Unknown keys are refused at every level, with a suggestion.
+ */
+
+/** Rules for exactly the keys of an options interface (a compile error otherwise). */
+type RulesFor<O> = { readonly [K in keyof O]-?: Rule<unknown> };
+
+/** The JWS algorithms accepted by default: every asymmetric one. Never `none`, never HS*. */
+export const DEFAULT_ALGORITHMS = Object.freeze([
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+] as const);
+
+/** Durations: no tighter bound than a safe integer number of seconds. */
+const MAX_SECONDS = Number.MAX_SAFE_INTEGER;
+/** Longest `maxTokenLength`: 1 MiB of characters (real access tokens are a few KiB). */
+export const MAX_TOKEN_LENGTH = 1024 * 1024;
+
+const isAlgorithm: Item<string> = (value): value is string =>
+  (DEFAULT_ALGORITHMS as readonly unknown[]).includes(value);
+
+/** `keys`: the key-set cache. Every duration in seconds. */
+const KEYS = {
+  rules: {
+    /** Keys younger than this are used without asking the issuer. Default: 600. */
+    maxAge: withDefault(seconds(0, MAX_SECONDS), 600),
+    /** At most one refetch per cooldown for unknown `kid`s. Default: 30. */
+    cooldown: withDefault(seconds(0, MAX_SECONDS), 30),
+    /** Timeout of one JWKS or discovery request, from 0.001 to 600. Default: 5. */
+    timeout: withDefault(seconds(0.001, 600), 5),
+    /** How long the last good keys serve past `maxAge` while refreshes fail. Default: 43200. */
+    maxStale: withDefault(seconds(0, MAX_SECONDS), 43_200),
+  } satisfies RulesFor<KeySetOptions>,
+  path: 'keys',
+  prefix: 'keys.',
+  noun: 'a `keys` option',
+  hints: {},
+};
+
+/** `cache`: the verified-token cache (or `false`). */
+const CACHE = {
+  rules: {
+    /** Most tokens kept. Default: 10000. */
+    maxEntries: withDefault(count('entries', 0, Number.MAX_SAFE_INTEGER), 10_000),
+    /** Approximate memory bound of the entries. Default: 48 MiB. */
+    maxBytes: withDefault(count('bytes', 0, Number.MAX_SAFE_INTEGER), 48 * 1024 * 1024),
+  } satisfies RulesFor<TokenCacheOptions>,
+  path: 'cache',
+  prefix: 'cache.',
+  noun: 'a `cache` option',
+  hints: {},
+};
+
+const cacheOrFalse: Check<Resolved<typeof CACHE.rules> | false> = (value, path) => {
+  if (value === false) return false;
+  if (!isPlainObject(value)) {
+    configError(path, `must be a plain object or false (got ${describe(value)})`);
+  }
+  return resolveLevel(value, CACHE, path);
+};
+
+/** `resourceMetadata`: RFC 9728 protected resource metadata. */
+const RESOURCE_METADATA = {
+  rules: {
+    /** The resource identifier: the API's http(s) URL. Default: the first audience. */
+    resource: optional(httpUrlString),
+    /** `resource_name`. Default: none. */
+    resourceName: optional(nonEmptyString),
+    /** `scopes_supported`: an array of scope tokens. Default: none. */
+    scopesSupported: optional(list(isScopeToken, 'scope tokens')),
+    /** `authorization_servers`: a non-empty array of issuer URLs. Default: the issuers. */
+    authorizationServers: optional(list(isHttpUrlString, 'absolute http(s) URLs', 1)),
+    /** `resource_documentation`: an http(s) URL. Default: none. */
+    resourceDocumentation: optional(httpUrlString),
+  } satisfies RulesFor<ResourceMetadataOptions>,
+  path: 'resourceMetadata',
+  prefix: 'resourceMetadata.',
+  noun: 'a `resourceMetadata` option',
+  hints: {},
+};
+
+const ROUTE_HINT =
+  "it is a route requirement; pass it to verifier.guard(), verify(), authenticate() or the adapter's requireAuth()";
+const ROUTE_HINTS = Object.fromEntries(
+  ['scopes', 'scope', 'any', 'machine', 'organization', 'anyOrganization'].map((key) => [
+    key,
+    ROUTE_HINT,
+  ]),
+);
+
+/** `createVerifier(options)`. Every duration in seconds. */
+const VERIFIER = {
+  rules: {
+    /** Trusted issuer URL(s): a string or a non-empty array. Required. */
+    issuer: required(oneOrMore(isHttpUrlString, 'an absolute http(s) URL', 'issuer URLs')),
+    /** Accepted audience(s): a non-empty string or a non-empty array of them. Required. */
+    audience: required(oneOrMore(isNonEmptyString, 'a non-empty string', 'non-empty strings')),
+    /** The issuer's JWKS URL. Default: discovered from each issuer. */
+    jwksUri: optional(httpUrl),
+    /** A non-empty array of {@link DEFAULT_ALGORITHMS} members. Default: all of them. */
+    algorithms: withDefault(
+      list(isAlgorithm, DEFAULT_ALGORITHMS.join(' / '), 1),
+      DEFAULT_ALGORITHMS as readonly string[],
+    ),
+    /** Leeway for `exp`, `nbf` and `iat`. Default: 5. */
+    clockTolerance: withDefault(seconds(0, MAX_SECONDS), 5),
+    /** Oldest `iat` accepted. Default: no limit. */
+    maxTokenAge: optional(seconds(0, MAX_SECONDS)),
+    /** Also accept Logto organization tokens. Default: false. */
+    organizations: withDefault(boolean, false),
+    /** Extra claims that must be present: an array of claim names. Default: none. */
+    requiredClaims: withDefault(list(isNonEmptyString, 'claim names'), [] as readonly string[]),
+    /** RFC 9068 profile. Default: true. */
+    strict: withDefault(boolean, true),
+    /** The key-set cache. Default: see `keys` above. */
+    keys: nested(KEYS),
+    /** Called with every rejection. Default: none. */
+    onRejected: optional(func<(event: never) => unknown>()),
+    /** The verified-token cache, or `false`. Default: see `cache` above. */
+    cache: withDefault(cacheOrFalse, resolveLevel({}, CACHE)),
+    /** `realm="..."` on every challenge. Default: none. */
+    realm: optional(quotable),
+    /** RFC 9728 metadata. Default: off. */
+    resourceMetadata: optional((value, path) => resolveLevel(value, RESOURCE_METADATA, path)),
+    /** Longest token accepted, in characters, from 1 to 1 MiB. Default: 8192. */
+    maxTokenLength: withDefault(count('characters', 1, MAX_TOKEN_LENGTH), 8192),
+    /** The `fetch` for discovery and the JWKS. Default: global fetch. */
+    fetch: optional(func<typeof globalThis.fetch>()),
+  },
+  path: 'options',
+  prefix: '',
+  noun: 'a createVerifier() option',
+  hints: ROUTE_HINTS,
+};
+
+/** A Logto custom domain: a host name, or an http(s) origin. */
+const isCustomDomain: Item<string> = (value): value is string => {
+  if (typeof value !== 'string' || value === '') return false;
+  const href = /^https?:\/\//i.test(value) ? value : `https://${value}`;
+  if (!URL.canParse(href)) return false;
+  const url = new URL(href);
+  return url.pathname === '/' && url.search === '' && url.hash === '' && url.username === '';
+};
+
+const logtoEndpoint: Check<string> = (value, path) => {
+  const endpoint = httpUrlString(value, path);
+  if (endpoint.replace(/\/+$/, '').endsWith('/oidc')) {
+    configError(path, 'is the Logto endpoint without `/oidc`');
+  }
+  return endpoint;
+};
+
+const { issuer: _issuer, jwksUri: _jwksUri, ...PASSED_TO_VERIFIER } = VERIFIER.rules;
+
+/** `logto(options)`: every createVerifier() option but `issuer` and `jwksUri`, plus these. */
+const LOGTO = {
+  rules: {
+    /** The tenant endpoint, e.g. `https://your-tenant.logto.app` (no `/oidc`). Required. */
+    endpoint: required(logtoEndpoint),
+    /** Custom domains: an array of host names or http(s) origins. Default: none. */
+    customDomains: withDefault(
+      list(isCustomDomain, 'host names or http(s) origins'),
+      [] as readonly string[],
+    ),
+    ...PASSED_TO_VERIFIER,
+  },
+  path: 'options',
+  prefix: '',
+  noun: 'a logto() option',
+  hints: {
+    ...ROUTE_HINTS,
+    issuer:
+      'logto() derives the issuer from `endpoint` (`<endpoint>/oidc`, plus one per custom domain); call createVerifier() without logto() for another issuer',
+    jwksUri: 'logto() derives the JWKS URL from `endpoint` (`<endpoint>/oidc/jwks`)',
+  },
+};
+
+const VERIFIER_HINT = 'it is a createVerifier() option, set once per verifier';
+
+/** A route's requirements: `verifier.guard()`, `verify()`, `authenticate()`, the adapters. */
+const REQUIREMENTS = {
+  rules: {
+    /** An array of RFC 6749 scope tokens, all required (or any one, with `any`). Default: none. */
+    scopes: optional(list(isScopeToken, 'scope tokens (printable ASCII, no space, `"` or `\\`)')),
+    /** Any one of `scopes` is enough. Default: false. */
+    any: withDefault(boolean, false),
+    /** Only machine-to-machine tokens. Default: false. */
+    machine: withDefault(boolean, false),
+    /** The organization the token must be for: a non-empty string. Default: none. */
+    organization: optional(nonEmptyString),
+    /** Also accept organization tokens of any organization. Default: false. */
+    anyOrganization: withDefault(boolean, false),
+  } satisfies RulesFor<Requirements>,
+  path: 'requirements',
+  prefix: '',
+  noun: 'a route requirement',
+  hints: {
+    ...Object.fromEntries(Object.keys(VERIFIER.rules).map((key) => [key, VERIFIER_HINT])),
+    endpoint: 'it is a logto() option',
+    customDomains: 'it is a logto() option',
+  },
+};
+
+/** The one table: every level's rules, defaults and hints. */
+export const OPTION_RULES = Object.freeze({
+  verifier: VERIFIER,
+  keys: KEYS,
+  cache: CACHE,
+  resourceMetadata: RESOURCE_METADATA,
+  requirements: REQUIREMENTS,
+  logto: LOGTO,
+}) satisfies Readonly<Record<string, Level<Rules>>>;
