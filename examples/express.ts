@@ -4,7 +4,7 @@
  *   ISSUER=https://your-tenant.logto.app/oidc npm run example:express
  */
 import express from 'express';
-import type { ErrorRequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, Response } from 'express';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -47,23 +47,30 @@ export function createApp(verifier: Verifier, store = new ProductStore()): expre
     res.status(201).json(store.add(input));
   });
 
-  app.use((_req, res) => {
-    res.status(404).json({ error: 'not_found' });
-  });
+  // Our own 404 and error handler: Express's defaults answer in HTML ("Cannot GET /path").
+  const notFound = (res: Response) => res.status(404).json({ error: 'not_found' });
+  app.use((_req, res) => notFound(res));
 
-  // Body-parser errors (bad JSON, too large) carry a 4xx status; anything else is a 500 without
-  // details. Never a stack trace.
+  // Client faults (bad JSON, too large, bad encoding, a malformed %-escape in a route parameter)
+  // carry a 4xx status; anything else is a 500 without details. Never a message or stack trace.
   const onError: ErrorRequestHandler = (error, _req, res, _next) => {
     const status = Number((error as { status?: unknown }).status);
     if (status >= 400 && status < 500) {
-      res
-        .status(status)
-        .json({ error: 'invalid_request', error_description: 'Malformed request body' });
+      res.status(status).json({ error: 'invalid_request', error_description: 'Malformed request' });
     } else {
       res.status(500).json({ error: 'server_error' });
     }
   };
   app.use(onError);
+
+  // A URL the router cannot parse (`GET //a@b`) skips every middleware above and gets Express's
+  // built-in HTML 404. That final handler is `app.handle`'s third argument: default it to ours.
+  type Handle = (req: Request, res: Response, done?: () => void) => void;
+  const { handle } = app as unknown as { handle: Handle };
+  Object.assign(app, {
+    handle: ((req, res, done = () => notFound(res)) =>
+      handle.call(app, req, res, done)) satisfies Handle,
+  });
   return app;
 }
 

@@ -4,7 +4,7 @@
  *   ISSUER=https://your-tenant.logto.app/oidc npm run example:fastify
  */
 import Fastify from 'fastify';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { Verifier } from 'resource-guard';
 import { resourceGuard } from 'resource-guard/fastify';
@@ -16,19 +16,21 @@ export async function createApp(
   verifier: Verifier,
   store = new ProductStore(),
 ): Promise<FastifyInstance> {
-  const app = Fastify({ bodyLimit: 16 * 1024 });
-  await app.register(resourceGuard, { verifier });
-
-  // Bad JSON and oversized bodies keep their 4xx; anything else is a bare 500. Never a stack trace.
-  app.setErrorHandler((error: { statusCode?: number }, _request, reply) => {
+  // Our own error handlers: Fastify's defaults put the error's message in the body, and its router
+  // errors (a malformed %-escape, an overlong parameter) quote the whole path back to the client.
+  // Client faults keep their 4xx; anything else is a bare 500. Never a message or stack trace.
+  const onError = (error: { statusCode?: number }, _request: unknown, reply: FastifyReply) => {
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) {
       return reply
         .code(status)
-        .send({ error: 'invalid_request', error_description: 'Malformed request body' });
+        .send({ error: 'invalid_request', error_description: 'Malformed request' });
     }
     return reply.code(500).send({ error: 'server_error' });
-  });
+  };
+  const app = Fastify({ bodyLimit: 16 * 1024, frameworkErrors: onError });
+  await app.register(resourceGuard, { verifier });
+  app.setErrorHandler(onError);
 
   app.get('/health', async () => ({ status: 'ok' }));
 

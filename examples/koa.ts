@@ -19,8 +19,9 @@ export function createApp(verifier: Verifier, store = new ProductStore()): Koa {
   const app = new Koa();
   const router = new Router();
 
-  // Bad JSON, oversized bodies and unparseable URLs become a 4xx; anything else a bare 500.
-  // Never a stack trace.
+  // Our own error handler: Koa's default answers with the error's message. Client faults (bad
+  // JSON, too large, unparseable URLs) become a 4xx; anything else a bare 500. Never a message or
+  // stack trace.
   app.use(async (ctx, next) => {
     try {
       await next();
@@ -32,7 +33,7 @@ export function createApp(verifier: Verifier, store = new ProductStore()): Koa {
       ctx.body =
         ctx.status === 500
           ? { error: 'server_error' }
-          : { error: 'invalid_request', error_description: 'Malformed request body' };
+          : { error: 'invalid_request', error_description: 'Malformed request' };
     }
   });
 
@@ -59,7 +60,12 @@ export function createApp(verifier: Verifier, store = new ProductStore()): Koa {
   router.post(
     '/products',
     canWrite,
-    bodyParser({ jsonLimit: '16kb', enableTypes: ['json'] }),
+    bodyParser({
+      jsonLimit: '16kb',
+      enableTypes: ['json'],
+      // Any failure to read the body is the client's: some (bad gzip) carry no 4xx status.
+      onError: (error, ctx) => ctx.throw(clientStatus(error)),
+    }),
     (ctx) => {
       const input = parseNewProduct(ctx.request.body);
       if (typeof input === 'string') {
@@ -78,6 +84,12 @@ export function createApp(verifier: Verifier, store = new ProductStore()): Koa {
     ctx.body = { error: 'not_found' };
   });
   return app;
+}
+
+/** The error's 4xx status, or 400. */
+function clientStatus(error: unknown): number {
+  const status = Number((error as { status?: unknown }).status);
+  return status >= 400 && status < 500 ? status : 400;
 }
 
 export async function serve(config: ApiConfig): Promise<Server> {

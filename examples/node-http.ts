@@ -37,14 +37,33 @@ async function readJson(req: IncomingMessage): Promise<{ value: unknown } | unde
   }
 }
 
+/**
+ * The request target's path and, for `/products/:id`, the percent-decoded id; `undefined` when the
+ * client sent a target that does not parse or decode. Everything the client controls is parsed
+ * here, up front, so a mangled URL is a 400 and a throw further down is a real 500.
+ */
+function parseTarget(target = '/'): { pathname: string; id?: string } | undefined {
+  try {
+    // Appended to the origin, not resolved against it: `//evil/products` stays a path.
+    const { pathname } = new URL(target.startsWith('/') ? `http://localhost${target}` : target);
+    const id = /^\/products\/([^/]+)$/.exec(pathname)?.[1];
+    return id === undefined ? { pathname } : { pathname, id: decodeURIComponent(id) };
+  } catch {
+    return undefined; // a TypeError (no URL) or a URIError (malformed percent-encoding)
+  }
+}
+
 export function createHandler(verifier: Verifier, store = new ProductStore()) {
   const read = verifier.guard({ scopes: ['read:products'] });
   const write = verifier.guard({ scopes: ['write:products'] });
 
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const target = parseTarget(req.url);
+    if (target === undefined) {
+      return json(res, 400, { error: 'invalid_request', error_description: 'Malformed URL' });
+    }
+    const { pathname, id } = target;
     try {
-      const { pathname } = new URL(req.url ?? '/', 'http://localhost');
-      const item = /^\/products\/([^/]+)$/.exec(pathname);
       const metadata = verifier.resourceMetadata;
       if (metadata && sendResourceMetadata(req, res, metadata)) return;
       if (req.method === 'GET' && pathname === '/health') return json(res, 200, { status: 'ok' });
@@ -52,9 +71,9 @@ export function createHandler(verifier: Verifier, store = new ProductStore()) {
         const auth = await read(req);
         return json(res, 200, { products: store.list(), client: auth.clientId });
       }
-      if (req.method === 'GET' && item) {
+      if (req.method === 'GET' && id !== undefined) {
         await read(req);
-        const product = store.get(decodeURIComponent(item[1] as string));
+        const product = store.get(id);
         return json(res, product ? 200 : 404, product ?? { error: 'not_found' });
       }
       if (req.method === 'POST' && pathname === '/products') {
@@ -75,8 +94,7 @@ export function createHandler(verifier: Verifier, store = new ProductStore()) {
       return json(res, 404, { error: 'not_found' });
     } catch (error) {
       if (error instanceof AuthError) return sendAuthError(res, error);
-      if (error instanceof TypeError) return json(res, 400, { error: 'invalid_request' }); // bad URL
-      return json(res, 500, { error: 'server_error' });
+      return json(res, 500, { error: 'server_error' }); // our bug: no details, never a stack trace
     }
   };
 }

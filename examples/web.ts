@@ -34,13 +34,34 @@ async function readText(request: Request, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * The path and, for `/products/:id`, the percent-decoded id; `undefined` for malformed
+ * percent-encoding. Everything the client controls is decoded here, up front, so a mangled URL is
+ * a 400 and a throw further down is a real 500.
+ */
+function parseTarget(url: string): { pathname: string; id?: string } | undefined {
+  const { pathname } = new URL(url); // a Request's url always parses
+  const id = /^\/products\/([^/]+)$/.exec(pathname)?.[1];
+  try {
+    return id === undefined ? { pathname } : { pathname, id: decodeURIComponent(id) };
+  } catch {
+    return undefined; // URIError: `/products/%E0%A4%A`
+  }
+}
+
 export function createHandle(verifier: Verifier, store = new ProductStore()) {
   const read = verifier.guard({ scopes: ['read:products'] });
   const write = verifier.guard({ scopes: ['write:products'] });
 
   return async (request: Request): Promise<Response> => {
-    const { pathname } = new URL(request.url);
-    const item = /^\/products\/([^/]+)$/.exec(pathname);
+    const target = parseTarget(request.url);
+    if (target === undefined) {
+      return Response.json(
+        { error: 'invalid_request', error_description: 'Malformed URL' },
+        { status: 400 },
+      );
+    }
+    const { pathname, id } = target;
     try {
       const metadata = verifier.resourceMetadata;
       if (metadata && request.method === 'GET' && pathname === metadata.path) {
@@ -52,9 +73,9 @@ export function createHandle(verifier: Verifier, store = new ProductStore()) {
         const auth = await read(request);
         return Response.json({ products: store.list(), client: auth.clientId });
       }
-      if (request.method === 'GET' && item) {
+      if (request.method === 'GET' && id !== undefined) {
         await read(request);
-        const product = store.get(decodeURIComponent(item[1] as string));
+        const product = store.get(id);
         return Response.json(product ?? { error: 'not_found' }, { status: product ? 200 : 404 });
       }
       if (request.method === 'POST' && pathname === '/products') {
@@ -80,9 +101,22 @@ export function createHandle(verifier: Verifier, store = new ProductStore()) {
       return Response.json({ error: 'not_found' }, { status: 404 });
     } catch (error) {
       if (error instanceof AuthError) return authErrorResponse(error);
-      return Response.json({ error: 'server_error' }, { status: 500 });
+      return Response.json({ error: 'server_error' }, { status: 500 }); // our bug: no details
     }
   };
+}
+
+/**
+ * The Web `Request`'s URL. The client sends both the target and the Host header, so neither may
+ * reshape the other: an origin-form target (`/path`) is appended, never resolved (`//evil/x` stays
+ * a path), and the URL `host` setter takes only a host[:port] from the header (not
+ * `evil/products?`, which would otherwise move the path).
+ */
+function requestUrl(target = '/', host = ''): URL {
+  if (!target.startsWith('/')) return new URL(target); // absolute-form: its own host counts
+  const url = new URL(`http://localhost${target}`);
+  url.host = host;
+  return url;
 }
 
 /** node:http → Web `Request` → `handle` → node:http. Not needed on Bun, Deno or Hono. */
@@ -90,7 +124,7 @@ export function nodeServer(handle: (request: Request) => Promise<Response>): Ser
   return createServer(async (req, res) => {
     try {
       const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
-      const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
+      const request = new Request(requestUrl(req.url, req.headers.host), {
         method: req.method ?? 'GET',
         // rawHeaders keeps repeated headers, which req.headers would silently drop.
         headers: req.rawHeaders.flatMap((value, i, all): [string, string][] =>
