@@ -364,11 +364,12 @@ describe('logto() options', () => {
   });
 
   it('custom domains as host names or origins; an undefined option keeps the preset', () => {
+    // `algorithms: undefined`, as a JavaScript caller may write it (the types forbid it).
     const options = deepFreeze({
       ...logtoBase,
       customDomains: ['auth.example.com', 'https://id.example.com/'],
       algorithms: undefined,
-    } as LogtoOptions);
+    } as unknown as LogtoOptions);
     const snapshot = structuredClone(options);
     const result = logto(options);
     expect(result.issuer).toEqual([
