@@ -7,6 +7,7 @@ import type { RejectionEvent, VerifierOptions, AuthError } from 'resource-guard'
 import { clock, outcome } from './helpers/outcome.ts';
 import { jwks, key, next, useKeySetFixture } from './helpers/key-set-fixture.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
+import type { TestKey } from './helpers/keys.ts';
 
 useKeySetFixture();
 
@@ -266,6 +267,38 @@ describe('outages (real local server)', () => {
     const { verifier } = setup();
     expect(await outcome(verifier.verify(await mint(key)))).toBe('ok');
     expect(await outcome(verifier.verify(await mint(rsa)))).toBe('ok');
+  });
+
+  it('duplicate kids of one type: each key listed under the kid is tried, and the diagnostic is true', async () => {
+    const [one, two, stranger] = await Promise.all([
+      makeKey('ES384', 'dup'),
+      makeKey('ES384', 'dup'),
+      makeKey('ES384', 'dup'),
+    ]);
+    jwks.keys = [one.jwk, two.jwk];
+    const { verifier, events } = setup();
+    const cold = setup({}, { cache: false }).verifier;
+    for (const v of [verifier, cold]) {
+      expect(await outcome(v.verify(await mint(one)))).toBe('ok');
+      expect(await outcome(v.verify(await mint(two)))).toBe('ok');
+      expect(await outcome(v.verify(await mint(stranger)))).toBe('401 bad_signature');
+    }
+    const refused = events.find((e) => e.reason === 'bad_signature');
+    expect(refused?.details).toMatchObject({ kid: 'dup', keysTried: 2 });
+    expect(JSON.stringify(events)).not.toMatch(/names no kid/);
+  });
+
+  it('a token without a kid is tried against each fitting key; past 8 it must name its kid', async () => {
+    const keys = await Promise.all(Array.from({ length: 9 }, () => makeKey('ES384')));
+    jwks.keys = keys.slice(0, 3).map((k) => k.jwk);
+    const { verifier, events } = setup();
+    const token = await mint(keys[2] as TestKey, undefined, { kid: undefined });
+    expect(await outcome(verifier.verify(token))).toBe('ok');
+    const many = setup();
+    jwks.keys = keys.map((k) => k.jwk);
+    expect(await outcome(many.verifier.verify(token))).toBe('401 key_mismatch');
+    expect(many.events[0]?.details.problem).toMatch(/more than 8 keys fit/);
+    expect(events).toEqual([]);
   });
 
   it('a key removed from the set stops working once the set refreshes', async () => {

@@ -115,6 +115,58 @@ describe('organizations', () => {
     );
   });
 
+  it('an organization-scoped token opens a route that names no organization only with anyOrganization', async () => {
+    const scoped = await issuer.token(issuer.apps.reader, {
+      scope: 'read:products',
+      organization: 'acme',
+    });
+    // Its scopes come from the app's role IN acme: a global route must not take them.
+    expect(await outcome(verifier.verify(scoped, { scopes: ['read:products'] }))).toBe(
+      '403 organization_token',
+    );
+    const auth = await verifier.verify(scoped, {
+      scopes: ['read:products'],
+      anyOrganization: true,
+    });
+    expect(auth.organizationId).toBe('acme');
+    // An organization token (organization audience) likewise, only with anyOrganization.
+    const orgToken = await issuer.token(issuer.apps.reader, {
+      resource: 'urn:logto:organization:acme',
+      scope: 'read:orders',
+    });
+    expect(await outcome(verifier.verify(orgToken))).toBe('401 audience_mismatch');
+    expect((await verifier.verify(orgToken, { anyOrganization: true })).organizationId).toBe(
+      'acme',
+    );
+    // A global token is unaffected either way.
+    const global = await issuer.token(issuer.apps.reader, { scope: 'read:products' });
+    expect(await outcome(verifier.verify(global, { anyOrganization: true }))).toBe('ok');
+  });
+
+  it('an empty organization matches nothing: neither a route naming "" nor a token claiming ""', async () => {
+    const guard = verifier.guard({ scopes: ['read:products'] });
+    const headers = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
+    const scoped = await issuer.token(issuer.apps.reader, {
+      scope: 'read:products',
+      organization: 'acme',
+    });
+    // The route's organization comes from the request, which names none (or "").
+    expect(await outcome(guard(headers(scoped), { organization: '' }))).toBe(
+      '403 organization_mismatch',
+    );
+    expect(await outcome(guard(headers(scoped), { organization: undefined }))).toBe(
+      '403 organization_mismatch',
+    );
+    const empty = signedBy(issuer, readerClaims(issuer, { organization_id: '' }));
+    expect(await outcome(guard(headers(await empty), { organization: '' }))).toBe(
+      '403 organization_mismatch',
+    );
+    expect(await outcome(verifier.verify(await empty, { anyOrganization: true }))).toBe(
+      '403 organization_token',
+    );
+    expect(await outcome(verifier.verify(await empty))).toBe('403 organization_token');
+  });
+
   it('through the Express adapter, the organization comes from the route', async () => {
     const app = express();
     app.get(

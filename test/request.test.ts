@@ -53,6 +53,59 @@ describe('reading Authorization: Bearer (RFC 6750 §2.1)', () => {
     );
   });
 
+  it.each([
+    ['TAB after the scheme', 'Bearer\tabc'],
+    ['NBSP after the scheme', 'Bearer\u00a0abc'],
+    ['NBSP after the token', 'Bearer abc\u00a0'],
+    ['NBSP before the token', 'Bearer \u00a0abc'],
+    ['a line feed inside', 'Bearer ab\ncd'],
+    ['ideographic space after the scheme', 'Bearer\u3000abc'],
+    ['a comma-joined duplicate', 'Bearer abc, Bearer def'],
+  ])('RFC 6750 grammar ("Bearer" 1*SP b64token), exactly: %s → 400', async (_name, value) => {
+    const result = await answer(headers(value));
+    expect(result.status).toBe(400);
+  });
+
+  it('only SP and HTAB around the whole field are optional whitespace', async () => {
+    for (const value of ['Bearer abc', '  Bearer abc', 'Bearer abc \t', 'BEARER   abc']) {
+      // `abc` is no JWT: reaching the token's own check proves the header was read as valid.
+      expect((await answer(headers(value))).reason).toBe('opaque_token');
+    }
+  });
+
+  it('two credentials merged into one field (Web Headers joins them with ", ") → 400', async () => {
+    const merged = new Headers();
+    merged.append('authorization', 'Basic YTpi');
+    merged.append('authorization', 'Bearer abc');
+    expect(merged.get('authorization')).toBe('Basic YTpi, Bearer abc');
+    const web = await answer({ headers: merged });
+    expect(web).toMatchObject({ status: 400, reason: 'multiple_credentials' });
+    const request = new Request('http://127.0.0.1/', { headers: merged });
+    expect(await answer(request)).toMatchObject({ status: 400, reason: 'multiple_credentials' });
+    expect((await answer(headers('Bearer abc, Basic YTpi'))).reason).toBe('multiple_credentials');
+    // One credential with auth-params (commas inside) is still one credential: not Bearer → 401.
+    expect((await answer(headers('Digest username="a", realm="b", nonce="c"'))).reason).toBe(
+      'missing_token',
+    );
+  });
+
+  it('a challenge always carries an auth-param (RFC 6750 §3): realm defaults to the audience', async () => {
+    const result = await answer({ headers: {} });
+    expect(result).toEqual({
+      status: 401,
+      reason: 'missing_token',
+      challenge: 'Bearer realm="https://shopping.api"',
+    });
+    const custom = createVerifier({
+      issuer: 'https://tenant.example.test/oidc',
+      audience: 'https://shopping.api',
+      jwksUri: 'http://127.0.0.1:9/jwks',
+      realm: 'shop',
+    });
+    const error = await custom.authenticate({ headers: {} }).catch((e: unknown) => e as AuthError);
+    expect(error.headers['www-authenticate']).toBe('Bearer realm="shop"');
+  });
+
   it('two Authorization headers (node rawHeaders, or an array) → 400', async () => {
     const raw = {
       headers: { authorization: 'Bearer abc' },

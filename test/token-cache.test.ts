@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { AuthError, createVerifier } from 'resource-guard';
 import type { RejectionEvent, VerifierOptions } from 'resource-guard';
 import { jwks, key, next, useKeySetFixture } from './helpers/key-set-fixture.ts';
-import { AUDIENCE, ISSUER, m2mClaims, mint } from './helpers/keys.ts';
+import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 
 useKeySetFixture();
 
@@ -164,5 +164,74 @@ describe('the verified-token cache', () => {
     expect(guard.attempt(request)).toBe(auth); // the same object, no promise
     expect(() => guard.attempt({ headers: {} })).toThrow(AuthError);
     await expect(guard({ headers: {} })).rejects.toBeInstanceOf(AuthError);
+  });
+});
+
+describe('a cache entry is bound to the key that verified it, not to its kid', () => {
+  it('a key replaced under the same kid takes its cached tokens with it', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    const [k1, k2] = await Promise.all([makeKey('ES384', 'rot'), makeKey('ES384', 'rot')]);
+    jwks.keys = [k1.jwk];
+    const cached = setup({ keys: { maxAge: 60, cooldown: 0 } }).verifier;
+    const cold = setup({ keys: { maxAge: 60, cooldown: 0 }, cache: false }).verifier;
+    const token = await mint(k1, m2mClaims({ exp: Math.floor(Date.now() / 1000) + 7200 }));
+    expect(await reason(cached.verify(token))).toBe('ok');
+    expect(await reason(cold.verify(token))).toBe('ok');
+    jwks.keys = [k2.jwk]; // the issuer now serves another key under kid "rot"
+    // A token of the new key refreshes both sets (same kid, but the set has changed under it).
+    vi.setSystemTime(Date.now() + 61_000);
+    await reason(cached.verify(await mint(k2)));
+    await reason(cold.verify(await mint(k2)));
+    await vi.waitFor(() => expect(jwks.hits).toBe(4));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await reason(cold.verify(token))).toBe('bad_signature');
+    expect(await reason(cached.verify(token))).toBe('bad_signature');
+  });
+
+  it('a JWK that changes in any member (here its alg) no longer vouches for cached tokens', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    const { verifier } = setup({ keys: { maxAge: 60, cooldown: 0 } });
+    const token = await mint(key, m2mClaims({ exp: Math.floor(Date.now() / 1000) + 7200 }));
+    expect(await reason(verifier.verify(token))).toBe('ok');
+    jwks.keys = [{ ...key.jwk, alg: 'ES512' }]; // same material, now only for another algorithm
+    vi.setSystemTime(Date.now() + 61_000);
+    await reason(verifier.verify(token)); // stale: starts the refresh
+    await vi.waitFor(() => expect(jwks.hits).toBe(2));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await reason(verifier.verify(token))).toBe('key_mismatch');
+  });
+
+  it('a refresh racing 400 first sightings leaves none of the removed key’s tokens in the cache', async () => {
+    const gone = await makeKey('ES384', 'gone');
+    jwks.keys = [gone.jwk];
+    const { verifier } = setup({ keys: { cooldown: 0 } });
+    const tokens = await Promise.all(Array.from({ length: 400 }, () => mint(gone)));
+    expect(await reason(verifier.verify(await mint(gone)))).toBe('ok'); // keys loaded
+    jwks.keys = [key.jwk];
+    const newKid = await mint(key);
+    // 400 verifications on the thread pool, and a token of an unknown kid that refreshes the set
+    // (without `gone`) while they run.
+    const racing = tokens.map((token) => reason(verifier.verify(token)));
+    const refresher = reason(verifier.verify(newKid));
+    const during = await Promise.all(racing);
+    expect(await refresher).toBe('ok');
+    expect(during.every((r) => r === 'ok' || r === 'unknown_kid')).toBe(true);
+    const after = await Promise.all(tokens.map((token) => reason(verifier.verify(token))));
+    expect(after.filter((r) => r !== 'unknown_kid')).toEqual([]);
+  });
+
+  it('the same key listed twice, or unchanged across a refresh, keeps its cached tokens', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    const { verifier } = setup({ keys: { maxAge: 60, cooldown: 0 } });
+    const token = await mint(key, m2mClaims({ exp: Math.floor(Date.now() / 1000) + 7200 }));
+    await verifier.verify(token);
+    jwks.keys = [key.jwk, { ...key.jwk }, next.jwk];
+    vi.setSystemTime(Date.now() + 61_000);
+    await verifier.verify(token); // starts the refresh
+    await vi.waitFor(() => expect(jwks.hits).toBe(2));
+    await new Promise((r) => setTimeout(r, 10));
+    const verifications = countVerifications();
+    expect(await reason(verifier.verify(token))).toBe('ok');
+    expect(verifications).toHaveBeenCalledTimes(0); // still answered from the cache
   });
 });

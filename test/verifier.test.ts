@@ -75,6 +75,30 @@ describe('a genuine Logto-shaped token', () => {
     expect(Object.isFrozen(auth)).toBe(true);
   });
 
+  it('is deeply frozen: a handler cannot change what the next request with the token sees', async () => {
+    const { verifier } = verifierFor();
+    const token = await mint(
+      es384,
+      m2mClaims({ roles: ['reader'], act: { sub: 'agent', nested: { tags: ['a'] } } }),
+    );
+    const first = await verifier.verify<{ roles: string[]; act: { nested: { tags: string[] } } }>(
+      token,
+    );
+    expect(() => first.claims.roles.push('admin')).toThrow(TypeError);
+    expect(() => first.claims.act.nested.tags.push('b')).toThrow(TypeError);
+    expect(() => {
+      (first.claims as { scope?: string }).scope = 'admin';
+    }).toThrow(TypeError);
+    expect(() => (first.scopes as string[]).push('admin')).toThrow(TypeError);
+    expect(() => (first.audience as string[]).push('https://other.api')).toThrow(TypeError);
+    expect(() => {
+      (first.header as { kid?: string }).kid = 'x';
+    }).toThrow(TypeError);
+    const second = await verifier.verify<{ roles: string[] }>(token);
+    expect(second.claims.roles).toEqual(['reader']);
+    expect(second.scopes).toEqual(['read:products', 'write:products']);
+  });
+
   it('keeps the token out of logs and JSON', async () => {
     const { verifier } = verifierFor();
     const token = await mint(es384);

@@ -176,6 +176,17 @@ describe.each(targets)('adapter contract: $name', (target) => {
     });
   });
 
+  it('an organization-level API token (organization_id) does not open a route that names no organization', async () => {
+    const token = await issuer.token(issuer.apps.reader, {
+      scope: 'read:products write:products',
+      organization: 'acme',
+    });
+    const answer = await send(`${api.url}/products`, { headers: bearer(token) });
+    expect(answer.status).toBe(403);
+    expect(answer.body?.error).toBe('organization_mismatch');
+    expect(answer.headers['www-authenticate']).toMatch(/error="organization_mismatch"/);
+  });
+
   it('the writer app writes; its bad input is a 400', async () => {
     const headers = { ...bearer(writerToken), 'content-type': 'application/json' };
     const created = await send(`${api.url}/products`, {
