@@ -99,7 +99,7 @@ export function resolveLevel<R extends Rules>(
     else if (rule.required) configError(prefix + key, 'is required');
     else resolved[key] = rule.fallback;
   }
-  return Object.freeze(resolved) as Resolved<R>;
+  return resolved as Resolved<R>;
 }
 
 function unknownOption(key: string, level: Level<Rules>): never {
@@ -308,4 +308,7 @@ export const oneOrMore = (
 
 /** A nested level of options. */
 export const nested = <R extends Rules>(level: Level<R>): Rule<Resolved<R>> =>
-  withDefault((value, path) => resolveLevel(value, level, path), resolveLevel({}, level));
+  withDefault(
+    (value, path) => resolveLevel(value, level, path),
+    Object.freeze(resolveLevel({}, level)),
+  );

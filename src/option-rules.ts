@@ -156,7 +156,7 @@ const VERIFIER = {
     /** Called with every rejection. Default: none. */
     onRejected: optional(func<(event: never) => unknown>()),
     /** The verified-token cache, or `false`. Default: see `cache` above. */
-    cache: withDefault(cacheOrFalse, resolveLevel({}, CACHE)),
+    cache: withDefault(cacheOrFalse, Object.freeze(resolveLevel({}, CACHE))),
     /** `realm="..."` on every challenge. Default: none. */
     realm: optional(quotable),
     /** RFC 9728 metadata. Default: off. */

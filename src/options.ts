@@ -183,11 +183,13 @@ export function resolveRequirements(input: Requirements | undefined): ResolvedRe
       'contradicts `organization`: a route names its organization, or accepts any',
     );
   }
-  return Object.freeze({
-    ...(scopes === undefined ? {} : { scopes }),
+  // Built without spreads: `verify` and `authenticate` resolve per call.
+  const resolved: { -readonly [K in keyof ResolvedRequirements]: ResolvedRequirements[K] } = {
     any,
     machine,
-    ...(organization === undefined ? {} : { organization }),
     anyOrganization,
-  });
+  };
+  if (scopes !== undefined) resolved.scopes = scopes;
+  if (organization !== undefined) resolved.organization = organization;
+  return Object.freeze(resolved);
 }
