@@ -1,8 +1,13 @@
+/**
+ * Checking options: the one configuration error, one validator per kind of value, and the walk
+ * over one level of options (unknown keys refused with a did-you-mean suggestion).
+ */
 import { isSafeQuotedValue } from './errors.ts';
 
 /**
  * The one configuration error: a `TypeError` whose message names the full option path,
- * `resource-guard: \`keys.cooldown\` must be ...`. Thrown at start-up, never per request.
+ * `resource-guard: \`keys.cooldown\` must be ...`. Thrown where options are given: createVerifier,
+ * logto, a route's requirements.
  */
 export function configError(path: string, problem: string): never {
   throw new TypeError(`resource-guard: \`${path}\` ${problem}`);

@@ -1,3 +1,8 @@
+/**
+ * The one table of option rules: every option of every level (createVerifier, `keys`, `cache`,
+ * `resourceMetadata`, route requirements, logto), with its check and its default. Unknown keys are
+ * refused at every level, with a suggestion; the checks themselves live in `option-checks.ts`.
+ */
 import type { KeySetOptions } from './key-set.ts';
 import type { Requirements } from './requirements.ts';
 import type { ResourceMetadataOptions } from './resource-metadata.ts';
@@ -26,11 +31,6 @@ import {
   seconds,
   withDefault,
 } from './option-checks.ts';
-
-/**
- * Every option of every level, with its check and its default: the one place to look up what an
- * option accepts. Unknown keys are refused at every level, with a suggestion.
- */
 
 /** Rules for exactly the keys of an options interface (a compile error otherwise). */
 type RulesFor<O> = { readonly [K in keyof O]-?: Rule<unknown> };
