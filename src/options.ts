@@ -1,4 +1,4 @@
-import type { RejectionEvent } from './verifier.ts';
+import type { RejectionEvent } from './errors.ts';
 import type { KeySetOptions, ResolvedKeySetOptions } from './key-set.ts';
 import { isLoopback } from './fetch-json.ts';
 import type { Requirements } from './requirements.ts';

@@ -1,4 +1,7 @@
 import { configError } from './option-checks.ts';
+import type { ResourceMetadata } from './types.ts';
+
+export type { ResourceMetadata } from './types.ts';
 
 /** RFC 9728 protected resource metadata: what a client needs to find how to call this API. */
 export interface ResourceMetadataOptions {
@@ -16,16 +19,6 @@ export interface ResourceMetadataOptions {
   readonly authorizationServers?: readonly string[];
   /** `resource_documentation`, a URL. Default: none. */
   readonly resourceDocumentation?: string;
-}
-
-/** The metadata document and where it lives. */
-export interface ResourceMetadata {
-  /** Absolute URL, as announced in `resource_metadata="..."` on every challenge. */
-  readonly url: string;
-  /** The path to serve it at: `/.well-known/oauth-protected-resource[/<resource path>]`. */
-  readonly path: string;
-  /** The JSON document (RFC 9728 §2). */
-  readonly document: Readonly<Record<string, unknown>>;
 }
 
 /** The options once checked (see the rule table): every key present, `undefined` when unset. */

@@ -3,7 +3,6 @@
  * imports no other module of resource-guard (only jose's types).
  */
 import type { JWTHeaderParameters, JWTPayload } from 'jose';
-import type { ResourceMetadata } from './resource-metadata.ts';
 
 /** A value, or a promise of it: the answer of a step that is synchronous when it can be. */
 export type Awaitable<T> = T | Promise<T>;
@@ -129,4 +128,14 @@ export interface Verifier {
   guard(requirements?: Requirements): Guard;
   /** The RFC 9728 metadata to serve, when the `resourceMetadata` option is set. */
   readonly resourceMetadata: ResourceMetadata | undefined;
+}
+
+/** RFC 9728 protected resource metadata: the document and where it lives. */
+export interface ResourceMetadata {
+  /** Absolute URL, as announced in `resource_metadata="..."` on every challenge. */
+  readonly url: string;
+  /** The path to serve it at: `/.well-known/oauth-protected-resource[/<resource path>]`. */
+  readonly path: string;
+  /** The JSON document (RFC 9728 §2). */
+  readonly document: Readonly<Record<string, unknown>>;
 }

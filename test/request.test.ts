@@ -102,8 +102,9 @@ describe('reading Authorization: Bearer (RFC 6750 §2.1)', () => {
       jwksUri: 'http://127.0.0.1:9/jwks',
       realm: 'shop',
     });
-    const error = await custom.authenticate({ headers: {} }).catch((e: unknown) => e as AuthError);
-    expect(error.headers['www-authenticate']).toBe('Bearer realm="shop"');
+    const error: unknown = await custom.authenticate({ headers: {} }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AuthError);
+    expect((error as AuthError).headers['www-authenticate']).toBe('Bearer realm="shop"');
   });
 
   it('two Authorization headers (node rawHeaders, or an array) → 400', async () => {
