@@ -13,7 +13,8 @@ declare module 'koa' {
 export interface RequireAuthOptions extends Omit<Requirements, 'organization'> {
   /**
    * Makes this an organization route: returns the organization the request is about, e.g.
-   * `(ctx) => ctx.params.orgId`. The token must be for that organization. Default: none.
+   * `(ctx) => (ctx as RouterContext).params.orgId` with @koa/router. The token must be for that
+   * organization. Default: none.
    */
   readonly organization?: (ctx: Context) => string | undefined;
   /**
