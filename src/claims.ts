@@ -73,7 +73,9 @@ const TIME_CLAIMS = ['exp', 'nbf', 'iat'] as const;
  */
 export function checkClaims(payload: JWTPayload, rules: ClaimRules, nowSeconds: number): void {
   for (const claim of rules.requiredClaims) {
-    if (payload[claim] === undefined) throw new Rejection('missing_claim', { claim });
+    if (!Object.hasOwn(payload, claim) || payload[claim] === undefined) {
+      throw new Rejection('missing_claim', { claim });
+    }
   }
   for (const claim of STRING_CLAIMS) {
     const value = payload[claim];

@@ -191,6 +191,14 @@ export class RemoteKeySet {
       if (!snapshot.byKid.has(kid)) throw new Rejection('unknown_kid', { kid });
     }
     const listed = kid === undefined ? snapshot.keys : (snapshot.byKid.get(kid) ?? []);
+    if (listed.length > MAX_CANDIDATES && kid !== undefined) {
+      throw new Rejection('key_mismatch', {
+        kid,
+        alg,
+        keys: listed.length,
+        problem: `more than ${MAX_CANDIDATES} keys share this kid`,
+      });
+    }
     const candidates: Candidate[] = [];
     let cause: unknown;
     for (const trusted of listed) {
@@ -217,7 +225,7 @@ export class RemoteKeySet {
         kid,
         alg,
         keys: candidates.length,
-        problem: `more than ${MAX_CANDIDATES} keys fit; the token must name its kid`,
+        problem: `more than ${MAX_CANDIDATES} keys fit a token without a kid`,
       });
     }
     const result = Object.freeze(candidates);
@@ -307,10 +315,19 @@ export class RemoteKeySet {
     const keys: TrustedKey[] = [];
     const byId = new Map<string, TrustedKey>();
     const byKid = new Map<string, TrustedKey[]>();
+    const unique = new Map<string, JWK>();
+    const perKid = new Map<string, number>();
     for (const jwk of usableKeys(document, url.href)) {
       const id = canonicalJwk(jwk);
-      if (byId.has(id)) continue; // the same key listed twice is one key
-      let trusted = previous?.get(id);
+      if (unique.has(id)) continue; // the same key listed twice is one key
+      unique.set(id, jwk);
+      if (jwk.kid !== undefined) perKid.set(jwk.kid, (perKid.get(jwk.kid) ?? 0) + 1);
+    }
+    for (const [id, jwk] of unique) {
+      // A kid listed more than MAX_CANDIDATES times verifies nothing (see #select): its keys must
+      // not keep vouching for tokens they verified before the set grew, so they start afresh.
+      const crowded = jwk.kid !== undefined && (perKid.get(jwk.kid) ?? 0) > MAX_CANDIDATES;
+      let trusted = crowded ? undefined : previous?.get(id);
       if (trusted === undefined || !trusted.trusted) {
         try {
           trusted = new TrustedKey(id, jwk.kid, createLocalJWKSet({ keys: [jwk] }), this);

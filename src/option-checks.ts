@@ -9,8 +9,8 @@ import { isSafeQuotedValue } from './errors.ts';
  * `resource-guard: \`keys.cooldown\` must be ...`. Thrown where options are given: createVerifier,
  * logto, a route's requirements.
  */
-export function configError(path: string, problem: string): never {
-  throw new TypeError(`resource-guard: \`${path}\` ${problem}`);
+export function configError(path: string, problem: string, options?: ErrorOptions): never {
+  throw new TypeError(`resource-guard: \`${path}\` ${problem}`, options);
 }
 
 /** Checks one option's value (never `undefined`) and returns it normalised, or throws. */
@@ -83,18 +83,35 @@ export function isPlainObject(value: unknown): value is Readonly<Record<string, 
 
 /**
  * Checks one level of options: unknown keys first (with a suggestion), then each value, then
- * fills in defaults. Reads only own enumerable string keys; symbols are ignored. A known key whose
- * value is `undefined` counts as absent; an unknown key is an error whatever its value.
+ * fills in defaults. Reads own string keys (enumerable or not); symbols are ignored. A known key
+ * whose value is `undefined` counts as absent; an unknown key is an error whatever its value.
+ * Whatever goes wrong while reading the input (a getter or a Proxy that throws) is a `TypeError`
+ * naming the level too.
  */
 export function resolveLevel<R extends Rules>(
   input: unknown,
   level: Level<R>,
   path = level.path,
 ): Resolved<R> {
+  try {
+    return readLevel(input, level, path);
+  } catch (error) {
+    if (error instanceof TypeError && error.message.startsWith('resource-guard: ')) throw error;
+    return configError(path, 'could not be read', { cause: error });
+  }
+}
+
+function readLevel<R extends Rules>(input: unknown, level: Level<R>, path: string): Resolved<R> {
   if (!isPlainObject(input)) configError(path, `must be a plain object (got ${describe(input)})`);
   const { rules, prefix } = level;
+  // Own keys, enumerable or not (a misspelling hidden by defineProperty is still a misspelling);
+  // an inherited key would be read by nobody, so it is refused too.
+  for (const key of Object.getOwnPropertyNames(input)) {
+    if (!Object.hasOwn(rules, key)) unknownOption(key, level);
+  }
   for (const key in input) {
-    if (Object.hasOwn(input, key) && !Object.hasOwn(rules, key)) unknownOption(key, level);
+    if (!Object.hasOwn(input, key))
+      configError(prefix + key, 'is inherited: pass it as an own property');
   }
   const resolved: Record<string, unknown> = {};
   for (const key in rules) {

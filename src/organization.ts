@@ -19,14 +19,33 @@ export function isOrganizationAudience(aud: string): boolean {
   return aud.startsWith(ORGANIZATION_AUDIENCE) && aud.length > ORGANIZATION_AUDIENCE.length;
 }
 
-/** The organization a token is for: its `organization_id`, or its organization audience. */
+/**
+ * The organization a token is for: its `organization_id`, or its organization audience. A token
+ * that names two organizations (two organization audiences, or an `organization_id` that differs
+ * from its organization audience) is refused as `invalid_claim`: whichever the route checked, the
+ * handler would read the same `auth.organizationId`.
+ */
 export function tokenOrganization(
   organizationId: unknown,
   audience: readonly string[],
 ): string | undefined {
-  if (typeof organizationId === 'string') return organizationId;
-  const urn = audience.find(isOrganizationAudience);
-  return urn?.slice(ORGANIZATION_AUDIENCE.length);
+  let fromAudience: string | undefined;
+  for (const aud of audience) {
+    if (!isOrganizationAudience(aud)) continue;
+    const id = aud.slice(ORGANIZATION_AUDIENCE.length);
+    if (fromAudience !== undefined && fromAudience !== id) {
+      throw new Rejection('invalid_claim', { claim: 'aud', problem: 'two organizations' });
+    }
+    fromAudience = id;
+  }
+  if (typeof organizationId !== 'string') return fromAudience;
+  if (fromAudience !== undefined && fromAudience !== organizationId) {
+    throw new Rejection('invalid_claim', {
+      claim: 'organization_id',
+      problem: 'differs from the organization audience',
+    });
+  }
+  return organizationId;
 }
 
 /**

@@ -24,6 +24,8 @@ export interface Voucher {
 
 interface Entry<T> {
   readonly value: T;
+  /** Milliseconds since the epoch before which the entry is not used (a clock stepped back). */
+  readonly validFrom: number;
   /** Milliseconds since the epoch after which the entry is never used. */
   readonly validUntil: number;
   readonly key: Voucher;
@@ -37,16 +39,20 @@ interface Entry<T> {
 const entryBytes = (token: string) => token.length * 2 + 3072;
 
 /**
- * The cache policy: until when a verified token may be answered from memory, in milliseconds.
- * Its `exp`, or sooner with `maxTokenAge` (`iat + maxTokenAge`).
+ * The cache policy: when a verified token may be answered from memory, as `[from, until)` in
+ * milliseconds. Until its `exp` (or sooner with `maxTokenAge`: `iat + maxTokenAge`); from the
+ * moment its `nbf` and `iat` were accepted (minus `clockTolerance`), so a clock stepped back does
+ * not make the cache looser than a fresh check.
  */
-export function cacheableUntil(
-  claims: { readonly exp: number; readonly iat?: number | undefined },
-  maxTokenAge: number | undefined,
-): number {
+export function cacheableWindow(
+  claims: { readonly exp: number; readonly iat?: number | undefined; readonly nbf?: unknown },
+  rules: { readonly maxTokenAge: number | undefined; readonly clockTolerance: number },
+): readonly [from: number, until: number] {
+  const { exp, iat, nbf } = claims;
   const byAge =
-    maxTokenAge !== undefined && claims.iat !== undefined ? claims.iat + maxTokenAge : Infinity;
-  return Math.min(claims.exp, byAge) * 1000;
+    rules.maxTokenAge !== undefined && iat !== undefined ? iat + rules.maxTokenAge : Infinity;
+  const notBefore = Math.max(typeof nbf === 'number' ? nbf : -Infinity, iat ?? -Infinity);
+  return [(notBefore - rules.clockTolerance) * 1000, Math.min(exp, byAge) * 1000];
 }
 
 /**
@@ -74,18 +80,20 @@ export class TokenCache<T> {
   get(token: string, now: number): T | undefined {
     const entry = this.#entries.get(token);
     if (entry === undefined) return undefined;
-    if (now < entry.validUntil && entry.key.vouches(now)) return entry.value;
+    if (now < entry.validUntil && now >= entry.validFrom && entry.key.vouches(now)) {
+      return entry.value;
+    }
     // Expired, or its key is gone: never again. (A set merely too stale may recover.)
     if (now >= entry.validUntil || !entry.key.trusted) this.#delete(token, entry);
     return undefined;
   }
 
-  set(token: string, value: T, validUntil: number, key: Voucher): void {
+  set(token: string, value: T, validFrom: number, validUntil: number, key: Voucher): void {
     const bytes = entryBytes(token);
     if (bytes > this.#options.maxBytes || this.#options.maxEntries === 0) return;
     const previous = this.#entries.get(token);
     if (previous !== undefined) this.#delete(token, previous);
-    this.#entries.set(token, { value, validUntil, key, bytes });
+    this.#entries.set(token, { value, validFrom, validUntil, key, bytes });
     this.#bytes += bytes;
     const { maxEntries, maxBytes } = this.#options;
     for (const [oldest, entry] of this.#entries) {

@@ -8,7 +8,7 @@ import { resolveOptions, resolveRequirements } from './options.ts';
 import { checkBearerSyntax, extractBearerToken } from './request.ts';
 import { checkRequirements } from './requirements.ts';
 import { SingleFlight } from './single-flight.ts';
-import { cacheableUntil, TokenCache } from './token-cache.ts';
+import { cacheableWindow, TokenCache } from './token-cache.ts';
 import type {
   AuthInfo,
   Awaitable,
@@ -60,11 +60,16 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const cache = config.cache === false ? undefined : new TokenCache<AuthInfo>(config.cache);
   const inflight = new SingleFlight<AuthInfo>();
 
-  /** The cache policy: a verification is cached until {@link cacheableUntil}, bound to its key. */
+  /**
+   * The cache policy: a verification is cached for its {@link cacheableWindow}, bound to the key
+   * that verified it. A token without a `kid` is never cached: which key verifies it depends on
+   * the whole set (see `MAX_CANDIDATES`), not on one key.
+   */
   const remember = ({ auth, key }: Verified): AuthInfo => {
-    if (cache !== undefined && key.trusted) {
-      const until = cacheableUntil(auth.claims, config.maxTokenAge);
-      if (Date.now() < until) cache.set(auth.token, auth, until, key);
+    if (cache !== undefined && key.trusted && auth.header.kid !== undefined) {
+      const [from, until] = cacheableWindow(auth.claims, config);
+      const now = Date.now();
+      if (now >= from && now < until) cache.set(auth.token, auth, from, until, key);
     }
     return auth;
   };
@@ -125,11 +130,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
   /** {@link attempt}, always as a promise. */
   function check<Claims extends object>(
     read: () => string,
-    requirements: Requirements,
+    requirements: Requirements | (() => Requirements),
     fromHeader: boolean,
   ): Promise<AuthInfo<Claims>> {
     try {
-      return Promise.resolve(attempt<Claims>(read, requirements, fromHeader));
+      // Requirements given per call are checked here, so a bad one rejects the promise too.
+      const resolved = typeof requirements === 'function' ? requirements() : requirements;
+      return Promise.resolve(attempt<Claims>(read, resolved, fromHeader));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -146,11 +153,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const verifier: Verifier = {
     resourceMetadata: config.resourceMetadata,
     verify: (token, requirements) =>
-      check(readVerifyArgument(token), resolveRequirements(requirements), false),
+      check(readVerifyArgument(token), () => resolveRequirements(requirements), false),
     authenticate: (request, requirements) =>
       check(
         () => extractBearerToken(request, config.maxTokenLength),
-        resolveRequirements(requirements),
+        () => resolveRequirements(requirements),
         true,
       ),
     guard(requirements) {
@@ -160,8 +167,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
       const forRequest = (context: RequestContext | undefined): Requirements =>
         context === undefined
           ? resolved
-          : // An organization route whose request names none matches no token ('').
-            { ...resolved, organization: context.organization ?? '' };
+          : // An organization route whose request names none (or no string) matches no token.
+            {
+              ...resolved,
+              organization: typeof context.organization === 'string' ? context.organization : '',
+            };
       const guard = ((request, context) =>
         check(read(request), forRequest(context), true)) as Guard;
       guard.attempt = (request, context) => attempt(read(request), forRequest(context), true);

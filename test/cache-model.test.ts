@@ -1,7 +1,7 @@
 /**
  * The verified-token cache must be invisible. A model-based property (fast-check `commands`):
  * for ANY sequence of key-set changes (add, remove, replace under the same kid, duplicate kids,
- * outage, recovery) interleaved with the passage of time and with requests (new and repeated
+ * outage, recovery) interleaved with the passage of time (a clock stepped back too) and with requests (new and repeated
  * tokens, bursts of concurrent first sightings racing a refresh), a verifier with the cache
  * answers exactly what a verifier without it answers at that moment.
  *
@@ -68,8 +68,10 @@ beforeAll(async () => {
   const now = Math.floor(start / 1000);
   tokens = [];
   for (const [index, key] of pool.entries()) {
-    for (const exp of [now + 100_000, now + 100_000, now + 400]) {
-      tokens.push({ key: index, token: await mint(key, m2mClaims({ iat: now, exp })) });
+    // Long-lived, short-lived, and one not valid before a minute from now.
+    for (const extra of [{}, { exp: now + 400 }, { nbf: now + 60 }]) {
+      const claims = m2mClaims({ iat: now, exp: now + 100_000, ...extra });
+      tokens.push({ key: index, token: await mint(key, claims) });
     }
   }
 });
@@ -204,6 +206,7 @@ const change = fc.oneof(
 const commands = [
   change,
   fc.integer({ min: 1, max: 90 }).map((s) => new Advance(s)),
+  fc.integer({ min: -40, max: -1 }).map((s) => new Advance(s)), // a clock stepped back
   tokenIndex.map((t) => new Request(t)),
   tokenIndex.map((t) => new Request(t)),
   fc

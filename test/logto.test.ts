@@ -167,6 +167,38 @@ describe('organizations', () => {
     expect(await outcome(verifier.verify(await empty))).toBe('403 organization_token');
   });
 
+  it('an organization that is not a string (a query array, a number) matches nothing', async () => {
+    const guard = verifier.guard();
+    const orgToken = await signedBy(
+      issuer,
+      readerClaims(issuer, { aud: 'urn:logto:organization:42' }),
+    );
+    const request = { headers: { authorization: `Bearer ${orgToken}` } };
+    for (const organization of [42, ['42'], { toString: () => '42' }]) {
+      const context = { organization } as unknown as { organization: string };
+      expect(await outcome(guard(request, context))).toBe('403 organization_mismatch');
+    }
+    expect(await outcome(guard(request, { organization: '42' }))).toBe('ok');
+  });
+
+  it('a token naming two organizations is refused, whatever the route', async () => {
+    const twoUrns = await signedBy(
+      issuer,
+      readerClaims(issuer, {
+        aud: ['urn:logto:organization:x', 'urn:logto:organization:y'],
+      }),
+    );
+    const urnAndId = await signedBy(
+      issuer,
+      readerClaims(issuer, { aud: ['urn:logto:organization:x'], organization_id: 'y' }),
+    );
+    for (const token of [twoUrns, urnAndId]) {
+      for (const requirements of [{ organization: 'x' }, { organization: 'y' }, {}]) {
+        expect(await outcome(verifier.verify(token, requirements))).toBe('401 invalid_claim');
+      }
+    }
+  });
+
   it('through the Express adapter, the organization comes from the route', async () => {
     const app = express();
     app.get(

@@ -111,6 +111,47 @@ describe('createVerifier options', () => {
   });
 });
 
+describe('options that could hide from a check', () => {
+  it('an option inherited from a (null-prototype) parent is refused, not silently ignored', () => {
+    const defaults = Object.assign(Object.create(null) as object, {
+      algorithms: ['RS256'],
+      requiredClaims: ['tenant'],
+      maxTokenAge: 60,
+    });
+    const options = Object.assign(Object.create(defaults) as object, base);
+    expect(() => createVerifier(options as VerifierOptions)).toThrow(
+      /resource-guard: `algorithms` is inherited/,
+    );
+  });
+
+  it('a misspelt option hidden as non-enumerable is still named', () => {
+    const options = { ...base };
+    Object.defineProperty(options, 'clockTolerence', { value: 0, enumerable: false });
+    expect(() => createVerifier(options)).toThrow(
+      /`clockTolerence`.*did you mean `clockTolerance`/,
+    );
+  });
+
+  it('a getter or a Proxy that throws while the options are read is a resource-guard TypeError', () => {
+    const getter = { ...base };
+    Object.defineProperty(getter, 'realm', {
+      enumerable: true,
+      get() {
+        throw new Error('boom');
+      },
+    });
+    const proxy = new Proxy(base, {
+      ownKeys() {
+        throw new RangeError('trap');
+      },
+    });
+    for (const options of [getter, proxy]) {
+      expect(() => createVerifier(options)).toThrow(TypeError);
+      expect(() => createVerifier(options)).toThrow(/^resource-guard: `options` could not be read/);
+    }
+  });
+});
+
 describe('unknown and misspelt options', () => {
   it.each([
     ['verifier', { algorithm: ['ES384'] }, 'algorithm', 'algorithms'],

@@ -107,6 +107,16 @@ describe('reading Authorization: Bearer (RFC 6750 §2.1)', () => {
     expect((error as AuthError).headers['www-authenticate']).toBe('Bearer realm="shop"');
   });
 
+  it('a plain headers object with authorization in two cases is two headers → 400', async () => {
+    const request = { headers: { authorization: 'Bearer abc', Authorization: 'Bearer def' } };
+    expect((await answer(request)).reason).toBe('multiple_credentials');
+  });
+
+  it('a huge comma-separated header is answered, and still as two credentials', async () => {
+    const value = `Bearer abc, ${'a,'.repeat(500_000)}`;
+    expect((await answer({ headers: new Headers({ authorization: value }) })).status).toBe(400);
+  });
+
   it('two Authorization headers (node rawHeaders, or an array) → 400', async () => {
     const raw = {
       headers: { authorization: 'Bearer abc' },

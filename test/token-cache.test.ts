@@ -235,3 +235,45 @@ describe('a cache entry is bound to the key that verified it, not to its kid', (
     expect(verifications).toHaveBeenCalledTimes(0); // still answered from the cache
   });
 });
+
+describe('the cache never answers where a fresh verification would not (review findings)', () => {
+  it('a kid that grows past 8 keys stops vouching for the tokens it verified before', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    const crowd = await Promise.all(Array.from({ length: 9 }, () => makeKey('ES384', 'k')));
+    jwks.keys = [crowd[0]!.jwk];
+    const cached = setup({ keys: { maxAge: 60, cooldown: 0 } });
+    const cold = setup({ keys: { maxAge: 60, cooldown: 0 }, cache: false });
+    const token = await mint(crowd[0]!, m2mClaims({ exp: Math.floor(Date.now() / 1000) + 7200 }));
+    for (const v of [cached, cold]) expect(await reason(v.verifier.verify(token))).toBe('ok');
+    jwks.keys = crowd.map((k) => k.jwk);
+    vi.setSystemTime(Date.now() + 61_000);
+    for (const v of [cached, cold]) await reason(v.verifier.verify(token)); // refresh starts
+    await vi.waitFor(() => expect(jwks.hits).toBe(4));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await reason(cold.verifier.verify(token))).toBe('key_mismatch');
+    expect(await reason(cached.verifier.verify(token))).toBe('key_mismatch');
+    expect(cached.events.at(-1)?.details.problem).toMatch(/more than 8 keys share this kid/);
+  });
+
+  it('a token without a kid is never answered from the cache', async () => {
+    const { verifier } = setup();
+    const token = await mint(key, undefined, { kid: undefined });
+    await verifier.verify(token);
+    const verifications = countVerifications();
+    await verifier.verify(token);
+    expect(verifications).toHaveBeenCalledTimes(1);
+  });
+
+  it('a clock stepped back: a cached token is not answered before its nbf/iat allow', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    const now = Math.floor(Date.now() / 1000);
+    const cached = setup();
+    const cold = setup({ cache: false });
+    const token = await mint(key, m2mClaims({ iat: now + 4, nbf: now + 4 }));
+    for (const v of [cached, cold]) expect(await reason(v.verifier.verify(token))).toBe('ok');
+    vi.setSystemTime(Date.now() - 30_000); // an NTP step
+    const expected = await reason(cold.verifier.verify(token));
+    expect(expected).not.toBe('ok');
+    expect(await reason(cached.verifier.verify(token))).toBe(expected);
+  });
+});

@@ -99,6 +99,20 @@ describe('a genuine Logto-shaped token', () => {
     expect(second.scopes).toEqual(['read:products', 'write:products']);
   });
 
+  it('a required claim named like an Object.prototype member must be the token’s own', async () => {
+    const { verifier } = verifierFor({ requiredClaims: ['constructor', 'toString'] });
+    const error = await rejection(verifier.verify(await mint(es384)));
+    expect(error.reason).toBe('missing_claim');
+  });
+
+  it('bad requirements reject the promise (never a synchronous throw from verify/authenticate)', async () => {
+    const { verifier } = verifierFor();
+    const bad = { scope: ['read:products'] } as never;
+    const pending = verifier.verify('x.y.z', bad);
+    await expect(pending).rejects.toThrow(TypeError);
+    await expect(verifier.authenticate({ headers: {} }, bad)).rejects.toThrow(/`scope`/);
+  });
+
   it('keeps the token out of logs and JSON', async () => {
     const { verifier } = verifierFor();
     const token = await mint(es384);
