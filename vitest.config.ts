@@ -9,6 +9,7 @@ export default defineConfig({
     // public name, exactly as a user would, and run against the TypeScript sources.
     alias: [
       { find: /^resource-guard$/, replacement: here('./src/index.ts') },
+      { find: /^resource-guard\/kit$/, replacement: here('./src/kit.ts') },
       {
         find: /^resource-guard\/(express|koa|fastify)$/,
         replacement: here('./adapters/$1/index.ts'),

@@ -4,7 +4,8 @@
  * interleaved rounds (A B, then B A, …; median of rounds). Prints µs/op for each and the ratio
  * candidate / baseline (< 1 = the candidate is faster).
  *
- * Cases: a repeat token (answered from the verified-token cache) through `guard().attempt` with a
+ * Cases: a repeat token (answered from the verified-token cache) through the adapters' path (0.1:
+ * `guard().attempt`; since: `resource-guard/kit`'s `routeGuard().run`) with a
  * plain `{ headers }` request and with a node-IncomingMessage-like request (`rawHeaders`), and
  * through `await verify(token)`; a first-seen token (a fresh one each op, from a pre-minted pool,
  * cache on) for ES384 and RS256.
@@ -55,11 +56,39 @@ interface Verifier {
 interface Library {
   createVerifier(options: object): Verifier;
 }
+/** The adapter kit (0.2 on): what the adapters call instead of 0.1's `guard.attempt`. */
+interface Kit {
+  routeGuard(
+    verifier: Verifier,
+    options: object,
+  ): { run(req: object, request: object, outcome: object): unknown };
+}
+const RETURN_AUTH = {
+  pass: (auth: unknown) => auth,
+  respond: (error: unknown) => {
+    throw error;
+  },
+  fail: (error: unknown) => {
+    throw error;
+  },
+};
 
-async function load(dir: string): Promise<{ dir: string; lib: Library }> {
+async function load(dir: string): Promise<{ dir: string; lib: Library; kit: Kit | undefined }> {
   const entry = resolve(dir, 'src/index.js');
   if (!existsSync(entry)) throw new Error(`${entry} not found: build first`);
-  return { dir: resolve(dir), lib: (await import(pathToFileURL(entry).href)) as Library };
+  const kitEntry = resolve(dir, 'src/kit.js');
+  return {
+    dir: resolve(dir),
+    lib: (await import(pathToFileURL(entry).href)) as Library,
+    kit: existsSync(kitEntry) ? ((await import(pathToFileURL(kitEntry).href)) as Kit) : undefined,
+  };
+}
+
+/** The adapters' path of a build: the kit's route guard where there is one, else guard.attempt. */
+function adapterPath(verifier: Verifier, kit: Kit | undefined): Guard {
+  if (kit === undefined) return verifier.guard(SCOPES);
+  const guard = kit.routeGuard(verifier, SCOPES);
+  return { attempt: (request) => guard.run(request, request, RETURN_AUTH) };
 }
 
 const median = (values: number[]) => {
@@ -168,7 +197,7 @@ async function main() {
   const options = { issuer: ISSUER, audience: AUDIENCE, jwksUri: url, cache };
   try {
     const verifiers = libs.map(({ lib }) => lib.createVerifier(options)) as [Verifier, Verifier];
-    const guards = verifiers.map((v) => v.guard(SCOPES)) as [Guard, Guard];
+    const guards = verifiers.map((v, i) => adapterPath(v, libs[i]!.kit)) as [Guard, Guard];
     const token = await benchToken(es384);
 
     // Repeat token: a first sighting fills each cache (and loads the keys); then always a hit.

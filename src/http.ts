@@ -1,5 +1,8 @@
 import type { AuthError } from './errors.ts';
-import type { ResourceMetadata } from './resource-metadata.ts';
+import { isMetadataRequest, RESOURCE_METADATA_HEADERS } from './resource-metadata.ts';
+import type { ResourceMetadata } from './types.ts';
+
+export { RESOURCE_METADATA_HEADERS } from './resource-metadata.ts';
 
 /** The part of a node `ServerResponse` that {@link sendAuthError} uses. */
 export interface ServerResponseLike {
@@ -53,12 +56,6 @@ export function authErrorResponse(error: AuthError): Response {
   });
 }
 
-/** Headers for the RFC 9728 metadata document. */
-export const RESOURCE_METADATA_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  'content-type': 'application/json',
-  'cache-control': 'public, max-age=3600',
-});
-
 /**
  * Answers a node request for the RFC 9728 metadata document: `true` when `path` is the metadata
  * path and the answer was written, `false` otherwise (the request is yours).
@@ -73,8 +70,7 @@ export function sendResourceMetadata(
   res: ServerResponseLike,
   metadata: ResourceMetadata,
 ): boolean {
-  const path = (req.url ?? '').split('?')[0];
-  if (path !== metadata.path || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
+  if (!isMetadataRequest(metadata, req.method, (req.url ?? '').split('?')[0])) return false;
   res.writeHead(200, { ...RESOURCE_METADATA_HEADERS });
   res.end(JSON.stringify(metadata.document));
   return true;

@@ -1,6 +1,7 @@
 export { createVerifier } from './verifier.ts';
 export type {
   AccessTokenClaims,
+  CustomClaims,
   AuthInfo,
   Awaitable,
   Guard,

@@ -61,3 +61,21 @@ export function buildResourceMetadata(
   }
   return Object.freeze({ url: `${url.origin}${path}`, path, document: Object.freeze(document) });
 }
+
+/** Headers for the RFC 9728 metadata document. */
+export const RESOURCE_METADATA_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-type': 'application/json',
+  'cache-control': 'public, max-age=3600',
+});
+
+/**
+ * The one rule for serving the metadata: a `GET` or `HEAD` of exactly its path (no query
+ * considered; pass the path without it).
+ */
+export function isMetadataRequest(
+  metadata: ResourceMetadata,
+  method: string | undefined,
+  path: string | undefined,
+): boolean {
+  return path === metadata.path && (method === 'GET' || method === 'HEAD');
+}

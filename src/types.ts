@@ -22,11 +22,30 @@ export interface AccessTokenClaims extends JWTPayload {
 }
 
 /**
+ * Your own claims, declared once for every `auth` object (`req.auth`, `ctx.state.auth`,
+ * `request.auth`, Nest's `@Auth()`, Hono's `c.get('auth')`, `verify()`'s result). Empty by
+ * default; extend it by declaration merging. The claims are not checked against it (say so with
+ * `requiredClaims`, or check them in your handler): it types what your issuer puts in.
+ *
+ * @example
+ * ```ts
+ * declare module 'resource-guard' {
+ *   interface CustomClaims {
+ *     readonly tenant_id?: string;
+ *     readonly roles?: readonly string[];
+ *   }
+ * }
+ * ```
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface CustomClaims {}
+
+/**
  * A verified access token. Deeply frozen: the same object answers every request that presents the
  * same token, so nothing a handler does can change what the next request sees. `token` is not
  * enumerable, so logging or serialising the object does not print it.
  */
-export interface AuthInfo<Claims extends object = Record<string, unknown>> {
+export interface AuthInfo<Claims extends object = CustomClaims> {
   /** The raw access token (non-enumerable), for calling another API on the caller's behalf. */
   readonly token: string;
   readonly claims: Readonly<AccessTokenClaims & Claims>;
@@ -95,32 +114,33 @@ export interface RequestContext {
   readonly organization?: string | undefined;
 }
 
-/** Verifies a request and resolves its {@link AuthInfo}; rejects with an `AuthError`. */
+/**
+ * Verifies a request and resolves its {@link AuthInfo}; rejects with an `AuthError`. (Adapters
+ * that can stay synchronous for a repeat token use `resource-guard/kit` instead.)
+ */
 export interface Guard {
-  <Claims extends object = Record<string, unknown>>(
+  <Claims extends object = CustomClaims>(
     request: RequestLike,
     context?: RequestContext,
   ): Promise<AuthInfo<Claims>>;
-  /**
-   * The same check for adapters that can stay synchronous: returns the {@link AuthInfo} itself
-   * when it is known at once (a repeat token, a small RSA key), a promise otherwise, and throws
-   * the `AuthError` synchronously when the rejection is known at once.
-   */
-  attempt<Claims extends object = Record<string, unknown>>(
-    request: RequestLike,
-    context?: RequestContext,
-  ): Awaitable<AuthInfo<Claims>>;
 }
+
+/**
+ * The guard's check as adapters want it: the {@link AuthInfo} itself when it is known at once (a
+ * repeat token, a small RSA key), a promise otherwise; throws the `AuthError` synchronously when
+ * the rejection is known at once. Internal: reached through `resource-guard/kit`.
+ */
+export type Attempt = (request: RequestLike, context?: RequestContext) => Awaitable<AuthInfo>;
 
 /** Verifies access tokens. Build one per API at start-up and share it between routes. */
 export interface Verifier {
   /** Verifies a raw token against the configuration and the route's requirements. */
-  verify<Claims extends object = Record<string, unknown>>(
+  verify<Claims extends object = CustomClaims>(
     token: string,
     requirements?: Requirements,
   ): Promise<AuthInfo<Claims>>;
   /** Reads `Authorization: Bearer` from anything with headers, then verifies it. */
-  authenticate<Claims extends object = Record<string, unknown>>(
+  authenticate<Claims extends object = CustomClaims>(
     request: RequestLike,
     requirements?: Requirements,
   ): Promise<AuthInfo<Claims>>;

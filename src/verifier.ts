@@ -1,3 +1,4 @@
+import { registerAttempt } from './attempts.ts';
 import { chain } from './awaitable.ts';
 import { discoverJwksUri } from './discovery.ts';
 import { AuthError, isSafeQuotedValue, Rejection, reportRejection } from './errors.ts';
@@ -172,9 +173,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
               ...resolved,
               organization: typeof context.organization === 'string' ? context.organization : '',
             };
-      const guard = ((request, context) =>
-        check(read(request), forRequest(context), true)) as Guard;
-      guard.attempt = (request, context) => attempt(read(request), forRequest(context), true);
+      const guard: Guard = (request, context) => check(read(request), forRequest(context), true);
+      registerAttempt(guard, (request, context) =>
+        attempt(read(request), forRequest(context), true),
+      );
       return Object.freeze(guard);
     },
   };

@@ -40,11 +40,11 @@ async function serve(handler: Parameters<typeof createServer>[1]) {
 }
 
 describe('express', () => {
-  it("errors: 'next' hands the AuthError to the app's error handler", async () => {
+  it("errors: 'throw' hands the AuthError to the app's error handler (next(err))", async () => {
     const app = express();
     app.get(
       '/',
-      expressAuth(verifier, { scopes: ['read:products'], errors: 'next' }),
+      expressAuth(verifier, { scopes: ['read:products'], errors: 'throw' }),
       (_req, res) => {
         res.send('ok');
       },

@@ -153,18 +153,6 @@ describe('the verified-token cache', () => {
     vi.setSystemTime(Date.now() + 600_000); // past maxAge + maxStale
     expect(await reason(verifier.verify(token))).toBe('keys_unavailable');
   });
-
-  it('guard.attempt answers a repeat token synchronously, a first sighting with a promise', async () => {
-    const { verifier } = setup();
-    const guard = verifier.guard({ scopes: ['read:products'] });
-    const request = { headers: { authorization: `Bearer ${await mint(key)}` } };
-    const first = guard.attempt(request);
-    expect(first).toBeInstanceOf(Promise);
-    const auth = await first;
-    expect(guard.attempt(request)).toBe(auth); // the same object, no promise
-    expect(() => guard.attempt({ headers: {} })).toThrow(AuthError);
-    await expect(guard({ headers: {} })).rejects.toBeInstanceOf(AuthError);
-  });
 });
 
 describe('a cache entry is bound to the key that verified it, not to its kid', () => {

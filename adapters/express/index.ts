@@ -1,35 +1,25 @@
 import type { Request, RequestHandler } from 'express';
-import { AuthError, RESOURCE_METADATA_HEADERS } from 'resource-guard';
-import type { AuthInfo, Requirements, Verifier } from 'resource-guard';
+import type { AuthInfo, Verifier } from 'resource-guard';
+import { metadataRoute, routeGuard } from 'resource-guard/kit';
+import type { RouteOptions } from 'resource-guard/kit';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
-      /** Set by `requireAuth` once the access token is verified. */
+      /** Set by `requireAuth` once the access token is verified (typed by `CustomClaims`). */
       auth?: AuthInfo;
     }
   }
 }
 
-/** A route's requirements, and how failures are answered. */
-export interface RequireAuthOptions extends Omit<Requirements, 'organization'> {
-  /**
-   * Makes this an organization route: returns the organization the request is about, e.g.
-   * `(req) => req.params.orgId`. The token must be for that organization. Default: none.
-   */
-  readonly organization?: (req: Request) => string | undefined;
-  /**
-   * `'respond'`: answer a failure here (status, `WWW-Authenticate`, JSON body).
-   * `'next'`: pass the `AuthError` to `next(err)` so your error handler renders it.
-   * Default: `'respond'`.
-   */
-  readonly errors?: 'respond' | 'next';
-}
+/** A route's requirements, and how failures are answered (`errors: 'throw'` → `next(err)`). */
+export type RequireAuthOptions = RouteOptions<Request>;
 
 /**
- * Express middleware that verifies the bearer token, checks the route's scopes and sets
- * `req.auth`.
+ * Express middleware that verifies the bearer token, checks the route's requirements and sets
+ * `req.auth`. Synchronous for a repeat token: Express pays for every middleware that defers
+ * `next()` to a promise.
  *
  * @example
  * ```ts
@@ -38,33 +28,21 @@ export interface RequireAuthOptions extends Omit<Requirements, 'organization'> {
  *
  * const verifier = createVerifier({ issuer, audience: 'https://shopping.api' });
  * app.get('/products', requireAuth(verifier, { scopes: ['read:products'] }), (req, res) => {
- *   res.json({ products, client: req.auth?.clientId });
+ *   res.json({ client: req.auth?.clientId });
  * });
  * ```
  */
-export function requireAuth(verifier: Verifier, options: RequireAuthOptions = {}): RequestHandler {
-  const { errors, organization, ...requirements } = options;
-  const guard = verifier.guard(requirements);
-  const forward = errors === 'next';
+export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): RequestHandler {
+  const guard = routeGuard<Request>(verifier, options);
   return (req, res, next) => {
-    const ok = (auth: AuthInfo) => {
-      req.auth = auth;
-      next();
-    };
-    const fail = (error: unknown) => {
-      if (forward || !(error instanceof AuthError)) return next(error);
-      res.status(error.status).set(error.headers).json(error.body);
-    };
-    // Synchronous when the answer is known at once (a repeat token): Express pays for every
-    // middleware that defers next() to a promise.
-    let result: AuthInfo | Promise<AuthInfo>;
-    try {
-      result = guard.attempt(req, organization && { organization: organization(req) });
-    } catch (error) {
-      return fail(error);
-    }
-    if (result instanceof Promise) result.then(ok, fail).catch(next);
-    else ok(result);
+    void guard.run(req, req, {
+      pass(auth) {
+        req.auth = auth;
+        next();
+      },
+      respond: (error) => void res.status(error.status).set(error.headers).json(error.body),
+      fail: next,
+    });
   };
 }
 
@@ -78,13 +56,9 @@ export function requireAuth(verifier: Verifier, options: RequireAuthOptions = {}
  * ```
  */
 export function resourceMetadata(verifier: Verifier): RequestHandler {
-  const metadata = verifier.resourceMetadata;
-  if (metadata === undefined) {
-    throw new TypeError('resource-guard: the verifier has no `resourceMetadata` option');
-  }
+  const route = metadataRoute(verifier);
   return (req, res, next) => {
-    if (req.path !== metadata.path || (req.method !== 'GET' && req.method !== 'HEAD'))
-      return next();
-    res.set(RESOURCE_METADATA_HEADERS).json(metadata.document);
+    if (!route.matches(req.method, req.path)) return next();
+    res.set(route.headers).json(route.document);
   };
 }

@@ -1,7 +1,8 @@
 import type { FastifyPluginCallback, FastifyRequest, onRequestHookHandler } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
-import { AuthError, RESOURCE_METADATA_HEADERS } from 'resource-guard';
-import type { AuthInfo, Requirements, Verifier } from 'resource-guard';
+import type { AuthInfo, Verifier } from 'resource-guard';
+import { metadataRoute, routeGuard } from 'resource-guard/kit';
+import type { RouteOptions } from 'resource-guard/kit';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -14,58 +15,38 @@ declare module 'fastify' {
   }
 }
 
-/** A route's requirements, and how failures are answered. */
-export interface RequireAuthOptions extends Omit<Requirements, 'organization'> {
-  /**
-   * Makes this an organization route: returns the organization the request is about, e.g.
-   * `(request) => (request.params as { orgId: string }).orgId`. The token must be for that
-   * organization. Default: none.
-   */
-  readonly organization?: (request: FastifyRequest) => string | undefined;
-  /**
-   * `'respond'`: answer a failure here (status, `WWW-Authenticate`, JSON body).
-   * `'throw'`: throw the `AuthError` to Fastify's error handler (it carries `statusCode` via
-   * `status`, and `headers`). Default: `'respond'`.
-   */
-  readonly errors?: 'respond' | 'throw';
-}
+/**
+ * A route's requirements, and how failures are answered (`errors: 'throw'` hands the `AuthError`
+ * to Fastify's error handler; it carries `statusCode` and `headers`). The organization is, e.g.,
+ * `(request) => (request.params as { orgId: string }).orgId`.
+ */
+export type RequireAuthOptions = RouteOptions<FastifyRequest>;
 
 /**
  * An `onRequest` hook that verifies the bearer token before the body is parsed, checks the
- * route's scopes and sets `request.auth`.
+ * route's requirements and sets `request.auth`. Callback style, synchronous for a repeat token.
  *
  * @example
  * ```ts
  * app.register(resourceGuard, { verifier });
  * app.get('/products', { onRequest: requireAuth(verifier, { scopes: ['read:products'] }) },
- *   async (request) => ({ products, client: request.auth?.clientId }));
+ *   async (request) => ({ client: request.auth?.clientId }));
  * ```
  */
 export function requireAuth(
   verifier: Verifier,
-  options: RequireAuthOptions = {},
+  options?: RequireAuthOptions,
 ): onRequestHookHandler {
-  const { errors, organization, ...requirements } = options;
-  const guard = verifier.guard(requirements);
-  const rethrow = errors === 'throw';
+  const guard = routeGuard<FastifyRequest>(verifier, options);
   return (request, reply, done) => {
-    const ok = (auth: AuthInfo) => {
-      request.auth = auth;
-      done();
-    };
-    const fail = (error: unknown) => {
-      if (rethrow || !(error instanceof AuthError)) return done(error as Error);
-      reply.code(error.status).headers(error.headers).send(error.body); // answered: no done()
-    };
-    // Callback style, synchronous when the answer is known at once (a repeat token).
-    let result: AuthInfo | Promise<AuthInfo>;
-    try {
-      result = guard.attempt(request.raw, organization && { organization: organization(request) });
-    } catch (error) {
-      return fail(error);
-    }
-    if (result instanceof Promise) result.then(ok, fail);
-    else ok(result);
+    void guard.run(request, request.raw, {
+      pass(auth) {
+        request.auth = auth;
+        done();
+      },
+      respond: (error) => void reply.code(error.status).headers(error.headers).send(error.body),
+      fail: (error) => done(error as Error),
+    });
   };
 }
 
@@ -84,16 +65,16 @@ export interface ResourceGuardPluginOptions {
  * ```
  */
 export const resourceGuard = fastifyPlugin<ResourceGuardPluginOptions>(
-  ((fastify, options, done) => {
+  ((fastify, { verifier }, done) => {
     fastify.decorateRequest('auth', null);
-    const metadata = options.verifier.resourceMetadata;
-    if (metadata !== undefined) {
-      fastify.get(metadata.path, (_request, reply) => {
-        reply.headers(RESOURCE_METADATA_HEADERS).send(metadata.document);
+    if (verifier.resourceMetadata !== undefined) {
+      const route = metadataRoute(verifier);
+      fastify.get(route.path, (_request, reply) => {
+        reply.headers(route.headers).send(route.document);
       });
     }
-    fastify.decorate('requireAuth', (requirements?: RequireAuthOptions) =>
-      requireAuth(options.verifier, requirements),
+    fastify.decorate('requireAuth', (options?: RequireAuthOptions) =>
+      requireAuth(verifier, options),
     );
     done();
   }) as FastifyPluginCallback<ResourceGuardPluginOptions>,

@@ -1,33 +1,25 @@
 import type { Context, Middleware } from 'koa';
-import { AuthError, RESOURCE_METADATA_HEADERS } from 'resource-guard';
-import type { AuthInfo, Requirements, Verifier } from 'resource-guard';
+import type { AuthInfo, Verifier } from 'resource-guard';
+import { metadataRoute, routeGuard } from 'resource-guard/kit';
+import type { RouteOptions } from 'resource-guard/kit';
 
 declare module 'koa' {
   interface DefaultState {
-    /** Set by `requireAuth` once the access token is verified. */
+    /** Set by `requireAuth` once the access token is verified (typed by `CustomClaims`). */
     auth?: AuthInfo;
   }
 }
 
-/** A route's requirements, and how failures are answered. */
-export interface RequireAuthOptions extends Omit<Requirements, 'organization'> {
-  /**
-   * Makes this an organization route: returns the organization the request is about, e.g.
-   * `(ctx) => (ctx as RouterContext).params.orgId` with @koa/router. The token must be for that
-   * organization. Default: none.
-   */
-  readonly organization?: (ctx: Context) => string | undefined;
-  /**
-   * `'respond'`: answer a failure here (status, `WWW-Authenticate`, JSON body).
-   * `'throw'`: throw the `AuthError` for your error handler; it carries `status` and `headers`,
-   * which Koa's default handler honours. Default: `'respond'`.
-   */
-  readonly errors?: 'respond' | 'throw';
-}
+/**
+ * A route's requirements, and how failures are answered (`errors: 'throw'` throws the
+ * `AuthError`, whose `status` and `headers` Koa's default handler honours). With @koa/router the
+ * organization is `(ctx) => (ctx as RouterContext).params.orgId`.
+ */
+export type RequireAuthOptions = RouteOptions<Context>;
 
 /**
- * Koa middleware that verifies the bearer token, checks the route's scopes and sets
- * `ctx.state.auth`.
+ * Koa middleware that verifies the bearer token, checks the route's requirements and sets
+ * `ctx.state.auth`. A repeat token passes straight to `next()` without a promise of ours.
  *
  * @example
  * ```ts
@@ -36,40 +28,27 @@ export interface RequireAuthOptions extends Omit<Requirements, 'organization'> {
  *
  * const verifier = createVerifier({ issuer, audience: 'https://shopping.api' });
  * router.get('/products', requireAuth(verifier, { scopes: ['read:products'] }), (ctx) => {
- *   ctx.body = { products, client: ctx.state.auth?.clientId };
+ *   ctx.body = { client: ctx.state.auth?.clientId };
  * });
  * ```
  */
-export function requireAuth(verifier: Verifier, options: RequireAuthOptions = {}): Middleware {
-  const { errors, organization, ...requirements } = options;
-  const guard = verifier.guard(requirements);
-  const rethrow = errors === 'throw';
-  const fail = (ctx: Context, error: unknown) => {
-    if (rethrow || !(error instanceof AuthError)) throw error;
-    ctx.status = error.status;
-    ctx.set(error.headers);
-    ctx.body = error.body;
-  };
-  // Not an async function: a repeat token passes straight to next() without a promise of ours.
-  return (ctx, next) => {
-    let result: AuthInfo | Promise<AuthInfo>;
-    try {
-      result = guard.attempt(ctx.req, organization && { organization: organization(ctx) });
-    } catch (error) {
-      return fail(ctx, error);
-    }
-    if (result instanceof Promise) {
-      return result.then(
-        (auth) => {
-          ctx.state.auth = auth;
-          return next();
-        },
-        (error: unknown) => fail(ctx, error),
-      );
-    }
-    ctx.state.auth = result;
-    return next();
-  };
+export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): Middleware {
+  const guard = routeGuard<Context>(verifier, options);
+  return (ctx, next) =>
+    guard.run<unknown>(ctx, ctx.req, {
+      pass(auth) {
+        ctx.state.auth = auth;
+        return next();
+      },
+      respond(error) {
+        ctx.status = error.status;
+        ctx.set(error.headers);
+        ctx.body = error.body;
+      },
+      fail(error) {
+        throw error;
+      },
+    });
 }
 
 /**
@@ -82,15 +61,10 @@ export function requireAuth(verifier: Verifier, options: RequireAuthOptions = {}
  * ```
  */
 export function resourceMetadata(verifier: Verifier): Middleware {
-  const metadata = verifier.resourceMetadata;
-  if (metadata === undefined) {
-    throw new TypeError('resource-guard: the verifier has no `resourceMetadata` option');
-  }
-  return async (ctx, next) => {
-    if (ctx.path !== metadata.path || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) {
-      return next();
-    }
-    ctx.set(RESOURCE_METADATA_HEADERS);
-    ctx.body = metadata.document;
+  const route = metadataRoute(verifier);
+  return (ctx, next) => {
+    if (!route.matches(ctx.method, ctx.path)) return next();
+    ctx.set(route.headers);
+    ctx.body = route.document;
   };
 }
