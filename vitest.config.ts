@@ -11,7 +11,7 @@ export default defineConfig({
       { find: /^resource-guard$/, replacement: here('./src/index.ts') },
       { find: /^resource-guard\/kit$/, replacement: here('./src/kit.ts') },
       {
-        find: /^resource-guard\/(express|koa|fastify)$/,
+        find: /^resource-guard\/(express|koa|fastify|nestjs|hapi|hono)$/,
         replacement: here('./adapters/$1/index.ts'),
       },
     ],

@@ -55,4 +55,12 @@ JSON
 npx tsc -p cjs/tsconfig.json
 grep -q 'require("resource-guard")' cjs/out/consumer.js # compiled to CommonJS, not left as import
 node cjs/out/consumer.js
+# Framework projects laid out as their users lay them out (a Nest CLI project, a Hapi project, a
+# Hono project), each installing the tarball in its own folder: test/pack/projects/<name>/check.sh
+# gets the tarball's path.
+for check in "$root"/test/pack/projects/*/check.sh; do
+  [ -f "$check" ] || continue
+  echo "project $(basename "$(dirname "$check")"):"
+  bash "$check" "$work/$tarball"
+done
 echo "pack check: every subpath imports and requires, ESM and CommonJS types resolve, a token verifies"
