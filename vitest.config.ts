@@ -10,6 +10,7 @@ export default defineConfig({
     alias: [
       { find: /^resource-guard$/, replacement: here('./src/index.ts') },
       { find: /^resource-guard\/kit$/, replacement: here('./src/kit.ts') },
+      { find: /^resource-guard\/testing$/, replacement: here('./src/testing.ts') },
       {
         find: /^resource-guard\/(express|koa|fastify|nestjs|hapi|hono)$/,
         replacement: here('./adapters/$1/index.ts'),

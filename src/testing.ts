@@ -1,0 +1,2 @@
+/** Placeholder: `resource-guard/testing` is being written. */
+export {};
