@@ -16,6 +16,7 @@ export type AuthErrorCode =
   | 'insufficient_scope'
   | 'organization_mismatch'
   | 'machine_required'
+  | 'access_denied'
   | 'temporarily_unavailable';
 
 /**
@@ -49,7 +50,11 @@ export type RejectionReason =
   | 'organization_mismatch'
   | 'organization_token'
   | 'machine_required'
-  | 'keys_unavailable';
+  | 'claim_mismatch'
+  | 'check_failed'
+  | 'revoked'
+  | 'keys_unavailable'
+  | 'revocation_unavailable';
 
 interface ReasonInfo {
   readonly code: AuthErrorCode;
@@ -119,6 +124,22 @@ export const REASONS: Readonly<Record<RejectionReason, ReasonInfo>> = Object.fre
     code: 'machine_required',
     status: 403,
     description: 'Only machine-to-machine tokens are accepted here',
+  },
+  claim_mismatch: {
+    code: 'access_denied',
+    status: 403,
+    description: 'The access token does not carry the claims this route requires',
+  },
+  check_failed: {
+    code: 'access_denied',
+    status: 403,
+    description: 'The access token is not allowed on this route',
+  },
+  revoked: invalidToken('The access token was revoked'),
+  revocation_unavailable: {
+    code: 'temporarily_unavailable',
+    status: 503,
+    description: 'Whether the access token was revoked cannot be checked right now; retry later',
   },
   keys_unavailable: {
     code: 'temporarily_unavailable',

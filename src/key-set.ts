@@ -1,7 +1,9 @@
-import { createLocalJWKSet } from 'jose';
+import { calculateJwkThumbprint, createLocalJWKSet } from 'jose';
 import type { JWK, JWTHeaderParameters } from 'jose';
+import type * as NodeCrypto from 'node:crypto';
 import { KeySourceError, Rejection } from './errors.ts';
 import { fetchJson } from './fetch-json.ts';
+import { configError } from './option-checks.ts';
 import type { VerifyKey } from './signature.ts';
 import type { Voucher } from './token-cache.ts';
 
@@ -32,6 +34,22 @@ export interface ResolvedKeySetOptions {
   readonly timeout: number;
   readonly maxStale: number;
   readonly fetch: typeof globalThis.fetch;
+}
+
+/** Loads a JWKS document: `url` names where it came from (for diagnostics). */
+export type KeySource = () => Promise<{ readonly url: string; readonly document: unknown }>;
+
+/** A key source that fetches the JWKS from a URL (fixed, or resolved by discovery). */
+export function fetchedKeys(url: () => Promise<URL>, options: ResolvedKeySetOptions): KeySource {
+  return async () => {
+    const resolved = await url();
+    const document = await fetchJson(resolved, {
+      timeout: options.timeout,
+      maxBytes: MAX_JWKS_BYTES,
+      fetch: options.fetch,
+    });
+    return { url: resolved.href, document };
+  };
 }
 
 /** Largest JWKS body accepted. Real sets are a few KiB. */
@@ -143,11 +161,11 @@ export class RemoteKeySet {
   #lastFetchAt = Number.NEGATIVE_INFINITY;
   #failures = 0;
   #retryAt = 0;
-  readonly #source: () => Promise<URL>;
+  readonly #source: KeySource;
   readonly #options: ResolvedKeySetOptions;
 
-  /** @param source resolves the JWKS URL (fixed, or from discovery). */
-  constructor(source: () => Promise<URL>, options: ResolvedKeySetOptions) {
+  /** @param source loads the JWKS document (fetched, or a static set). */
+  constructor(source: KeySource, options: ResolvedKeySetOptions) {
     this.#source = source;
     this.#options = options;
   }
@@ -305,19 +323,14 @@ export class RemoteKeySet {
   }
 
   async #load(): Promise<Snapshot> {
-    const url = await this.#source();
-    const document = await fetchJson(url, {
-      timeout: this.#options.timeout,
-      maxBytes: MAX_JWKS_BYTES,
-      fetch: this.#options.fetch,
-    });
+    const { url, document } = await this.#source();
     const previous = this.#snapshot?.byId;
     const keys: TrustedKey[] = [];
     const byId = new Map<string, TrustedKey>();
     const byKid = new Map<string, TrustedKey[]>();
     const unique = new Map<string, JWK>();
     const perKid = new Map<string, number>();
-    for (const jwk of usableKeys(document, url.href)) {
+    for (const jwk of usableKeys(document, url)) {
       const id = canonicalJwk(jwk);
       if (unique.has(id)) continue; // the same key listed twice is one key
       unique.set(id, jwk);
@@ -346,8 +359,46 @@ export class RemoteKeySet {
     if (keys.length === 0) {
       // An empty set would make every token unknown: treat it as a failed fetch and keep the last
       // good keys (stale serving, back-off) instead.
-      throw new KeySourceError('invalid_document', 'no usable signing key in the set', url.href);
+      throw new KeySourceError('invalid_document', 'no usable signing key in the set', url);
     }
     return { keys, byId, byKid, fetchedAt: Date.now(), selected: new Map() };
   }
+}
+
+// node:crypto without a static import (PEM keys only): the core still loads where it is absent.
+const nodeCrypto = (
+  globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
+).process?.getBuiltinModule?.('node:crypto') as typeof NodeCrypto | undefined;
+
+/**
+ * A static key set (the `jwks` option): public JWKs, or PEM (SPKI) public keys turned into JWKs.
+ * Checked when the verifier is created: a set with no usable public signing key is a TypeError.
+ */
+export function staticKeys(jwks: { readonly keys: readonly unknown[] }): KeySource {
+  const keys = jwks.keys.map((key, i) => {
+    if (typeof key !== 'string') return structuredClone(key);
+    if (nodeCrypto === undefined) configError('jwks.keys', `item ${i}: PEM keys need node:crypto`);
+    try {
+      const jwk = nodeCrypto.createPublicKey(key).export({ format: 'jwk' });
+      return jwk;
+    } catch (cause) {
+      return configError('jwks.keys', `item ${i} is not a PEM public key`, { cause });
+    }
+  });
+  const document = { keys };
+  if (usableKeys(document, 'the jwks option').length === 0) {
+    configError(
+      'jwks',
+      'holds no usable public signing key (private, symmetric and `enc` keys are ignored)',
+    );
+  }
+  // A PEM key has no kid: it gets its RFC 7638 thumbprint, which is what Logto uses as the kid.
+  const withKids = Promise.all(
+    keys.map(async (key, i) =>
+      typeof jwks.keys[i] === 'string'
+        ? { ...(key as JWK), kid: await calculateJwkThumbprint(key as JWK) }
+        : key,
+    ),
+  );
+  return async () => ({ url: 'the jwks option', document: { keys: await withKids } });
 }

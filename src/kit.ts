@@ -38,10 +38,13 @@ export interface RouteOptions<Req> extends Omit<Requirements, 'organization'> {
   readonly errors?: ErrorMode;
 }
 
-/** What an adapter does with the answer; exactly one of them is called for each request. */
-export interface Outcome<R> {
-  /** Verified: attach `auth` and continue the chain. */
-  pass(auth: AuthInfo): R;
+/**
+ * What an adapter does with the answer; exactly one of them is called for each request. `A` is
+ * `AuthInfo`, or `AuthInfo | undefined` on an optional route (an anonymous request).
+ */
+export interface Outcome<R, A = AuthInfo> {
+  /** Verified (or anonymous, on an optional route): attach `auth` and continue the chain. */
+  pass(auth: A): R;
   /** A rejection to answer here (`errors: 'respond'`): render `error.status/headers/body`. */
   respond(error: AuthError): R;
   /** For the framework's error handling: an `AuthError` with `errors: 'throw'`, or a bug. */
@@ -49,14 +52,14 @@ export interface Outcome<R> {
 }
 
 /** A route's guard, checked once when the route is declared. */
-export interface RouteGuard<Req> {
+export interface RouteGuard<Req, A = AuthInfo> {
   /**
    * Verifies the request and calls one of `outcome`'s functions: at once when the answer is known
    * at once (a repeat token), otherwise when it is. Returns what that function returns, or a
    * promise of it. `request` is what holds the headers (node's `IncomingMessage` where the
    * framework has one: its raw header list is the fastest to read and shows a repeated header).
    */
-  run<R>(req: Req, request: RequestLike, outcome: Outcome<R>): Awaitable<R>;
+  run<R>(req: Req, request: RequestLike, outcome: Outcome<R, A>): Awaitable<R>;
 }
 
 const OPTION_PATH = 'options';
@@ -83,8 +86,13 @@ const OPTION_PATH = 'options';
  */
 export function routeGuard<Req>(
   verifier: Verifier,
+  options: RouteOptions<Req> & { readonly optional: true },
+): RouteGuard<Req, AuthInfo | undefined>;
+export function routeGuard<Req>(verifier: Verifier, options?: RouteOptions<Req>): RouteGuard<Req>;
+export function routeGuard<Req>(
+  verifier: Verifier,
   options: RouteOptions<Req> = {},
-): RouteGuard<Req> {
+): RouteGuard<Req, AuthInfo | undefined> {
   checkVerifier(verifier);
   if (!isPlainObject(options)) configError(OPTION_PATH, 'must be a plain object');
   const { errors, organization, ...requirements } = options;
@@ -107,12 +115,16 @@ export function routeGuard<Req>(
   const attempt = attemptOf(verifier.guard(requirements));
   const respondHere = errors !== 'throw';
 
-  const route = <R>(error: unknown, outcome: Outcome<R>): R =>
+  const route = <R>(error: unknown, outcome: Outcome<R, AuthInfo | undefined>): R =>
     respondHere && error instanceof AuthError ? outcome.respond(error) : outcome.fail(error);
 
   return Object.freeze({
-    run<R>(req: Req, request: RequestLike, outcome: Outcome<R>): Awaitable<R> {
-      let result: Awaitable<AuthInfo>;
+    run<R>(
+      req: Req,
+      request: RequestLike,
+      outcome: Outcome<R, AuthInfo | undefined>,
+    ): Awaitable<R> {
+      let result: Awaitable<AuthInfo | undefined>;
       try {
         result = attempt(request, organization && { organization: organization(req) });
       } catch (error) {

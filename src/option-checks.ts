@@ -334,3 +334,21 @@ export const nested = <R extends Rules>(level: Level<R>): Rule<Resolved<R>> =>
     (value, path) => resolveLevel(value, level, path),
     Object.freeze(resolveLevel({}, level)),
   );
+
+/**
+ * A plain object whose every value passes `check` (`claimEquals`, `claimIncludes`, `checks`): a
+ * frozen copy with the checked values; at least one entry. Keys are claim or rule names.
+ */
+export const record =
+  <T>(check: Check<T>): Check<Readonly<Record<string, T>>> =>
+  (value, path) => {
+    if (!isPlainObject(value)) configError(path, `must be a plain object (got ${describe(value)})`);
+    const names = Object.getOwnPropertyNames(value);
+    if (names.length === 0) configError(path, 'must name at least one entry');
+    const copy: Record<string, T> = Object.create(null) as Record<string, T>;
+    for (const name of names) {
+      if (name === '') configError(path, 'has an empty name');
+      copy[name] = check(value[name], `${path}.${name}`);
+    }
+    return Object.freeze(copy);
+  };

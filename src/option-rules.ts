@@ -26,6 +26,7 @@ import {
   oneOrMore,
   optional,
   quotable,
+  record,
   required,
   resolveLevel,
   seconds,
@@ -121,11 +122,50 @@ const RESOURCE_METADATA = {
 const ROUTE_HINT =
   "it is a route requirement; pass it to verifier.guard(), verify(), authenticate() or the adapter's requireAuth()";
 const ROUTE_HINTS = Object.fromEntries(
-  ['scopes', 'scope', 'any', 'machine', 'organization', 'anyOrganization'].map((key) => [
-    key,
-    ROUTE_HINT,
-  ]),
+  [
+    'scopes',
+    'scope',
+    'any',
+    'machine',
+    'organization',
+    'anyOrganization',
+    'claimEquals',
+    'claimIncludes',
+    'checks',
+    'optional',
+  ].map((key) => [key, ROUTE_HINT]),
 );
+
+const claimValue: Check<string | number | boolean> = (value, path) => {
+  if (typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  return configError(
+    path,
+    `must be a string, a finite number or a boolean (got ${describe(value)})`,
+  );
+};
+
+/** A static JSON Web Key Set: `{ keys: [...] }`, each a public JWK object or a PEM (SPKI) string. */
+const staticJwks: Check<{ readonly keys: readonly unknown[] }> = (value, path) => {
+  if (!isPlainObject(value) || !Array.isArray(value.keys) || value.keys.length === 0) {
+    configError(path, 'must be a JSON Web Key Set: `{ keys: [...] }` with at least one key');
+  }
+  for (const [i, key] of value.keys.entries()) {
+    const pem = typeof key === 'string' && key.includes('-----BEGIN PUBLIC KEY-----');
+    if (!pem && !isPlainObject(key)) {
+      configError(`${path}.keys`, `item ${i} must be a public JWK object or a PEM public key`);
+    }
+  }
+  return Object.freeze({ keys: Object.freeze([...value.keys]) });
+};
+
+// RFC 6265 §4.1.1: cookie-name is an RFC 2616 token.
+const isCookieName: Item<string> = (value): value is string =>
+  typeof value === 'string' && /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value);
+const cookieName: Check<string> = (value, path) => {
+  if (!isCookieName(value)) configError(path, `must be a cookie name (got ${describe(value)})`);
+  return value;
+};
 
 /** `createVerifier(options)`. Every duration in seconds. */
 const VERIFIER = {
@@ -153,6 +193,18 @@ const VERIFIER = {
     strict: withDefault(boolean, true),
     /** The key-set cache. Default: see `keys` above. */
     keys: nested(KEYS),
+    /** A static key set instead of a JWKS URL: no network. Default: none. */
+    jwks: optional(staticJwks),
+    /** Asked on every request whether a verified token was revoked. Default: none. */
+    isRevoked: optional(func<(auth: never) => unknown>()),
+    /** How long `isRevoked`'s answer for a token is remembered. Default: 0 (ask every time). */
+    revocationMemo: withDefault(seconds(0, 86_400), 0),
+    /** Longest wait for `isRevoked`, from 0.001 to 60 (then 503). Default: 2. */
+    revocationTimeout: withDefault(seconds(0.001, 60), 2),
+    /** Also read the token from this cookie (opt-in; mind CSRF). Default: none. */
+    cookie: optional(cookieName),
+    /** Also read the token with this function (a custom header, say). Default: none. */
+    getToken: optional(func<(request: never) => unknown>()),
     /** Called with every rejection. Default: none. */
     onRejected: optional(func<(event: never) => unknown>()),
     /** The verified-token cache, or `false`. Default: see `cache` above. */
@@ -229,6 +281,14 @@ const REQUIREMENTS = {
     organization: optional(nonEmptyString),
     /** Also accept organization tokens of any organization. Default: false. */
     anyOrganization: withDefault(boolean, false),
+    /** `{ claim: value }`, each a string, number or boolean, compared with `===`. Default: none. */
+    claimEquals: optional(record(claimValue)),
+    /** `{ claim: ['value', ...] }`: each value must be in the claim. Default: none. */
+    claimIncludes: optional(record(list(isNonEmptyString, 'claim values (strings)', 1))),
+    /** `{ name: (auth) => boolean | Promise<boolean> }`. Default: none. */
+    checks: optional(record(func<(auth: never) => unknown>())),
+    /** A request without credentials proceeds anonymously. Default: false. */
+    optional: withDefault(boolean, false),
   } satisfies RulesFor<Requirements>,
   path: 'requirements',
   prefix: '',

@@ -1,4 +1,6 @@
+import type { JWK } from 'jose';
 import type { RejectionEvent } from './errors.ts';
+import type { AuthInfo, RequestLike } from './types.ts';
 import type { KeySetOptions, ResolvedKeySetOptions } from './key-set.ts';
 import { isLoopback } from './fetch-json.ts';
 import type { Requirements } from './requirements.ts';
@@ -84,6 +86,37 @@ export interface VerifierOptions {
   readonly maxTokenLength?: number;
   /** The `fetch` used for discovery and the JWKS (a proxy-aware one, say). Default: global fetch. */
   readonly fetch?: typeof globalThis.fetch;
+  /**
+   * A static key set instead of a JWKS URL, for air-gapped deployments and tests: `{ keys: [...] }`,
+   * each a public JWK or a PEM (SPKI) public key. Nothing is fetched; the keys never expire (a new
+   * set needs a new verifier). Asymmetric keys only, as always. Not with `jwksUri`. Default: none.
+   */
+  readonly jwks?: { readonly keys: readonly (JWK | string)[] };
+  /**
+   * Asked on every request (cache hit or not) whether a verified token was revoked: `true` refuses
+   * it (`revoked`, 401). Logto cannot revoke a JWT access token at the issuer; keep a denylist (by
+   * `jti`, or by `client_id` to cut an app off) in a shared store. A hook that throws, rejects or
+   * takes longer than `revocationTimeout` fails closed: 503. Default: none.
+   */
+  readonly isRevoked?: (auth: AuthInfo) => boolean | Promise<boolean>;
+  /**
+   * How long `isRevoked`'s answer for one token is remembered, in seconds (at most 10,000 tokens).
+   * A revocation then takes up to this long to bite. Default: `0`: asked on every request.
+   */
+  readonly revocationMemo?: number;
+  /** Longest wait for `isRevoked`, in seconds; past it the request gets a 503. Default: 2. */
+  readonly revocationTimeout?: number;
+  /**
+   * Also read the access token from this cookie. Opt-in: a cookie is sent by the browser on its
+   * own, so a cookie-authenticated API needs CSRF protection (SameSite, an anti-CSRF header).
+   * A token offered in two places (header and cookie) is a 400. Default: none.
+   */
+  readonly cookie?: string;
+  /**
+   * Also read the access token with this function (a custom header, say): return the token, or
+   * `undefined` when there is none. A token offered in two places is a 400. Default: none.
+   */
+  readonly getToken?: (request: RequestLike) => string | undefined | null;
 }
 
 export interface ResolvedOptions {
@@ -103,6 +136,12 @@ export interface ResolvedOptions {
   readonly realm: string | undefined;
   readonly resourceMetadata: ResourceMetadata | undefined;
   readonly maxTokenLength: number;
+  readonly jwks: { readonly keys: readonly unknown[] } | undefined;
+  readonly isRevoked: ((auth: AuthInfo) => boolean | Promise<boolean>) | undefined;
+  readonly revocationMemo: number;
+  readonly revocationTimeout: number;
+  readonly cookie: string | undefined;
+  readonly getToken: ((request: RequestLike) => unknown) | undefined;
 }
 
 /** What route requirements are once checked: every flag present, lists frozen. */
@@ -110,6 +149,7 @@ export interface ResolvedRequirements extends Requirements {
   readonly any: boolean;
   readonly machine: boolean;
   readonly anyOrganization: boolean;
+  readonly optional: boolean;
 }
 
 // A compile error when an option has no rule, or a rule no option.
@@ -130,6 +170,9 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
     // Keys over plain HTTP could be swapped in transit: only for an http (development) issuer,
     // or from this machine itself.
     configError('jwksUri', 'must use https when an issuer does (http is allowed on loopback)');
+  }
+  if (jwksUri !== undefined && options.jwks !== undefined) {
+    configError('jwks', 'and `jwksUri` are two key sources: give one');
   }
   const fetch = options.fetch;
   const base = ['iss', 'sub', 'aud', 'exp'];
@@ -157,6 +200,12 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
         ? undefined
         : buildResourceMetadata(options.resourceMetadata, audiences, issuers),
     maxTokenLength: options.maxTokenLength,
+    jwks: options.jwks,
+    isRevoked: options.isRevoked as ResolvedOptions['isRevoked'],
+    revocationMemo: options.revocationMemo,
+    revocationTimeout: options.revocationTimeout,
+    cookie: options.cookie,
+    getToken: options.getToken as ResolvedOptions['getToken'],
   };
 }
 
@@ -165,6 +214,7 @@ const NO_REQUIREMENTS: ResolvedRequirements = Object.freeze({
   any: false,
   machine: false,
   anyOrganization: false,
+  optional: false,
 });
 
 /**
@@ -173,7 +223,7 @@ const NO_REQUIREMENTS: ResolvedRequirements = Object.freeze({
  */
 export function resolveRequirements(input: Requirements | undefined): ResolvedRequirements {
   if (input === undefined) return NO_REQUIREMENTS;
-  const { scopes, any, machine, organization, anyOrganization } = resolveLevel(
+  const { scopes, any, machine, organization, anyOrganization, optional, ...rules } = resolveLevel(
     input,
     OPTION_RULES.requirements,
   );
@@ -188,8 +238,14 @@ export function resolveRequirements(input: Requirements | undefined): ResolvedRe
     any,
     machine,
     anyOrganization,
+    optional,
   };
   if (scopes !== undefined) resolved.scopes = scopes;
+  if (rules.claimEquals !== undefined) resolved.claimEquals = rules.claimEquals;
+  if (rules.claimIncludes !== undefined) resolved.claimIncludes = rules.claimIncludes;
+  if (rules.checks !== undefined) {
+    resolved.checks = rules.checks as NonNullable<Requirements['checks']>;
+  }
   if (organization !== undefined) resolved.organization = organization;
   return Object.freeze(resolved);
 }

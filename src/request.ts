@@ -151,3 +151,85 @@ function readRecord(record: Readonly<Record<string, HeaderValue>>): HeaderValue 
   }
   return value;
 }
+
+/** Where else a token may come from, when the verifier opts in. */
+export interface TokenSources {
+  readonly maxLength: number;
+  /** A cookie name. */
+  readonly cookie: string | undefined;
+  /** The user's own extractor. */
+  readonly getToken: ((request: RequestLike) => unknown) | undefined;
+}
+
+/**
+ * The token from every source the verifier opted into: the `Authorization: Bearer` header, a
+ * cookie, a custom extractor. Exactly one may offer a token: two are `multiple_credentials` (RFC
+ * 6750 §2: one method per request), none is `missing_token`.
+ */
+export function extractToken(request: RequestLike, sources: TokenSources): string {
+  let found: string | undefined;
+  const offer = (token: string | undefined) => {
+    if (token === undefined) return;
+    if (found !== undefined) throw new Rejection('multiple_credentials');
+    if (token.length > sources.maxLength) {
+      throw new Rejection('token_too_large', {
+        length: token.length,
+        maxLength: sources.maxLength,
+      });
+    }
+    found = token;
+  };
+  try {
+    offer(extractBearerToken(request, sources.maxLength));
+  } catch (error) {
+    if (!(error instanceof Rejection && error.reason === 'missing_token')) throw error;
+  }
+  if (sources.cookie !== undefined) offer(readCookie(request, sources.cookie));
+  if (sources.getToken !== undefined) {
+    const token = sources.getToken(request);
+    if (token !== undefined && token !== null && typeof token !== 'string') {
+      throw new Rejection('malformed_header', { problem: 'getToken returned no string' });
+    }
+    offer(token === null || token === '' ? undefined : token);
+  }
+  if (found === undefined) throw new Rejection('missing_token');
+  return found;
+}
+
+/** The value of cookie `name` (RFC 6265 §4.2 `Cookie: a=b; c=d`), once; twice is two tokens. */
+function readCookie(request: RequestLike, name: string): string | undefined {
+  const field = readHeader(request, 'cookie');
+  if (field === undefined) return undefined;
+  let value: string | undefined;
+  for (const pair of field.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq === -1 || pair.slice(0, eq).trim() !== name) continue;
+    if (value !== undefined) throw new Rejection('multiple_credentials');
+    let raw = pair.slice(eq + 1).trim();
+    if (raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"')) raw = raw.slice(1, -1);
+    value = raw;
+  }
+  return value === '' ? undefined : value;
+}
+
+/** Every value of header `name` (lower case), joined with `; ` (as node joins cookies). */
+function readHeader(request: RequestLike, name: string): string | undefined {
+  const values: string[] = [];
+  const raw = request.rawHeaders;
+  if (Array.isArray(raw)) {
+    for (let i = 0; i < raw.length; i += 2) {
+      const key = raw[i];
+      if (typeof key === 'string' && key.toLowerCase() === name) values.push(String(raw[i + 1]));
+    }
+  }
+  if (values.length === 0 && request.headers != null) {
+    const headers = request.headers;
+    const value: HeaderValue =
+      typeof (headers as HeadersGetter).get === 'function'
+        ? (headers as HeadersGetter).get(name)
+        : (headers as Readonly<Record<string, HeaderValue>>)[name];
+    if (Array.isArray(value)) values.push(...value.map(String));
+    else if (typeof value === 'string') values.push(value);
+  }
+  return values.length === 0 ? undefined : values.join('; ');
+}

@@ -6,13 +6,14 @@ export type { Requirements } from './types.ts';
 
 /**
  * Route requirements against a verified token, on every request (cached token or not): the
- * organization rule first, then machine-only, then scopes.
+ * organization rule first, then machine-only, scopes, claim values, and last your own `checks`.
+ * Synchronous (`undefined`) unless a check answers with a promise.
  */
 export function checkRequirements(
   auth: AuthInfo,
   requirements: Requirements,
   audiences: ReadonlySet<string>,
-): void {
+): Promise<void> | undefined {
   checkOrganization(auth, requirements, audiences);
   if (requirements.machine === true && !auth.isMachine) {
     throw new Rejection('machine_required', {
@@ -21,6 +22,61 @@ export function checkRequirements(
     });
   }
   checkScopes(auth.scopes, requirements);
+  if (requirements.claimEquals !== undefined) checkClaimEquals(auth, requirements.claimEquals);
+  if (requirements.claimIncludes !== undefined) {
+    checkClaimIncludes(auth, requirements.claimIncludes);
+  }
+  return requirements.checks === undefined ? undefined : runChecks(auth, requirements.checks);
+}
+
+function checkClaimEquals(
+  auth: AuthInfo,
+  rules: Readonly<Record<string, string | number | boolean>>,
+): void {
+  for (const claim in rules) {
+    const actual = Object.hasOwn(auth.claims, claim) ? auth.claims[claim] : undefined;
+    if (actual !== rules[claim]) {
+      throw new Rejection('claim_mismatch', { claim, expected: rules[claim], actual });
+    }
+  }
+}
+
+function checkClaimIncludes(
+  auth: AuthInfo,
+  rules: Readonly<Record<string, readonly string[]>>,
+): void {
+  for (const claim in rules) {
+    const actual = Object.hasOwn(auth.claims, claim) ? auth.claims[claim] : undefined;
+    const values =
+      typeof actual === 'string'
+        ? actual.split(' ')
+        : Array.isArray(actual)
+          ? actual.filter((v): v is string => typeof v === 'string')
+          : [];
+    const missing = (rules[claim] as readonly string[]).filter((v) => !values.includes(v));
+    if (missing.length > 0) throw new Rejection('claim_mismatch', { claim, missing });
+  }
+}
+
+/** Your checks, in order; the first that says no refuses. A throwing check is your bug: rethrown. */
+function runChecks(
+  auth: AuthInfo,
+  checks: NonNullable<Requirements['checks']>,
+): Promise<void> | undefined {
+  const names = Object.keys(checks);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
+    const answer = (checks[name] as (auth: AuthInfo) => unknown)(auth);
+    if (answer instanceof Promise) return answer.then((ok) => rest(ok, name, i));
+    if (answer !== true) throw new Rejection('check_failed', { check: name });
+  }
+  return undefined;
+
+  function rest(ok: unknown, name: string, i: number): Promise<void> | undefined {
+    if (ok !== true) throw new Rejection('check_failed', { check: name });
+    const remaining = Object.fromEntries(names.slice(i + 1).map((n) => [n, checks[n]]));
+    return names.length > i + 1 ? runChecks(auth, remaining as typeof checks) : undefined;
+  }
 }
 
 /** Exact scope matching: all-of, or any-of with `any`. */

@@ -89,7 +89,38 @@ export interface Requirements {
    * on routes that name no organization (their scopes come from a role in one organization).
    */
   readonly anyOrganization?: boolean;
+  /**
+   * Claims that must equal a value, compared with `===`: `{ tenant_id: 'acme', email_verified:
+   * true }`. A string, number or boolean each. Refused as `claim_mismatch` (403). Default: none.
+   */
+  readonly claimEquals?: Readonly<Record<string, string | number | boolean>>;
+  /**
+   * Values a claim must include, each exactly: `{ roles: ['admin'] }`. The claim is an array of
+   * strings or a space-separated string. Refused as `claim_mismatch` (403). Default: none.
+   */
+  readonly claimIncludes?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Your own rules, by name: each returns (or resolves to) `true` to allow the request. A rule that
+   * says no is refused as `check_failed` (403), its name in the rejection's `details.check`; a rule
+   * that throws is your bug and reaches the framework's error handling. Checked on every request,
+   * after the other requirements. Default: none.
+   *
+   * @example
+   * ```ts
+   * { checks: { 'paid plan': (auth) => auth.claims.plan === 'paid' } }
+   * ```
+   */
+  readonly checks?: Readonly<Record<string, (auth: AuthInfo) => boolean | Promise<boolean>>>;
+  /**
+   * `true`: a request without credentials proceeds anonymously (no `auth`). A request WITH a token
+   * is verified as always: a bad token is refused, never downgraded to anonymous. Not for
+   * `verify(token)`. Default: `false`.
+   */
+  readonly optional?: boolean;
 }
+
+/** Requirements that let a request without credentials through ({@link Requirements.optional}). */
+export type OptionalRequirements = Requirements & { readonly optional: true };
 
 /** A header value as the common request shapes hold it. */
 export type HeaderValue = string | readonly string[] | number | undefined | null;
@@ -115,14 +146,15 @@ export interface RequestContext {
 }
 
 /**
- * Verifies a request and resolves its {@link AuthInfo}; rejects with an `AuthError`. (Adapters
- * that can stay synchronous for a repeat token use `resource-guard/kit` instead.)
+ * Verifies a request and resolves its {@link AuthInfo} (or `undefined` for an anonymous request to
+ * an optional route); rejects with an `AuthError`. (Adapters that can stay synchronous for a
+ * repeat token use `resource-guard/kit` instead.)
  */
-export interface Guard {
+export interface Guard<Anonymous extends undefined = never> {
   <Claims extends object = CustomClaims>(
     request: RequestLike,
     context?: RequestContext,
-  ): Promise<AuthInfo<Claims>>;
+  ): Promise<AuthInfo<Claims> | Anonymous>;
 }
 
 /**
@@ -130,7 +162,10 @@ export interface Guard {
  * repeat token, a small RSA key), a promise otherwise; throws the `AuthError` synchronously when
  * the rejection is known at once. Internal: reached through `resource-guard/kit`.
  */
-export type Attempt = (request: RequestLike, context?: RequestContext) => Awaitable<AuthInfo>;
+export type Attempt = (
+  request: RequestLike,
+  context?: RequestContext,
+) => Awaitable<AuthInfo | undefined>;
 
 /** Verifies access tokens. Build one per API at start-up and share it between routes. */
 export interface Verifier {
@@ -139,12 +174,20 @@ export interface Verifier {
     token: string,
     requirements?: Requirements,
   ): Promise<AuthInfo<Claims>>;
-  /** Reads `Authorization: Bearer` from anything with headers, then verifies it. */
+  /**
+   * Reads the token (`Authorization: Bearer`, or the `cookie` / `getToken` sources when set) from
+   * anything with headers, then verifies it.
+   */
+  authenticate<Claims extends object = CustomClaims>(
+    request: RequestLike,
+    requirements: OptionalRequirements,
+  ): Promise<AuthInfo<Claims> | undefined>;
   authenticate<Claims extends object = CustomClaims>(
     request: RequestLike,
     requirements?: Requirements,
   ): Promise<AuthInfo<Claims>>;
   /** `authenticate` with requirements checked once, up front: the building block of adapters. */
+  guard(requirements: OptionalRequirements): Guard<undefined>;
   guard(requirements?: Requirements): Guard;
   /** The RFC 9728 metadata to serve, when the `resourceMetadata` option is set. */
   readonly resourceMetadata: ResourceMetadata | undefined;

@@ -3,10 +3,11 @@ import { chain } from './awaitable.ts';
 import { discoverJwksUri } from './discovery.ts';
 import { AuthError, isSafeQuotedValue, Rejection, reportRejection } from './errors.ts';
 import type { ChallengeParams } from './errors.ts';
-import { RemoteKeySet } from './key-set.ts';
+import { fetchedKeys, RemoteKeySet, staticKeys } from './key-set.ts';
 import type { ResolvedOptions, VerifierOptions } from './options.ts';
 import { resolveOptions, resolveRequirements } from './options.ts';
-import { checkBearerSyntax, extractBearerToken } from './request.ts';
+import { checkBearerSyntax, extractBearerToken, extractToken } from './request.ts';
+import { Revocation } from './revocation.ts';
 import { checkRequirements } from './requirements.ts';
 import { SingleFlight } from './single-flight.ts';
 import { cacheableWindow, TokenCache } from './token-cache.ts';
@@ -92,52 +93,82 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return authError;
   };
 
+  const revocation =
+    config.isRevoked &&
+    new Revocation(config.isRevoked, config.revocationMemo, config.revocationTimeout);
+  const sources =
+    config.cookie === undefined && config.getToken === undefined
+      ? undefined
+      : { maxLength: config.maxTokenLength, cookie: config.cookie, getToken: config.getToken };
+  const readRequest = (request: RequestLike): string =>
+    sources === undefined
+      ? extractBearerToken(request, config.maxTokenLength)
+      : extractToken(request, sources);
+
+  /** After verification, on every request (cache hit or not): revocation, then requirements. */
+  const admit = (auth: AuthInfo, requirements: Requirements): Awaitable<AuthInfo> => {
+    const revoked = revocation === undefined ? undefined : revocation.check(auth);
+    if (revoked === undefined) {
+      const checked = checkRequirements(auth, requirements, config.audiences);
+      return checked === undefined ? auth : checked.then(() => auth);
+    }
+    return revoked.then(() => {
+      const checked = checkRequirements(auth, requirements, config.audiences);
+      return checked === undefined ? auth : checked.then(() => auth);
+    });
+  };
+
   /**
-   * Reads the token, answers a repeat from the cache (whose key still vouches for it) without
-   * further work, verifies a first sighting, then checks the route's requirements either way.
-   * Returns the AuthInfo or a promise of it; throws (or rejects with) an AuthError.
+   * Reads the token (none, on an optional route: anonymous), answers a repeat from the cache
+   * (whose key still vouches for it) without further work, verifies a first sighting, then admits
+   * it either way. Returns the AuthInfo (or a promise of it); throws (or rejects with) an
+   * AuthError.
    */
-  function attempt<Claims extends object>(
+  function attempt(
     read: () => string,
     requirements: Requirements,
     fromHeader: boolean,
-  ): Awaitable<AuthInfo<Claims>> {
+  ): Awaitable<AuthInfo | undefined> {
     try {
-      const token = read();
+      let token: string;
+      try {
+        token = read();
+      } catch (error) {
+        const anonymous = error instanceof Rejection && error.reason === 'missing_token';
+        if (anonymous && requirements.optional === true) return undefined;
+        throw error;
+      }
       const cached = cache?.get(token, Date.now());
+      let result: Awaitable<AuthInfo>;
       if (cached !== undefined) {
-        checkRequirements(cached, requirements, config.audiences);
-        return cached as AuthInfo<Claims>;
+        result = admit(cached, requirements);
+      } else {
+        if (fromHeader) checkBearerSyntax(token);
+        const fresh = verifyFresh(token);
+        result =
+          fresh instanceof Promise
+            ? fresh.then((auth) => admit(auth, requirements))
+            : admit(fresh, requirements);
       }
-      if (fromHeader) checkBearerSyntax(token);
-      const fresh = verifyFresh(token);
-      if (!(fresh instanceof Promise)) {
-        checkRequirements(fresh, requirements, config.audiences);
-        return fresh as AuthInfo<Claims>;
-      }
-      return fresh
-        .then((auth) => {
-          checkRequirements(auth, requirements, config.audiences);
-          return auth as AuthInfo<Claims>;
-        })
-        .catch((error: unknown) => {
-          throw toAuthError(error, requirements);
-        });
+      if (!(result instanceof Promise)) return result;
+      return result.catch((error: unknown) => {
+        throw toAuthError(error, requirements);
+      });
     } catch (error) {
       throw toAuthError(error, requirements);
     }
   }
 
   /** {@link attempt}, always as a promise. */
-  function check<Claims extends object>(
+  function check(
     read: () => string,
     requirements: Requirements | (() => Requirements),
     fromHeader: boolean,
-  ): Promise<AuthInfo<Claims>> {
+  ): Promise<AuthInfo | undefined> {
     try {
       // Requirements given per call are checked here, so a bad one rejects the promise too.
       const resolved = typeof requirements === 'function' ? requirements() : requirements;
-      return Promise.resolve(attempt<Claims>(read, resolved, fromHeader));
+      return Promise.resolve(attempt(read, resolved, fromHeader));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -151,20 +182,19 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return token;
   };
 
-  const verifier: Verifier = {
+  const verifier = {
     resourceMetadata: config.resourceMetadata,
-    verify: (token, requirements) =>
+    verify: (token: string, requirements?: Requirements) =>
       check(readVerifyArgument(token), () => resolveRequirements(requirements), false),
-    authenticate: (request, requirements) =>
+    authenticate: (request: RequestLike, requirements?: Requirements) =>
       check(
-        () => extractBearerToken(request, config.maxTokenLength),
+        () => readRequest(request),
         () => resolveRequirements(requirements),
         true,
       ),
-    guard(requirements) {
+    guard(requirements?: Requirements) {
       const resolved = resolveRequirements(requirements);
-      const read = (request: RequestLike) => () =>
-        extractBearerToken(request, config.maxTokenLength);
+      const read = (request: RequestLike) => () => readRequest(request);
       const forRequest = (context: RequestContext | undefined): Requirements =>
         context === undefined
           ? resolved
@@ -173,14 +203,16 @@ export function createVerifier(options: VerifierOptions): Verifier {
               ...resolved,
               organization: typeof context.organization === 'string' ? context.organization : '',
             };
-      const guard: Guard = (request, context) => check(read(request), forRequest(context), true);
+      const guard = ((request: RequestLike, context?: RequestContext) =>
+        check(read(request), forRequest(context), true)) as Guard;
       registerAttempt(guard, (request, context) =>
         attempt(read(request), forRequest(context), true),
       );
       return Object.freeze(guard);
     },
   };
-  return Object.freeze(verifier);
+  // The overloads (optional routes may resolve to `undefined`) are the public face of the above.
+  return Object.freeze(verifier) as Verifier;
 }
 
 /** RFC 6750 §3 wants at least one auth-param on every challenge: the API's identifier. */
@@ -189,13 +221,25 @@ function defaultRealm(audiences: ReadonlySet<string>): string {
   return 'api';
 }
 
-/** One key set per issuer (or one shared by all, with `jwksUri`), created once. */
+/**
+ * One key set per issuer, created once; or one shared by all: with `jwksUri`, or a static `jwks`
+ * (loaded once, never stale).
+ */
 function createKeySets(config: ResolvedOptions): ReadonlyMap<string, RemoteKeySet> {
   const map = new Map<string, RemoteKeySet>();
-  const { jwksUri } = config;
-  const shared = jwksUri && new RemoteKeySet(() => Promise.resolve(jwksUri), config.keys);
+  const { jwksUri, jwks, keys } = config;
+  const shared = jwks
+    ? new RemoteKeySet(staticKeys(jwks), { ...keys, maxAge: Number.POSITIVE_INFINITY })
+    : jwksUri &&
+      new RemoteKeySet(
+        fetchedKeys(() => Promise.resolve(jwksUri), keys),
+        keys,
+      );
   for (const issuer of config.issuers) {
-    map.set(issuer, shared || new RemoteKeySet(discoverJwksUri(issuer, config.keys), config.keys));
+    map.set(
+      issuer,
+      shared || new RemoteKeySet(fetchedKeys(discoverJwksUri(issuer, keys), keys), keys),
+    );
   }
   return map;
 }

@@ -371,6 +371,7 @@ describe('route requirements', () => {
       machine: false,
       organization: 'acme',
       anyOrganization: false,
+      optional: false,
     });
     expect(Object.isFrozen(resolved)).toBe(true);
     expect(Object.isFrozen(resolved.scopes)).toBe(true);
@@ -379,6 +380,7 @@ describe('route requirements', () => {
       any: false,
       machine: false,
       anyOrganization: false,
+      optional: false,
     });
     expect(resolveRequirements({ anyOrganization: true, any: true })).toMatchObject({
       any: true,

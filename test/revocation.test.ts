@@ -1,0 +1,87 @@
+/** The isRevoked hook: asked on every request (cache hit or not), fails closed, optional memo. */
+import { describe, expect, it, vi } from 'vitest';
+import { createVerifier } from 'resource-guard';
+import type { AuthInfo, RejectionEvent, VerifierOptions } from 'resource-guard';
+import { outcome } from './helpers/outcome.ts';
+import { jwks, key, useKeySetFixture } from './helpers/key-set-fixture.ts';
+import { AUDIENCE, ISSUER, m2mClaims, mint } from './helpers/keys.ts';
+
+useKeySetFixture();
+
+function setup(options: Partial<VerifierOptions> = {}) {
+  const events: RejectionEvent[] = [];
+  const verifier = createVerifier({
+    issuer: ISSUER,
+    audience: AUDIENCE,
+    jwksUri: jwks.url,
+    onRejected: (event) => events.push(event),
+    ...options,
+  });
+  return { verifier, events };
+}
+
+describe('isRevoked', () => {
+  it('is asked on every request, cache hit or not; true refuses with 401 revoked', async () => {
+    const denylist = new Set<string>();
+    const asked: string[] = [];
+    const { verifier, events } = setup({
+      isRevoked: async (auth: AuthInfo) => {
+        asked.push(auth.claims.jti as string);
+        return denylist.has(auth.claims.jti as string);
+      },
+    });
+    const token = await mint(key, m2mClaims({ jti: 'j-1' }));
+    expect(await outcome(verifier.verify(token))).toBe('ok');
+    expect(await outcome(verifier.verify(token))).toBe('ok');
+    denylist.add('j-1');
+    expect(await outcome(verifier.verify(token))).toBe('401 revoked');
+    expect(asked).toEqual(['j-1', 'j-1', 'j-1']);
+    expect(events.at(-1)).toMatchObject({ code: 'invalid_token', details: { jti: 'j-1' } });
+  });
+
+  it('fails closed: a hook that throws, rejects, hangs or answers a non-boolean is a 503', async () => {
+    const token = await mint(key);
+    const hooks: [string, NonNullable<VerifierOptions['isRevoked']>][] = [
+      [
+        'throws',
+        () => {
+          throw new Error('redis down');
+        },
+      ],
+      ['rejects', () => Promise.reject(new Error('redis down'))],
+      ['hangs', () => new Promise<boolean>(() => undefined)],
+      ['answers a string', () => 'no' as unknown as boolean],
+    ];
+    for (const [, isRevoked] of hooks) {
+      const { verifier, events } = setup({ isRevoked, revocationTimeout: 0.05 });
+      expect(await outcome(verifier.verify(token))).toBe('503 revocation_unavailable');
+      const error: unknown = await verifier.verify(token).catch((e: unknown) => e);
+      expect((error as { headers: object }).headers).toMatchObject({ 'retry-after': '5' });
+      expect(events[0]?.code).toBe('temporarily_unavailable');
+    }
+  });
+
+  it('with revocationMemo, an answer is reused for that long per token', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    let revoked = false;
+    const isRevoked = vi.fn(() => revoked);
+    const { verifier } = setup({ isRevoked, revocationMemo: 30 });
+    const token = await mint(key);
+    expect(await outcome(verifier.verify(token))).toBe('ok');
+    revoked = true;
+    expect(await outcome(verifier.verify(token))).toBe('ok'); // remembered
+    expect(isRevoked).toHaveBeenCalledTimes(1);
+    vi.setSystemTime(Date.now() + 31_000);
+    expect(await outcome(verifier.verify(token))).toBe('401 revoked');
+    expect(isRevoked).toHaveBeenCalledTimes(2);
+  });
+
+  it('a revoked token is refused before the route requirements are looked at', async () => {
+    const { verifier, events } = setup({ isRevoked: () => true });
+    const token = await mint(key, m2mClaims({ scope: 'other' }));
+    expect(await outcome(verifier.verify(token, { scopes: ['read:products'] }))).toBe(
+      '401 revoked',
+    );
+    expect(events.map((e) => e.reason)).toEqual(['revoked']);
+  });
+});
