@@ -31,6 +31,12 @@ export function createApp(verifier: Verifier, store = new ProductStore()): expre
     res.json({ products: store.list(), client: req.auth?.clientId });
   });
 
+  // Optional authentication: anonymous callers get the featured list, a valid token a personalized
+  // one; a bad token is still refused (never downgraded to anonymous).
+  app.get('/products/featured', requireAuth(verifier, { optional: true }), (req, res) => {
+    res.json({ products: store.featured(), personalized: req.auth !== undefined });
+  });
+
   app.get('/products/:id', canRead, (req, res) => {
     const product = store.get(req.params.id as string);
     if (product === undefined) res.status(404).json({ error: 'not_found' });

@@ -43,6 +43,14 @@ export async function createApp(
     client: request.auth?.clientId,
   }));
 
+  // Optional authentication: anonymous callers get the featured list, a valid token a personalized
+  // one; a bad token is still refused (never downgraded to anonymous).
+  const mayRead = { onRequest: app.requireAuth({ optional: true }) };
+  app.get('/products/featured', mayRead, async (request) => ({
+    products: store.featured(),
+    personalized: request.auth !== null,
+  }));
+
   app.get<{ Params: { id: string } }>('/products/:id', canRead, async (request, reply) => {
     const product = store.get(request.params.id);
     return product ?? reply.code(404).send({ error: 'not_found' });

@@ -50,6 +50,12 @@ export function createApp(verifier: Verifier, store = new ProductStore()): Koa {
     ctx.body = { products: store.list(), client: ctx.state.auth?.clientId };
   });
 
+  // Optional authentication: anonymous callers get the featured list, a valid token a personalized
+  // one; a bad token is still refused (never downgraded to anonymous).
+  router.get('/products/featured', requireAuth(verifier, { optional: true }), (ctx) => {
+    ctx.body = { products: store.featured(), personalized: ctx.state.auth !== undefined };
+  });
+
   router.get('/products/:id', canRead, (ctx) => {
     const product = store.get(ctx.params.id as string);
     ctx.status = product ? 200 : 404;

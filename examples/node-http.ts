@@ -56,6 +56,7 @@ function parseTarget(target = '/'): { pathname: string; id?: string } | undefine
 export function createHandler(verifier: Verifier, store = new ProductStore()) {
   const read = verifier.guard({ scopes: ['read:products'] });
   const write = verifier.guard({ scopes: ['write:products'] });
+  const mayRead = verifier.guard({ optional: true });
 
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const target = parseTarget(req.url);
@@ -70,6 +71,12 @@ export function createHandler(verifier: Verifier, store = new ProductStore()) {
       if (req.method === 'GET' && pathname === '/products') {
         const auth = await read(req);
         return json(res, 200, { products: store.list(), client: auth.clientId });
+      }
+      // Optional authentication: anonymous callers get the featured list, a valid token a
+      // personalized one; a bad token is still refused (never downgraded to anonymous).
+      if (req.method === 'GET' && pathname === '/products/featured') {
+        const auth = await mayRead(req);
+        return json(res, 200, { products: store.featured(), personalized: auth !== undefined });
       }
       if (req.method === 'GET' && id !== undefined) {
         await read(req);

@@ -17,6 +17,11 @@ export class ProductStore {
     return [...this.#products.values()];
   }
 
+  /** The featured products: what the optional-auth route shows everyone. */
+  featured(): Product[] {
+    return this.list().slice(0, 2);
+  }
+
   get(id: string): Product | undefined {
     return this.#products.get(id);
   }

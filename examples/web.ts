@@ -52,6 +52,7 @@ function parseTarget(url: string): { pathname: string; id?: string } | undefined
 export function createHandle(verifier: Verifier, store = new ProductStore()) {
   const read = verifier.guard({ scopes: ['read:products'] });
   const write = verifier.guard({ scopes: ['write:products'] });
+  const mayRead = verifier.guard({ optional: true });
 
   return async (request: Request): Promise<Response> => {
     const target = parseTarget(request.url);
@@ -72,6 +73,12 @@ export function createHandle(verifier: Verifier, store = new ProductStore()) {
       if (request.method === 'GET' && pathname === '/products') {
         const auth = await read(request);
         return Response.json({ products: store.list(), client: auth.clientId });
+      }
+      // Optional authentication: anonymous callers get the featured list, a valid token a
+      // personalized one; a bad token is still refused (never downgraded to anonymous).
+      if (request.method === 'GET' && pathname === '/products/featured') {
+        const auth = await mayRead(request);
+        return Response.json({ products: store.featured(), personalized: auth !== undefined });
       }
       if (request.method === 'GET' && id !== undefined) {
         await read(request);

@@ -88,7 +88,14 @@ export function routeGuard<Req>(
   verifier: Verifier,
   options: RouteOptions<Req> & { readonly optional: true },
 ): RouteGuard<Req, AuthInfo | undefined>;
-export function routeGuard<Req>(verifier: Verifier, options?: RouteOptions<Req>): RouteGuard<Req>;
+export function routeGuard<Req>(
+  verifier: Verifier,
+  options?: RouteOptions<Req> & { readonly optional?: false },
+): RouteGuard<Req>;
+export function routeGuard<Req>(
+  verifier: Verifier,
+  options?: RouteOptions<Req>,
+): RouteGuard<Req, AuthInfo | undefined>;
 export function routeGuard<Req>(
   verifier: Verifier,
   options: RouteOptions<Req> = {},

@@ -7,8 +7,8 @@ declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
-      /** Set by `requireAuth` once the access token is verified (typed by `CustomClaims`). */
-      auth?: AuthInfo;
+      /** Set by `requireAuth` once the token is verified (typed by `CustomClaims`); `undefined` for an anonymous request to an optional route. */
+      auth?: AuthInfo | undefined;
     }
   }
 }

@@ -41,7 +41,7 @@ export function requireAuth(
   return (request, reply, done) => {
     void guard.run(request, request.raw, {
       pass(auth) {
-        request.auth = auth;
+        request.auth = auth ?? null; // null: anonymous, on an optional route
         done();
       },
       respond: (error) => void reply.code(error.status).headers(error.headers).send(error.body),

@@ -5,8 +5,8 @@ import type { RouteOptions } from 'resource-guard/kit';
 
 declare module 'koa' {
   interface DefaultState {
-    /** Set by `requireAuth` once the access token is verified (typed by `CustomClaims`). */
-    auth?: AuthInfo;
+    /** Set by `requireAuth` once the token is verified (typed by `CustomClaims`); `undefined` for an anonymous request to an optional route. */
+    auth?: AuthInfo | undefined;
   }
 }
 
