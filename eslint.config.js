@@ -23,7 +23,9 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: ['../adapters/*', '../examples/*', 'express', 'koa', 'fastify'] },
+        {
+          patterns: ['../adapters/*', '../examples/*', 'express', 'koa', 'fastify', './testing.ts'],
+        },
       ],
     },
   },
@@ -31,7 +33,15 @@ export default tseslint.config(
     // Adapters use the core only through its public entry point, like a user would.
     files: ['adapters/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['../../src/*', '../../examples/*'] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['../../src/*', '../../examples/*', 'resource-guard/testing'] },
+      ],
     },
+  },
+  {
+    // Examples are production code a user copies: never the test issuer.
+    files: ['examples/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: ['resource-guard/testing'] }] },
   },
 );
