@@ -55,4 +55,13 @@ export const targets: readonly Target[] = [
     },
   },
   { name: 'web Request', start: async (verifier) => listen(nodeServer(createHandle(verifier))) },
+  {
+    name: 'hapi',
+    async start(verifier) {
+      const { createApp } = await import('../../examples/hapi.ts');
+      const server = await createApp(verifier, { port: 0, host: '127.0.0.1' });
+      await server.start();
+      return { url: server.info.uri, close: () => server.stop({ timeout: 0 }) };
+    },
+  },
 ];
