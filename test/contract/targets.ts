@@ -64,4 +64,21 @@ export const targets: readonly Target[] = [
       return { url: server.info.uri, close: () => server.stop({ timeout: 0 }) };
     },
   },
+  ...(['express', 'fastify'] as const).map((platform): Target => ({
+    name: `nestjs (${platform})`,
+    async start(verifier) {
+      const { createApp } = await import('../../examples/nestjs.ts');
+      const app = await createApp(verifier, { platform });
+      await app.listen(0, '127.0.0.1');
+      const server = app.getHttpServer() as Server;
+      const { port } = server.address() as AddressInfo;
+      return {
+        url: `http://127.0.0.1:${port}`,
+        async close() {
+          server.closeAllConnections();
+          await app.close();
+        },
+      };
+    },
+  })),
 ];

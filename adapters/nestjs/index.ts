@@ -1,0 +1,228 @@
+import {
+  applyDecorators,
+  ConfigurableModuleBuilder,
+  createParamDecorator,
+  HttpException,
+  Inject,
+  Injectable,
+  Module,
+  UseGuards,
+} from '@nestjs/common';
+import type { CanActivate, ExecutionContext, InjectionToken, OnModuleInit } from '@nestjs/common';
+import {
+  DiscoveryModule,
+  DiscoveryService,
+  HttpAdapterHost,
+  MetadataScanner,
+  Reflector,
+} from '@nestjs/core';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { AuthInfo, Verifier } from 'resource-guard';
+import { metadataRoute, routeGuard } from 'resource-guard/kit';
+import type { RouteGuard, RouteOptions } from 'resource-guard/kit';
+
+/** What an `organization` function gets: Express's `req` or Fastify's `request`, as Nest has it. */
+export interface HttpRequest {
+  readonly params: Readonly<Record<string, string | undefined>>;
+  readonly headers: IncomingHttpHeaders;
+}
+
+/**
+ * A route's requirements, and how failures are answered: `'respond'` (the default) throws an
+ * `HttpException` that Nest renders as the challenge; `'throw'` throws the `AuthError` itself, for
+ * your own `@Catch(AuthError)` filter. The organization is, e.g., `(req) => req.params.orgId`.
+ */
+export type RequireAuthOptions = RouteOptions<HttpRequest>;
+
+export interface ResourceGuardModuleOptions {
+  /** The verifier from `createVerifier()`, shared by every guarded route of the application. */
+  readonly verifier: Verifier;
+}
+
+const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } =
+  new ConfigurableModuleBuilder<ResourceGuardModuleOptions>()
+    .setClassMethodName('forRoot')
+    .setExtras({}, (definition) => ({ ...definition, global: true }))
+    .build();
+
+const Requirements = Reflector.createDecorator<RequireAuthOptions>();
+/** Verified requests; a controller's and a handler's `@RequireAuth` run one check. */
+const verified = new WeakMap<object, AuthInfo>();
+
+/**
+ * The application's route guards, one per `@RequireAuth` (built at start-up: a bad option is a
+ * `TypeError` from `app.init()`/`app.listen()`), and the RFC 9728 metadata route. Provided by
+ * `ResourceGuardModule`; exported for Nest's injector, not to be used directly.
+ */
+export class RouteGuards implements OnModuleInit {
+  readonly #guards = new WeakMap<RequireAuthOptions, RouteGuard<HttpRequest>>();
+
+  constructor(
+    private readonly options: ResourceGuardModuleOptions,
+    private readonly reflector: Reflector,
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly adapterHost: HttpAdapterHost,
+  ) {}
+
+  of(requirements: RequireAuthOptions): RouteGuard<HttpRequest> {
+    let guard = this.#guards.get(requirements);
+    if (guard === undefined) {
+      guard = routeGuard(this.options.verifier, requirements);
+      this.#guards.set(requirements, guard);
+    }
+    return guard;
+  }
+
+  onModuleInit(): void {
+    const build = (target: object) => {
+      const requirements = this.reflector.get(Requirements, target as () => void);
+      if (requirements !== undefined) this.of(requirements);
+    };
+    for (const { instance, metatype } of this.discovery.getControllers()) {
+      if (metatype) build(metatype);
+      const prototype = instance ? (Object.getPrototypeOf(instance) as object) : undefined;
+      for (const name of prototype ? this.scanner.getAllMethodNames(prototype) : []) {
+        build((prototype as Record<string, object>)[name] as object);
+      }
+    }
+    const { httpAdapter } = this.adapterHost;
+    if (httpAdapter && this.options.verifier.resourceMetadata !== undefined) {
+      const route = metadataRoute(this.options.verifier);
+      httpAdapter.get(route.path, (_req: unknown, res: unknown) => {
+        for (const [name, value] of Object.entries(route.headers)) {
+          httpAdapter.setHeader(res, name, value);
+        }
+        httpAdapter.reply(res, route.document, 200);
+      });
+    }
+  }
+}
+
+/**
+ * Verifies the bearer token against the requirements of `@RequireAuth` (the handler's, else the
+ * controller's). Applied by `@RequireAuth`; as a global guard (`APP_GUARD`) it passes routes
+ * without one.
+ */
+export class ResourceGuard implements CanActivate {
+  constructor(
+    private readonly guards: RouteGuards,
+    private readonly reflector: Reflector,
+    private readonly adapterHost: HttpAdapterHost,
+  ) {}
+
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
+    const requirements = this.reflector.getAllAndOverride(Requirements, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
+    const http = context.switchToHttp();
+    const req = http.getRequest<HttpRequest & { raw?: IncomingMessage }>();
+    if (requirements === undefined || verified.has(req)) return true;
+    return this.guards.of(requirements).run(req, req.raw ?? (req as unknown as IncomingMessage), {
+      pass(auth) {
+        verified.set(req, auth);
+        return true;
+      },
+      respond: (error) => {
+        const res: unknown = http.getResponse();
+        for (const [name, value] of Object.entries(error.headers)) {
+          this.adapterHost.httpAdapter.setHeader(res, name, value);
+        }
+        throw new HttpException(error.body, error.status, { cause: error });
+      },
+      fail(error) {
+        throw error;
+      },
+    });
+  }
+}
+
+/**
+ * Requires a verified access token on a handler, or on every handler of a controller (a handler's
+ * own `@RequireAuth` replaces the controller's). A rejection is an `HttpException` (its `cause`
+ * the `AuthError`) whose status and body Nest renders, with the `WWW-Authenticate` header set.
+ *
+ * @example
+ * ```ts
+ * import { Controller, Get } from '@nestjs/common';
+ * import type { AuthInfo } from 'resource-guard';
+ * import { Auth, RequireAuth } from 'resource-guard/nestjs';
+ *
+ * @Controller('products')
+ * export class ProductsController {
+ *   @Get()
+ *   @RequireAuth({ scopes: ['read:products'] })
+ *   list(@Auth() auth: AuthInfo) {
+ *     return { client: auth.clientId };
+ *   }
+ * }
+ * ```
+ */
+export function RequireAuth(options: RequireAuthOptions = {}): ReturnType<typeof applyDecorators> {
+  return applyDecorators(Requirements(options), UseGuards(ResourceGuard));
+}
+
+/**
+ * The verified {@link AuthInfo} of a route guarded by `@RequireAuth` (typed by `CustomClaims`).
+ *
+ * @example
+ * ```ts
+ * @Get('me')
+ * @RequireAuth()
+ * me(@Auth() auth: AuthInfo) {
+ *   return { subject: auth.subject };
+ * }
+ * ```
+ */
+export const Auth = createParamDecorator((_data: unknown, context: ExecutionContext): AuthInfo => {
+  const auth = verified.get(context.switchToHttp().getRequest<object>());
+  if (auth === undefined) throw new Error('@Auth() is for routes guarded by @RequireAuth()');
+  return auth;
+});
+
+/**
+ * Provides the verifier to `@RequireAuth` (a global module: import it once, in the root module)
+ * and serves its RFC 9728 metadata when it has the `resourceMetadata` option. `forRootAsync`
+ * takes `useFactory`/`inject`/`imports`, e.g. to build the verifier from `ConfigService`.
+ *
+ * @example
+ * ```ts
+ * import { Module } from '@nestjs/common';
+ * import { createVerifier } from 'resource-guard';
+ * import { ResourceGuardModule } from 'resource-guard/nestjs';
+ *
+ * const verifier = createVerifier({ issuer, audience: 'https://shopping.api' });
+ *
+ * @Module({
+ *   imports: [ResourceGuardModule.forRoot({ verifier })],
+ *   controllers: [ProductsController],
+ * })
+ * export class AppModule {}
+ * ```
+ */
+export class ResourceGuardModule extends ConfigurableModuleClass {}
+
+// Nest's decorators, applied as the functions they are: the package builds without
+// `experimentalDecorators`, and every dependency is named (no `emitDecoratorMetadata` needed).
+injectable(RouteGuards, [
+  MODULE_OPTIONS_TOKEN,
+  Reflector,
+  DiscoveryService,
+  MetadataScanner,
+  HttpAdapterHost,
+]);
+injectable(ResourceGuard, [RouteGuards, Reflector, HttpAdapterHost]);
+Module({
+  imports: [DiscoveryModule],
+  providers: [RouteGuards, ResourceGuard],
+  exports: [RouteGuards, ResourceGuard],
+})(ResourceGuardModule);
+
+function injectable(
+  type: abstract new (...args: never[]) => unknown,
+  tokens: readonly InjectionToken[],
+) {
+  Injectable()(type);
+  tokens.forEach((token, index) => Inject(token)(type, undefined, index));
+}
