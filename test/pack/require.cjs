@@ -10,9 +10,14 @@ const names = Object.keys(subpaths)
   .map((subpath) => `resource-guard${subpath.slice(1)}`);
 assert.deepEqual(names, [
   'resource-guard',
+  'resource-guard/kit',
   'resource-guard/express',
   'resource-guard/koa',
   'resource-guard/fastify',
+  'resource-guard/nestjs',
+  'resource-guard/hapi',
+  'resource-guard/hono',
+  'resource-guard/testing',
 ]);
 
 const loaded = Object.fromEntries(names.map((name) => [name, require(name)]));
@@ -24,6 +29,11 @@ for (const adapter of ['express', 'koa', 'fastify']) {
   assert.equal(typeof loaded[`resource-guard/${adapter}`].requireAuth, 'function', adapter);
 }
 assert.equal(typeof loaded['resource-guard/fastify'].resourceGuard, 'function');
+assert.equal(typeof loaded['resource-guard/kit'].routeGuard, 'function');
+assert.equal(typeof loaded['resource-guard/nestjs'].ResourceGuardModule, 'function');
+assert.equal(typeof loaded['resource-guard/hono'].requireAuth, 'function');
+assert.equal(typeof loaded['resource-guard/hapi'].resourceGuard, 'object');
+assert.equal(typeof loaded['resource-guard/testing'].createTestIssuer, 'function');
 
 // The same module instances as import(): one key cache, one AuthError class.
 const verifier = core.createVerifier({
