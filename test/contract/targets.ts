@@ -56,6 +56,15 @@ export const targets: readonly Target[] = [
   },
   { name: 'web Request', start: async (verifier) => listen(nodeServer(createHandle(verifier))) },
   {
+    name: 'hono',
+    async start(verifier) {
+      // What @hono/node-server's serve({ fetch, port, hostname }) listens with.
+      const { createAdaptorServer } = await import('@hono/node-server');
+      const { createApp } = await import('../../examples/hono.ts');
+      return listen(createAdaptorServer({ fetch: createApp(verifier).fetch }) as Server);
+    },
+  },
+  {
     name: 'hapi',
     async start(verifier) {
       const { createApp } = await import('../../examples/hapi.ts');

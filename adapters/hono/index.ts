@@ -1,0 +1,86 @@
+import type { Context, MiddlewareHandler } from 'hono';
+import type { AuthInfo, Verifier } from 'resource-guard';
+import { metadataRoute, routeGuard } from 'resource-guard/kit';
+import type { RouteOptions } from 'resource-guard/kit';
+
+/**
+ * The Hono `Env` of a guarded route: `c.get('auth')` (and `c.var.auth`) is the verified token,
+ * typed by `CustomClaims`. A route that lists `requireAuth` gets it by inference; for
+ * `app.use('/api/*', requireAuth(...))` declare it on the app: `new Hono<AuthEnv>()`.
+ */
+export type AuthEnv = { Variables: { auth: AuthInfo } };
+
+/** The `Env` of an `optional: true` route: `c.get('auth')` is `undefined` for an anonymous request. */
+export type OptionalAuthEnv = { Variables: { auth: AuthInfo | undefined } };
+
+/**
+ * A route's requirements, and how failures are answered (`errors: 'throw'` throws the
+ * `AuthError` to `app.onError`, which renders it with `c.json(err.body, err.status, err.headers)`).
+ * The organization is, e.g., `(c) => c.req.param('orgId')`.
+ */
+export type RequireAuthOptions = RouteOptions<Context>;
+
+/**
+ * Hono middleware that verifies the bearer token, checks the route's requirements and sets
+ * `c.get('auth')`: `AuthInfo` in the route's handlers, `AuthInfo | undefined` with `optional: true`.
+ * A repeat token passes straight to `next()` without a promise of ours. Reads the Web `Request`
+ * (`c.req.raw`), so it runs on every runtime Hono runs on.
+ *
+ * @example
+ * ```ts
+ * import { createVerifier } from 'resource-guard';
+ * import { requireAuth } from 'resource-guard/hono';
+ *
+ * const verifier = createVerifier({ issuer, audience: 'https://shopping.api' });
+ * app.get('/products', requireAuth(verifier, { scopes: ['read:products'] }), (c) =>
+ *   c.json({ client: c.get('auth').clientId }),
+ * );
+ * ```
+ */
+export function requireAuth(
+  verifier: Verifier,
+  options: RequireAuthOptions & { readonly optional: true },
+): MiddlewareHandler<OptionalAuthEnv>;
+export function requireAuth(
+  verifier: Verifier,
+  options?: RequireAuthOptions & { readonly optional?: false },
+): MiddlewareHandler<AuthEnv>;
+export function requireAuth(
+  verifier: Verifier,
+  options?: RequireAuthOptions,
+): MiddlewareHandler<OptionalAuthEnv>;
+export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): MiddlewareHandler {
+  const guard = routeGuard<Context>(verifier, options);
+  // Promise.resolve of next()'s promise is that promise itself: no extra one for a repeat token.
+  return (c: Context<OptionalAuthEnv>, next) =>
+    Promise.resolve(
+      guard.run<Promise<void> | Response>(c, c.req.raw, {
+        pass(auth) {
+          c.set('auth', auth);
+          return next();
+        },
+        // c.json keeps the headers set before us (c.header(): a request id, CORS).
+        respond: (error) => c.json(error.body, error.status, error.headers),
+        fail(error) {
+          throw error;
+        },
+      }),
+    );
+}
+
+/**
+ * Serves the verifier's RFC 9728 metadata at its well-known path (set the `resourceMetadata`
+ * option of `createVerifier`).
+ *
+ * @example
+ * ```ts
+ * app.use(resourceMetadata(verifier)); // GET /.well-known/oauth-protected-resource
+ * ```
+ */
+export function resourceMetadata(verifier: Verifier): MiddlewareHandler {
+  const route = metadataRoute(verifier);
+  return (c, next) =>
+    route.matches(c.req.method, c.req.path)
+      ? Promise.resolve(c.json(route.document, 200, route.headers))
+      : next();
+}
