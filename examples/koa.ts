@@ -27,8 +27,10 @@ export function createApp(verifier: Verifier, store = new ProductStore()): Koa {
       await next();
     } catch (error) {
       const { status, code } = error as { status?: unknown; code?: unknown };
-      // A request line Koa cannot parse as a URL surfaces here as ERR_INVALID_URL: the client's fault.
-      const clientFault = code === 'ERR_INVALID_URL' ? 400 : Number(status);
+      // A request line Koa cannot parse as a URL surfaces here as ERR_INVALID_URL, or as a URIError
+      // (a broken %-escape in a `//host@` form): the client's fault.
+      const badUrl = code === 'ERR_INVALID_URL' || error instanceof URIError;
+      const clientFault = badUrl ? 400 : Number(status);
       ctx.status = clientFault >= 400 && clientFault < 500 ? clientFault : 500;
       ctx.body =
         ctx.status === 500

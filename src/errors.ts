@@ -226,6 +226,17 @@ export class AuthError extends Error {
   get body(): AuthErrorBody {
     return { error: this.code, error_description: this.description };
   }
+
+  /**
+   * The answer as a Web `Response` (status, headers, JSON body). Frameworks that render an error
+   * with a `getResponse()` (Hono's default error handler) answer it correctly without a handler.
+   */
+  getResponse(): Response {
+    return new Response(JSON.stringify(this.body), {
+      status: this.status,
+      headers: { ...this.headers, 'content-type': 'application/json' },
+    });
+  }
 }
 
 function buildHeaders(info: ReasonInfo, init: AuthErrorInit): Record<string, string> {

@@ -50,10 +50,7 @@ export function sendAuthError(res: ServerResponseLike, error: AuthError): void {
  * ```
  */
 export function authErrorResponse(error: AuthError): Response {
-  return new Response(JSON.stringify(error.body), {
-    status: error.status,
-    headers: { ...error.headers, 'content-type': 'application/json' },
-  });
+  return error.getResponse();
 }
 
 /**

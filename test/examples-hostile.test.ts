@@ -28,8 +28,8 @@ interface Hostile {
   /** Raw header lines; `Host` and `Authorization` replace the defaults. */
   readonly headers?: readonly string[];
   readonly body?: string;
-  /** The exact status, for every caller, where only one answer is right. */
-  readonly status?: number;
+  /** The exact status (or the only right ones), for every caller. */
+  readonly status?: number | readonly number[];
   /** The server may close the connection without an answer (node does so for CONNECT). */
   readonly mayClose?: boolean;
 }
@@ -135,10 +135,15 @@ const hostile: Record<string, Hostile> = {
     body: `zz\r\n${CANARY}\r\n0\r\n\r\n`,
   },
   // Host headers.
+  'a broken %-escape in the userinfo of a //host@ request target (found by the property)': {
+    line: `GET //%80@${CANARY}?#&access_token=${TOKEN}`,
+  },
   'a Host that smuggles a path': {
     line: `GET /${CANARY}`,
     headers: ['Host: evil.example/products/p-1?'],
-    status: 404,
+    // 404: the path stayed /zq9canary. 400: RFC 9112 §3.2 refuses an invalid Host value outright
+    // (@hono/node-server does). Never the smuggled route's 401 or 200.
+    status: [400, 404],
   },
   'a Host with user info': { line: `GET /products?${CANARY}`, headers: [`Host: ${CANARY}@evil`] },
   'an unparseable Host': { line: `GET /products/p-1?${CANARY}`, headers: [`Host: [${CANARY}`] },
@@ -286,7 +291,7 @@ describe.each(targets)('hostile requests: $name example', (target) => {
   it.each(cases)('%s (%s)', async (_name, caller, request) => {
     const answer = await exchange(port, compose(request, as[caller]()));
     expectClean(answer, request);
-    if (request.status !== undefined) expect(answer.status).toBe(request.status);
+    if (request.status !== undefined) expect([request.status].flat()).toContain(answer.status);
     // The server lives on.
     const health = await exchange(port, compose({ line: 'GET /health' }, undefined));
     expect(health.status).toBe(200);
@@ -333,7 +338,7 @@ describe.each(targets)('hostile requests: $name example', (target) => {
         );
         expectClean(answer);
       }),
-      { numRuns: 150 },
+      { numRuns: 150, seed: Number(process.env.FUZZ_SEED ?? 9728) },
     );
   });
 });

@@ -5,6 +5,11 @@ import * as core from 'resource-guard';
 import * as expressAdapter from 'resource-guard/express';
 import * as koaAdapter from 'resource-guard/koa';
 import * as fastifyAdapter from 'resource-guard/fastify';
+import * as honoAdapter from 'resource-guard/hono';
+import * as hapiAdapter from 'resource-guard/hapi';
+import * as nestAdapter from 'resource-guard/nestjs';
+import * as kit from 'resource-guard/kit';
+import * as testing from 'resource-guard/testing';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import express from 'express';
 
@@ -20,6 +25,12 @@ assert.equal(typeof expressAdapter.requireAuth, 'function');
 assert.equal(typeof koaAdapter.requireAuth, 'function');
 assert.equal(typeof fastifyAdapter.requireAuth, 'function');
 assert.equal(typeof fastifyAdapter.resourceGuard, 'function');
+assert.equal(typeof honoAdapter.requireAuth, 'function');
+assert.equal(typeof honoAdapter.resourceMetadata, 'function');
+assert.equal(typeof hapiAdapter.resourceGuard.register, 'function');
+assert.equal(typeof nestAdapter.ResourceGuardModule, 'function');
+assert.equal(typeof kit.routeGuard, 'function');
+assert.equal(typeof testing.createTestIssuer, 'function');
 
 // A real token, a real JWKS on loopback, the Express adapter from the tarball.
 const { privateKey, publicKey } = await generateKeyPair('ES384');
