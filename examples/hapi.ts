@@ -32,6 +32,7 @@ export async function createApp(
   server.auth.strategy('write', 'resource-guard', {
     scopes: ['write:products'],
   } satisfies StrategyOptions);
+  server.auth.strategy('maybe', 'resource-guard', { optional: true } satisfies StrategyOptions);
   server.ext('onPreResponse', onPreResponse);
 
   server.route({ method: 'GET', path: '/health', handler: () => ({ status: 'ok' }) });
@@ -45,6 +46,17 @@ export async function createApp(
       handler: (request) => ({
         products: store.list(),
         client: request.auth.credentials.auth.clientId,
+      }),
+    },
+    {
+      // Optional authentication: anonymous callers get the featured list, a valid token a
+      // personalized one; a bad token is still refused (never downgraded to anonymous).
+      method: 'GET',
+      path: '/products/featured',
+      options: { auth: { strategy: 'maybe', mode: 'optional' } },
+      handler: (request) => ({
+        products: store.featured(),
+        personalized: request.auth.isAuthenticated,
       }),
     },
     {

@@ -59,6 +59,14 @@ class ProductsController {
     return { products: this.store.list(), client: auth.clientId };
   }
 
+  // Optional authentication: anonymous callers get the featured list, a valid token a personalized
+  // one; a bad token is still refused (never downgraded to anonymous).
+  @Get('featured')
+  @RequireAuth({ optional: true })
+  featured(@Auth() auth: AuthInfo | undefined) {
+    return { products: this.store.featured(), personalized: auth !== undefined };
+  }
+
   @Get(':id')
   one(@Param('id') id: string) {
     const product = this.store.get(id);

@@ -47,7 +47,7 @@ const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } =
 
 const Requirements = Reflector.createDecorator<RequireAuthOptions>();
 /** Verified requests; a controller's and a handler's `@RequireAuth` run one check. */
-const verified = new WeakMap<object, AuthInfo>();
+const verified = new WeakMap<object, AuthInfo | undefined>();
 
 /**
  * The application's route guards, one per `@RequireAuth` (built at start-up: a bad option is a
@@ -164,7 +164,9 @@ export function RequireAuth(options: RequireAuthOptions = {}): ReturnType<typeof
 }
 
 /**
- * The verified {@link AuthInfo} of a route guarded by `@RequireAuth` (typed by `CustomClaims`).
+ * The verified {@link AuthInfo} of a route guarded by `@RequireAuth` (typed by `CustomClaims`);
+ * `undefined` for an anonymous request to an optional route (type the parameter
+ * `AuthInfo | undefined` there).
  *
  * @example
  * ```ts
@@ -176,9 +178,10 @@ export function RequireAuth(options: RequireAuthOptions = {}): ReturnType<typeof
  * ```
  */
 export const Auth = createParamDecorator((_data: unknown, context: ExecutionContext): AuthInfo => {
-  const auth = verified.get(context.switchToHttp().getRequest<object>());
-  if (auth === undefined) throw new Error('@Auth() is for routes guarded by @RequireAuth()');
-  return auth;
+  const req = context.switchToHttp().getRequest<object>();
+  if (!verified.has(req)) throw new Error('@Auth() is for routes guarded by @RequireAuth()');
+  // `undefined` only for an anonymous request to a `@RequireAuth({ optional: true })` route.
+  return verified.get(req) as AuthInfo;
 });
 
 /**

@@ -102,6 +102,8 @@ const hostileTokens: Record<string, () => Promise<string>> = {
 describe.each(targets)('adapter contract: $name', (target) => {
   let api: Running;
   let down: Running;
+  /** The same API with the opt-in token cookie and a revocation hook. */
+  let extra: Running;
   let verifier: Verifier;
   const events: RejectionEvent[] = [];
 
@@ -122,10 +124,71 @@ describe.each(targets)('adapter contract: $name', (target) => {
         jwksUri: 'http://127.0.0.1:9/jwks',
       }),
     );
+    extra = await target.start(
+      createVerifier({
+        issuer: issuer.issuer,
+        audience: 'https://shopping.api',
+        cookie: 'at',
+        isRevoked: (auth) => {
+          if (auth.claims.jti === 'hook-fails') throw new Error('denylist unreachable');
+          return auth.claims.jti === 'revoked';
+        },
+      }),
+    );
   });
   afterAll(async () => {
     await api.close();
     await down.close();
+    await extra.close();
+  });
+
+  it('GET /products/featured: optional authentication, never a downgrade', async () => {
+    const anonymous = await send(`${api.url}/products/featured`);
+    expect(anonymous.status).toBe(200);
+    expect(anonymous.body).toMatchObject({ personalized: false });
+    expect((anonymous.body?.products as unknown[]).length).toBe(2);
+    const known = await send(`${api.url}/products/featured`, { headers: bearer(readerToken) });
+    expect(known.status).toBe(200);
+    expect(known.body).toMatchObject({ personalized: true });
+    const bad = await send(`${api.url}/products/featured`, { headers: bearer('not.a.jwt') });
+    expect(bad.status).toBe(401);
+    expect(bad.body?.error).toBe('invalid_token');
+    const expired = await signed(claims({ exp: Math.floor(Date.now() / 1000) - 60 }));
+    expect((await send(`${api.url}/products/featured`, { headers: bearer(expired) })).status).toBe(
+      401,
+    );
+    const malformed = await send(`${api.url}/products/featured`, {
+      headers: { authorization: 'Bearer' },
+    });
+    expect(malformed.status).toBe(400);
+  });
+
+  it('a token cookie works only where the verifier opts in; header and cookie together is a 400', async () => {
+    const cookie = { cookie: `theme=dark; at=${readerToken}` };
+    expect((await send(`${extra.url}/products`, { headers: cookie })).status).toBe(200);
+    const off = await send(`${api.url}/products`, { headers: cookie });
+    expect(off.status).toBe(401);
+    expect(off.body?.error).toBe('missing_token');
+    const both = await send(`${extra.url}/products`, {
+      headers: { ...cookie, ...bearer(readerToken) },
+    });
+    expect(both.status).toBe(400);
+    expect(both.body?.error).toBe('invalid_request');
+  });
+
+  it('a revoked token is a 401; a revocation hook that fails is a 503, never a 2xx', async () => {
+    const revoked = await signed(claims({ jti: 'revoked' }));
+    const refused = await send(`${extra.url}/products`, { headers: bearer(revoked) });
+    expect(refused.status).toBe(401);
+    expect(refused.headers['www-authenticate']).toMatch(/error="invalid_token"/);
+    const failing = await signed(claims({ jti: 'hook-fails' }));
+    const outage = await send(`${extra.url}/products`, { headers: bearer(failing) });
+    expect(outage.status).toBe(503);
+    expect(Number(outage.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(outage.text).not.toContain('denylist unreachable');
+    expect((await send(`${extra.url}/products`, { headers: bearer(readerToken) })).status).toBe(
+      200,
+    );
   });
 
   it('serves RFC 9728 protected resource metadata', async () => {
