@@ -58,6 +58,8 @@ curl -s -X POST ${api}/products -H "Authorization: Bearer $TOKEN" \\
   -H "Content-Type: application/json" -d '{"name":"Milk frother","price":35}'
 
 Without a token: curl -si ${api}/products
+Optional authentication (anonymous, or "personalized": true with $TOKEN):
+  curl -s ${api}/products/featured
 
 4. Or run the M2M client example (token cached until it expires, one retry on 401):
 
