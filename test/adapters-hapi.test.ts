@@ -6,35 +6,19 @@
  */
 import Hapi from '@hapi/hapi';
 import type { Server } from '@hapi/hapi';
-import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
-import { AuthError, createVerifier } from 'resource-guard';
-import type { AuthInfo, Verifier } from 'resource-guard';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { AuthError } from 'resource-guard';
+import type { AuthInfo } from 'resource-guard';
 import { resourceGuard, SCHEME } from 'resource-guard/hapi';
 import type { ResourceGuardRefs, StrategyOptions } from 'resource-guard/hapi';
-import { startJwksServer } from './helpers/jwks-server.ts';
-import type { JwksServer } from './helpers/jwks-server.ts';
-import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
-import type { TestKey } from './helpers/keys.ts';
+import { key, useAdapterFixture, verifier } from './helpers/adapter-fixture.ts';
+import { bearer } from './helpers/http.ts';
+import { AUDIENCE, m2mClaims, mint } from './helpers/keys.ts';
 
-let jwks: JwksServer;
-let key: TestKey;
-let verifier: Verifier;
+useAdapterFixture({ resourceMetadata: {} });
 
-beforeAll(async () => {
-  key = await makeKey();
-  jwks = await startJwksServer([key.jwk]);
-  verifier = createVerifier({
-    issuer: ISSUER,
-    audience: AUDIENCE,
-    jwksUri: jwks.url,
-    resourceMetadata: {},
-  });
-});
-afterAll(() => jwks.close());
-
-const bearer = async (scope = 'read:products') => ({
-  authorization: `Bearer ${await mint(key, m2mClaims({ scope }))}`,
-});
+/** The Authorization header of a fresh token granted `scope`. */
+const scoped = async (scope = 'read:products') => bearer(await mint(key, m2mClaims({ scope })));
 
 async function hapi(strategies: Record<string, StrategyOptions> = {}): Promise<Server> {
   const server = Hapi.server();
@@ -68,7 +52,7 @@ describe('hapi', () => {
         return { client: request.auth.credentials.auth?.clientId };
       },
     });
-    const headers = await bearer('read:products write:products');
+    const headers = await scoped('read:products write:products');
     for (let i = 0; i < 2; i++) {
       // The second time is a repeat token, answered from the cache.
       const answer = await server.inject({ url: '/', headers });
@@ -94,13 +78,13 @@ describe('hapi', () => {
     const allowed = await server.inject({
       method: 'DELETE',
       url: '/products/p-1',
-      headers: await bearer('delete:p-1'),
+      headers: await scoped('delete:p-1'),
     });
     expect(allowed.statusCode).toBe(200);
     const denied = await server.inject({
       method: 'DELETE',
       url: '/products/p-2',
-      headers: await bearer('delete:p-1'),
+      headers: await scoped('delete:p-1'),
     });
     expect(denied.statusCode).toBe(403);
   });
@@ -118,7 +102,7 @@ describe('hapi', () => {
       error: 'missing_token',
       error_description: expect.any(String) as string,
     });
-    const denied = await server.inject({ url: '/', headers: await bearer('other') });
+    const denied = await server.inject({ url: '/', headers: await scoped('other') });
     expect(denied.statusCode).toBe(403);
     expect(denied.headers['www-authenticate']).toMatch(
       /error="insufficient_scope", .*scope="read:products"/,
@@ -135,7 +119,7 @@ describe('hapi', () => {
       handler: (request) => ({ authenticated: request.auth.isAuthenticated }),
     });
     expect((await server.inject({ url: '/' })).result).toEqual({ authenticated: false });
-    expect((await server.inject({ url: '/', headers: await bearer() })).result).toEqual({
+    expect((await server.inject({ url: '/', headers: await scoped() })).result).toEqual({
       authenticated: true,
     });
     const bad = await server.inject({ url: '/', headers: { authorization: 'Bearer abc.def.ghi' } });
@@ -240,7 +224,7 @@ describe('hapi', () => {
     const tooBig = await server.inject({
       method: 'POST',
       url: '/products',
-      headers: { ...json, ...(await bearer('write:products')) },
+      headers: { ...json, ...(await scoped('write:products')) },
       payload: JSON.stringify({ name: 'x'.repeat(100) }),
     });
     expect(tooBig.statusCode).toBe(413); // authenticated, then Hapi reads (and limits) the body
@@ -295,7 +279,7 @@ describe('hapi', () => {
       },
     });
     server.route({ method: 'GET', path: '/', options: { auth: 'broken' }, handler: () => 'ok' });
-    const answer = await server.inject({ url: '/', headers: await bearer() });
+    const answer = await server.inject({ url: '/', headers: await scoped() });
     expect(answer.statusCode).toBe(500);
     expect(answer.payload).not.toContain('bug');
   });

@@ -6,35 +6,16 @@
 import { Hono } from 'hono';
 import type { Context, Next } from 'hono';
 import { requestId } from 'hono/request-id';
-import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { AuthError, createVerifier } from 'resource-guard';
 import type { AuthInfo, Verifier } from 'resource-guard';
 import { requireAuth, resourceMetadata } from 'resource-guard/hono';
 import type { AuthEnv } from 'resource-guard/hono';
-import { startJwksServer } from './helpers/jwks-server.ts';
-import type { JwksServer } from './helpers/jwks-server.ts';
-import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
-import type { TestKey } from './helpers/keys.ts';
+import { jwks, key, token, useAdapterFixture, verifier } from './helpers/adapter-fixture.ts';
+import { bearer } from './helpers/http.ts';
+import { AUDIENCE, ISSUER, m2mClaims, mint } from './helpers/keys.ts';
 
-let jwks: JwksServer;
-let key: TestKey;
-let verifier: Verifier;
-let token: string;
-
-beforeAll(async () => {
-  key = await makeKey();
-  jwks = await startJwksServer([key.jwk]);
-  verifier = createVerifier({
-    issuer: ISSUER,
-    audience: AUDIENCE,
-    jwksUri: jwks.url,
-    resourceMetadata: { scopesSupported: ['read:products'] },
-  });
-  token = await mint(key);
-});
-afterAll(() => jwks.close());
-
-const bearer = (value: string) => ({ authorization: `Bearer ${value}` });
+useAdapterFixture({ resourceMetadata: { scopesSupported: ['read:products'] } });
 
 describe('requireAuth', () => {
   it("sets c.get('auth'), typed AuthInfo (not optional) in the route's handlers", async () => {

@@ -7,27 +7,17 @@ import express from 'express';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import Koa from 'koa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuthError, createVerifier } from 'resource-guard';
+import { describe, expect, it } from 'vitest';
+import { AuthError } from 'resource-guard';
 import type { AuthInfo } from 'resource-guard';
 import { requireAuth as expressAuth } from 'resource-guard/express';
 import { requireAuth as fastifyAuth, resourceGuard } from 'resource-guard/fastify';
 import { requireAuth as koaAuth } from 'resource-guard/koa';
-import { startJwksServer } from './helpers/jwks-server.ts';
-import type { JwksServer } from './helpers/jwks-server.ts';
-import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
-import type { TestKey } from './helpers/keys.ts';
+import { key, useAdapterFixture, verifier } from './helpers/adapter-fixture.ts';
+import { bearer } from './helpers/http.ts';
+import { m2mClaims, mint } from './helpers/keys.ts';
 
-let jwks: JwksServer;
-let key: TestKey;
-let verifier: ReturnType<typeof createVerifier>;
-
-beforeAll(async () => {
-  key = await makeKey();
-  jwks = await startJwksServer([key.jwk]);
-  verifier = createVerifier({ issuer: ISSUER, audience: AUDIENCE, jwksUri: jwks.url });
-});
-afterAll(() => jwks.close());
+useAdapterFixture();
 
 async function serve(handler: Parameters<typeof createServer>[1]) {
   const server = createServer(handler);
@@ -114,7 +104,7 @@ describe('koa', () => {
     const server = await serve(app.callback());
     try {
       const answer = await fetch(`${server.url}/`, {
-        headers: { authorization: `Bearer ${await mint(key)}` },
+        headers: bearer(await mint(key)),
       });
       expect(await answer.json()).toEqual({ sub: 'app-123' });
     } finally {
@@ -147,12 +137,12 @@ describe('fastify', () => {
     const token = await mint(key);
     const guarded = await instance.inject({
       url: '/guarded',
-      headers: { authorization: `Bearer ${token}` },
+      headers: bearer(token),
     });
     expect(guarded.json()).toEqual({ sub: 'app-123' });
     const denied = await instance.inject({
       url: '/guarded',
-      headers: { authorization: `Bearer ${await mint(key, m2mClaims({ scope: 'other' }))}` },
+      headers: bearer(await mint(key, m2mClaims({ scope: 'other' }))),
     });
     expect(denied.statusCode).toBe(403);
     expect(denied.headers['www-authenticate']).toContain('scope="read:products"');

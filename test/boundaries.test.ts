@@ -7,23 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { createVerifier } from 'resource-guard';
 import type { RejectionEvent, VerifierOptions, KeySourceError, AuthError } from 'resource-guard';
 import { clock, outcome } from './helpers/outcome.ts';
-import { jwks, key, next, useKeySetFixture } from './helpers/key-set-fixture.ts';
+import { fixtureVerifier, jwks, key, next, useKeySetFixture } from './helpers/key-set-fixture.ts';
 import { AUDIENCE, ISSUER, m2mClaims, mint } from './helpers/keys.ts';
 
 useKeySetFixture();
 
-function setup(keys: VerifierOptions['keys'] = {}, extra: Partial<VerifierOptions> = {}) {
-  const events: RejectionEvent[] = [];
-  const verifier = createVerifier({
-    issuer: ISSUER,
-    audience: AUDIENCE,
-    jwksUri: jwks.url,
-    keys: { cooldown: 30, ...keys },
-    onRejected: (event) => events.push(event),
-    ...extra,
-  });
-  return { verifier, events };
-}
+const setup = (keys: VerifierOptions['keys'] = {}, extra: Partial<VerifierOptions> = {}) =>
+  fixtureVerifier({ keys: { cooldown: 30, ...keys }, ...extra });
 const T = 1_800_000_000; // a fixed "now", in seconds
 
 describe('time boundaries on a fixed clock', () => {

@@ -12,8 +12,7 @@ import { connect } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVerifier } from 'resource-guard';
-import { startIssuer } from '../examples/issuer.ts';
-import type { Issuer } from '../examples/issuer.ts';
+import { issuer, readerToken, useIssuerFixture, writerToken } from './helpers/issuer-fixture.ts';
 import { targets } from './contract/targets.ts';
 import type { Running } from './contract/targets.ts';
 
@@ -213,16 +212,7 @@ function dechunk(bytes: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
-let issuer: Issuer;
-let readerToken: string;
-let writerToken: string;
-
-beforeAll(async () => {
-  issuer = await startIssuer();
-  readerToken = await issuer.token(issuer.apps.reader, { scope: 'read:products write:products' });
-  writerToken = await issuer.token(issuer.apps.writer, { scope: 'read:products write:products' });
-});
-afterAll(() => issuer.close());
+useIssuerFixture();
 
 const as = {
   anonymous: () => undefined,

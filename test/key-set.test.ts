@@ -2,28 +2,21 @@ import type { ServerResponse } from 'node:http';
 import { http, HttpResponse, delay } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createVerifier, KeySourceError } from 'resource-guard';
-import type { RejectionEvent, VerifierOptions, AuthError } from 'resource-guard';
+import { KeySourceError } from 'resource-guard';
+import type { VerifierOptions, AuthError } from 'resource-guard';
 import { clock, outcome } from './helpers/outcome.ts';
-import { jwks, key, next, useKeySetFixture } from './helpers/key-set-fixture.ts';
-import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
+import { fixtureVerifier, jwks, key, next, useKeySetFixture } from './helpers/key-set-fixture.ts';
+import { m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 
 useKeySetFixture();
 
-function setup(keys: VerifierOptions['keys'] = {}, extra: Partial<VerifierOptions> = {}) {
-  const events: RejectionEvent[] = [];
-  const verifier = createVerifier({
-    issuer: ISSUER,
-    audience: AUDIENCE,
-    jwksUri: jwks.url,
+const setup = (keys: VerifierOptions['keys'] = {}, extra: Partial<VerifierOptions> = {}) =>
+  fixtureVerifier({
     keys: { cooldown: 30, ...keys },
     cache: false, // these tests are about the key set; token-cache.test.ts covers the cache
-    onRejected: (event) => events.push(event),
     ...extra,
   });
-  return { verifier, events };
-}
 
 describe('caching', () => {
   it('fetches once for many requests, and concurrent misses share one fetch', async () => {

@@ -3,17 +3,15 @@
  * exactly one of pass / respond / fail) and the metadata rule, once for every adapter.
  */
 import { describe, expect, it } from 'vitest';
-import { AuthError, createVerifier } from 'resource-guard';
-import type { AuthInfo, VerifierOptions } from 'resource-guard';
+import { AuthError } from 'resource-guard';
+import type { AuthInfo } from 'resource-guard';
 import { metadataRoute, routeGuard } from 'resource-guard/kit';
 import type { Outcome, RouteOptions } from 'resource-guard/kit';
-import { jwks, key, useKeySetFixture } from './helpers/key-set-fixture.ts';
-import { AUDIENCE, ISSUER, m2mClaims, mint } from './helpers/keys.ts';
+import { bearer } from './helpers/http.ts';
+import { fixtureVerifier, key, useKeySetFixture } from './helpers/key-set-fixture.ts';
+import { m2mClaims, mint } from './helpers/keys.ts';
 
 useKeySetFixture();
-
-const verifierFor = (options: Partial<VerifierOptions> = {}) =>
-  createVerifier({ issuer: ISSUER, audience: AUDIENCE, jwksUri: jwks.url, ...options });
 
 type Req = { readonly org?: unknown };
 
@@ -31,12 +29,13 @@ function recorder() {
   return { calls, outcome };
 }
 
-const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
+/** A request that carries `token`. */
+const withToken = (token: string) => ({ headers: bearer(token) });
 
 describe('routeGuard', () => {
   it('answers a repeat token synchronously, a first sighting with a promise; one outcome each', async () => {
-    const guard = routeGuard<Req>(verifierFor(), { scopes: ['read:products'] });
-    const request = bearer(await mint(key));
+    const guard = routeGuard<Req>(fixtureVerifier().verifier, { scopes: ['read:products'] });
+    const request = withToken(await mint(key));
     const { calls, outcome } = recorder();
     const first = guard.run({}, request, outcome);
     expect(first).toBeInstanceOf(Promise);
@@ -47,24 +46,24 @@ describe('routeGuard', () => {
   });
 
   it("errors: 'throw' sends an AuthError to fail; a bug goes to fail in either mode", async () => {
-    const verifier = verifierFor();
+    const { verifier } = fixtureVerifier();
     const throwing = routeGuard<Req>(verifier, { errors: 'throw', scopes: ['write:products'] });
     const token = await mint(key, m2mClaims({ scope: 'read:products' }));
     const { calls, outcome } = recorder();
-    expect(await throwing.run({}, bearer(token), outcome)).toBe('failed');
+    expect(await throwing.run({}, withToken(token), outcome)).toBe('failed');
     const buggy = routeGuard<Req>(verifier, {
       organization: () => {
         throw new Error('route bug');
       },
     });
-    expect(buggy.run({}, bearer(token), outcome)).toBe('failed');
+    expect(buggy.run({}, withToken(token), outcome)).toBe('failed');
     expect(calls).toEqual(['fail insufficient_scope', 'fail Error: route bug']);
   });
 
   it('a pass that throws after a late answer rejects the promise and never runs fail too', async () => {
-    const guard = routeGuard<Req>(verifierFor());
+    const guard = routeGuard<Req>(fixtureVerifier().verifier);
     const calls: string[] = [];
-    const result = guard.run({}, bearer(await mint(key)), {
+    const result = guard.run({}, withToken(await mint(key)), {
       pass: () => {
         calls.push('pass');
         throw new Error('downstream');
@@ -77,12 +76,14 @@ describe('routeGuard', () => {
   });
 
   it('the request’s organization comes from the route function; a non-string matches nothing', async () => {
-    const guard = routeGuard<Req>(verifierFor(), { organization: (req) => req.org as string });
+    const guard = routeGuard<Req>(fixtureVerifier().verifier, {
+      organization: (req) => req.org as string,
+    });
     const token = await mint(key, m2mClaims({ organization_id: 'acme' }));
     const { calls, outcome } = recorder();
-    await guard.run({ org: 'acme' }, bearer(token), outcome);
+    await guard.run({ org: 'acme' }, withToken(token), outcome);
     for (const org of [undefined, '', 'globex', ['acme']]) {
-      await guard.run({ org }, bearer(token), outcome);
+      await guard.run({ org }, withToken(token), outcome);
     }
     expect(calls).toEqual([
       'pass app-123',
@@ -102,7 +103,7 @@ describe('routeGuard', () => {
     ['a misspelt requirement', { scope: ['read:products'] }, /`scope`.*did you mean `scopes`/],
     ['not an object', 'read:products', /`options` must be a plain object/],
   ])('checks its options when the route is declared: %s', (_name, options, message) => {
-    const build = () => routeGuard(verifierFor(), options as RouteOptions<Req>);
+    const build = () => routeGuard(fixtureVerifier().verifier, options as RouteOptions<Req>);
     expect(build).toThrow(TypeError);
     expect(build).toThrow(message);
   });
@@ -115,7 +116,7 @@ describe('routeGuard', () => {
 describe('metadataRoute', () => {
   it('serves GET and HEAD of exactly the metadata path', () => {
     const route = metadataRoute(
-      verifierFor({ resourceMetadata: { resource: 'https://api.example.com/shop' } }),
+      fixtureVerifier({ resourceMetadata: { resource: 'https://api.example.com/shop' } }).verifier,
     );
     expect(route.path).toBe('/.well-known/oauth-protected-resource/shop');
     expect(route.matches('GET', route.path)).toBe(true);
@@ -126,6 +127,8 @@ describe('metadataRoute', () => {
   });
 
   it('is a TypeError without the resourceMetadata option', () => {
-    expect(() => metadataRoute(verifierFor())).toThrow(/`resourceMetadata` is not set/);
+    expect(() => metadataRoute(fixtureVerifier().verifier)).toThrow(
+      /`resourceMetadata` is not set/,
+    );
   });
 });

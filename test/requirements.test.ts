@@ -3,31 +3,19 @@
  * is checked on every request, cache hit or not, and reported through onRejected.
  */
 import { describe, expect, it } from 'vitest';
-import { AuthError, createVerifier } from 'resource-guard';
-import type { AuthInfo, RejectionEvent, Requirements, VerifierOptions } from 'resource-guard';
+import { AuthError } from 'resource-guard';
+import type { AuthInfo, Requirements } from 'resource-guard';
 import { outcome } from './helpers/outcome.ts';
-import { jwks, key, useKeySetFixture } from './helpers/key-set-fixture.ts';
-import { AUDIENCE, ISSUER, m2mClaims, mint } from './helpers/keys.ts';
+import { fixtureVerifier, key, useKeySetFixture } from './helpers/key-set-fixture.ts';
+import { m2mClaims, mint } from './helpers/keys.ts';
 
 useKeySetFixture();
-
-function setup(options: Partial<VerifierOptions> = {}) {
-  const events: RejectionEvent[] = [];
-  const verifier = createVerifier({
-    issuer: ISSUER,
-    audience: AUDIENCE,
-    jwksUri: jwks.url,
-    onRejected: (event) => events.push(event),
-    ...options,
-  });
-  return { verifier, events };
-}
 
 const admin = () => mint(key, m2mClaims({ roles: ['admin', 'ops'], tenant: 'acme', tier: 2 }));
 
 describe('claim rules', () => {
   it('claimEquals compares with ===, on every request (cache hit or not)', async () => {
-    const { verifier, events } = setup();
+    const { verifier, events } = fixtureVerifier();
     const token = await admin();
     const route = (claimEquals: NonNullable<Requirements['claimEquals']>) =>
       outcome(verifier.verify(token, { claimEquals }));
@@ -41,7 +29,7 @@ describe('claim rules', () => {
   });
 
   it('claimIncludes reads an array or a space-separated string; values match exactly', async () => {
-    const { verifier } = setup();
+    const { verifier } = fixtureVerifier();
     const token = await admin();
     const route = (claimIncludes: NonNullable<Requirements['claimIncludes']>) =>
       outcome(verifier.verify(token, { claimIncludes }));
@@ -55,7 +43,7 @@ describe('claim rules', () => {
   });
 
   it('a claim named like an Object.prototype member is never "present" by inheritance', async () => {
-    const { verifier } = setup();
+    const { verifier } = fixtureVerifier();
     const token = await admin();
     expect(await outcome(verifier.verify(token, { claimIncludes: { constructor: ['x'] } }))).toBe(
       '403 claim_mismatch',
@@ -65,7 +53,7 @@ describe('claim rules', () => {
 
 describe('checks: your own rules', () => {
   it('sync and async checks, by name; the first that says no refuses', async () => {
-    const { verifier, events } = setup();
+    const { verifier, events } = fixtureVerifier();
     const token = await admin();
     const calls: string[] = [];
     const checks = {
@@ -82,14 +70,14 @@ describe('checks: your own rules', () => {
   });
 
   it('only `true` allows: a truthy non-boolean is a no', async () => {
-    const { verifier } = setup();
+    const { verifier } = fixtureVerifier();
     const token = await admin();
     const checks = { sloppy: () => 'yes' as unknown as boolean };
     expect(await outcome(verifier.verify(token, { checks }))).toBe('403 check_failed');
   });
 
   it('a check that throws is a bug: it reaches the caller as is, not as an AuthError', async () => {
-    const { verifier } = setup();
+    const { verifier } = fixtureVerifier();
     const token = await admin();
     const checks = {
       broken: () => {
@@ -102,7 +90,7 @@ describe('checks: your own rules', () => {
   });
 
   it('checks are options too: not a function, or empty, is a TypeError at the route', () => {
-    const { verifier } = setup();
+    const { verifier } = fixtureVerifier();
     expect(() => verifier.guard({ checks: { x: 'no' as never } })).toThrow(/`checks.x`/);
     expect(() => verifier.guard({ checks: {} })).toThrow(/`checks` must name/);
     expect(() => verifier.guard({ claimEquals: { a: {} as never } })).toThrow(/`claimEquals.a`/);
@@ -114,7 +102,7 @@ describe('checks: your own rules', () => {
 
 describe('optional authentication', () => {
   it('no credentials → anonymous; a bad token is still refused; a good one is verified', async () => {
-    const { verifier } = setup();
+    const { verifier } = fixtureVerifier();
     const guard = verifier.guard({ optional: true, scopes: ['read:products'] });
     expect(await guard({ headers: {} })).toBeUndefined();
     expect(await guard({ headers: { authorization: 'Basic YTpi' } })).toBeUndefined();
@@ -137,7 +125,7 @@ describe('optional authentication', () => {
   });
 
   it('authenticate() with optional: true resolves undefined without credentials', async () => {
-    const { verifier } = setup();
+    const { verifier } = fixtureVerifier();
     expect(await verifier.authenticate({ headers: {} }, { optional: true })).toBeUndefined();
     await expect(verifier.authenticate({ headers: {} })).rejects.toBeInstanceOf(AuthError);
   });

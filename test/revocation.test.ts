@@ -1,30 +1,17 @@
 /** The isRevoked hook: asked on every request (cache hit or not), fails closed, optional memo. */
 import { describe, expect, it, vi } from 'vitest';
-import { createVerifier } from 'resource-guard';
-import type { AuthInfo, RejectionEvent, VerifierOptions } from 'resource-guard';
+import type { AuthInfo, VerifierOptions } from 'resource-guard';
 import { outcome } from './helpers/outcome.ts';
-import { jwks, key, useKeySetFixture } from './helpers/key-set-fixture.ts';
-import { AUDIENCE, ISSUER, m2mClaims, mint } from './helpers/keys.ts';
+import { fixtureVerifier, key, useKeySetFixture } from './helpers/key-set-fixture.ts';
+import { m2mClaims, mint } from './helpers/keys.ts';
 
 useKeySetFixture();
-
-function setup(options: Partial<VerifierOptions> = {}) {
-  const events: RejectionEvent[] = [];
-  const verifier = createVerifier({
-    issuer: ISSUER,
-    audience: AUDIENCE,
-    jwksUri: jwks.url,
-    onRejected: (event) => events.push(event),
-    ...options,
-  });
-  return { verifier, events };
-}
 
 describe('isRevoked', () => {
   it('is asked on every request, cache hit or not; true refuses with 401 revoked', async () => {
     const denylist = new Set<string>();
     const asked: string[] = [];
-    const { verifier, events } = setup({
+    const { verifier, events } = fixtureVerifier({
       isRevoked: async (auth: AuthInfo) => {
         asked.push(auth.claims.jti as string);
         return denylist.has(auth.claims.jti as string);
@@ -53,7 +40,7 @@ describe('isRevoked', () => {
       ['answers a string', () => 'no' as unknown as boolean],
     ];
     for (const [, isRevoked] of hooks) {
-      const { verifier, events } = setup({ isRevoked, revocationTimeout: 0.05 });
+      const { verifier, events } = fixtureVerifier({ isRevoked, revocationTimeout: 0.05 });
       expect(await outcome(verifier.verify(token))).toBe('503 revocation_unavailable');
       const error: unknown = await verifier.verify(token).catch((e: unknown) => e);
       expect((error as { headers: object }).headers).toMatchObject({ 'retry-after': '5' });
@@ -65,7 +52,7 @@ describe('isRevoked', () => {
     vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
     let revoked = false;
     const isRevoked = vi.fn(() => revoked);
-    const { verifier } = setup({ isRevoked, revocationMemo: 30 });
+    const { verifier } = fixtureVerifier({ isRevoked, revocationMemo: 30 });
     const token = await mint(key);
     expect(await outcome(verifier.verify(token))).toBe('ok');
     revoked = true;
@@ -77,7 +64,7 @@ describe('isRevoked', () => {
   });
 
   it('a revoked token is refused before the route requirements are looked at', async () => {
-    const { verifier, events } = setup({ isRevoked: () => true });
+    const { verifier, events } = fixtureVerifier({ isRevoked: () => true });
     const token = await mint(key, m2mClaims({ scope: 'other' }));
     expect(await outcome(verifier.verify(token, { scopes: ['read:products'] }))).toBe(
       '401 revoked',

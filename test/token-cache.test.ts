@@ -1,23 +1,13 @@
 import { describe, expect, it, vi } from 'vitest';
-import { AuthError, createVerifier } from 'resource-guard';
-import type { RejectionEvent, VerifierOptions } from 'resource-guard';
-import { jwks, key, next, useKeySetFixture } from './helpers/key-set-fixture.ts';
-import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
+import { AuthError } from 'resource-guard';
+import type { VerifierOptions } from 'resource-guard';
+import { fixtureVerifier, jwks, key, next, useKeySetFixture } from './helpers/key-set-fixture.ts';
+import { m2mClaims, makeKey, mint } from './helpers/keys.ts';
 
 useKeySetFixture();
 
-function setup(options: Partial<VerifierOptions> = {}) {
-  const events: RejectionEvent[] = [];
-  const verifier = createVerifier({
-    issuer: ISSUER,
-    audience: AUDIENCE,
-    jwksUri: jwks.url,
-    keys: { cooldown: 0 },
-    onRejected: (event) => events.push(event),
-    ...options,
-  });
-  return { verifier, events };
-}
+const setup = (options: Partial<VerifierOptions> = {}) =>
+  fixtureVerifier({ keys: { cooldown: 0 }, ...options });
 
 const reason = (promise: Promise<unknown>) =>
   promise.then(

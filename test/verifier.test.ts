@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthError, createVerifier } from 'resource-guard';
-import type { RejectionEvent, VerifierOptions } from 'resource-guard';
+import type { VerifierOptions } from 'resource-guard';
+import { fixtureVerifier } from './helpers/key-set-fixture.ts';
 import { startJwksServer } from './helpers/jwks-server.ts';
 import type { JwksServer } from './helpers/jwks-server.ts';
 import {
@@ -33,17 +34,8 @@ beforeAll(async () => {
 });
 afterAll(() => jwks.close());
 
-function verifierFor(options: Partial<VerifierOptions> = {}) {
-  const events: RejectionEvent[] = [];
-  const verifier = createVerifier({
-    issuer: ISSUER,
-    audience: AUDIENCE,
-    jwksUri: jwks.url,
-    onRejected: (event) => events.push(event),
-    ...options,
-  });
-  return { verifier, events };
-}
+const verifierFor = (options: Partial<VerifierOptions> = {}) =>
+  fixtureVerifier({ jwksUri: jwks.url, ...options });
 
 async function rejection(promise: Promise<unknown>): Promise<AuthError> {
   const error = await promise.then(

@@ -10,8 +10,8 @@ import type { JWK, JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVerifier } from 'resource-guard';
 import type { RejectionEvent, Verifier } from 'resource-guard';
-import { startIssuer } from '../../examples/issuer.ts';
-import type { Issuer } from '../../examples/issuer.ts';
+import { bearer } from '../helpers/http.ts';
+import { issuer, readerToken, useIssuerFixture, writerToken } from '../helpers/issuer-fixture.ts';
 import { readerClaims, signedBy } from '../helpers/issuer-tokens.ts';
 import { b64url, rawToken } from '../helpers/keys.ts';
 import { targets } from './targets.ts';
@@ -54,22 +54,15 @@ function send(
   });
 }
 
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 /** RFC 9728: every challenge points at the metadata. */
 const RM = 'resource_metadata="https://shopping.api/.well-known/oauth-protected-resource"';
 
-let issuer: Issuer;
-let readerToken: string;
-let writerToken: string;
-let signingKey: JWK;
+useIssuerFixture();
 
-beforeAll(async () => {
-  issuer = await startIssuer();
-  readerToken = await issuer.token(issuer.apps.reader, { scope: 'read:products write:products' });
-  writerToken = await issuer.token(issuer.apps.writer, { scope: 'read:products write:products' });
+let signingKey: JWK;
+beforeAll(() => {
   signingKey = issuer.signingKeys[0] as JWK;
 });
-afterAll(() => issuer.close());
 
 const signed = (claims: JWTPayload, header?: Record<string, unknown>) =>
   signedBy(issuer, claims, header);

@@ -4,9 +4,11 @@
  * top of a test file.
  */
 import { afterEach, beforeAll, beforeEach, vi } from 'vitest';
+import { createVerifier } from 'resource-guard';
+import type { RejectionEvent, VerifierOptions } from 'resource-guard';
 import { startJwksServer } from './jwks-server.ts';
 import type { JwksServer } from './jwks-server.ts';
-import { makeKey } from './keys.ts';
+import { AUDIENCE, ISSUER, makeKey } from './keys.ts';
 import type { TestKey } from './keys.ts';
 
 export let jwks: JwksServer;
@@ -25,4 +27,21 @@ export function useKeySetFixture(): void {
     vi.restoreAllMocks();
     await jwks.close();
   });
+}
+
+/**
+ * A verifier for {@link ISSUER} and {@link AUDIENCE} on the fixture's JWKS (or on
+ * `options.jwksUri`, for a file with a key set of its own), with every `onRejected` event
+ * collected in `events`. `options` override all of it.
+ */
+export function fixtureVerifier(options: Partial<VerifierOptions> = {}) {
+  const events: RejectionEvent[] = [];
+  const verifier = createVerifier({
+    issuer: ISSUER,
+    audience: AUDIENCE,
+    jwksUri: options.jwksUri ?? jwks.url,
+    onRejected: (event) => events.push(event),
+    ...options,
+  });
+  return { verifier, events };
 }

@@ -4,16 +4,12 @@
 # files), src/ compiled to dist/ with that default tsconfig (plus node's types), then run: a local
 # JWKS, a token signed with jose, a request without it (401 + Bearer challenge) and one with it.
 set -euo pipefail
-tarball=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$(dirname "$0")/../lib.sh"
 cat > package.json <<'JSON'
 { "name": "hapi-shop", "private": true, "type": "module",
   "scripts": { "build": "tsc", "start": "node dist/server.js" } }
 JSON
-npm install --silent --no-audit --no-fund --prefer-offline "$tarball" @hapi/hapi@21 jose@6 \
-  typescript@5.9 @types/node@20
+install_packed @hapi/hapi@21 jose@6 typescript@5.9 @types/node@20
 npx tsc --init --rootDir src --outDir dist --types node >/dev/null
 mkdir src
 cat > src/server.ts <<'TS'

@@ -6,17 +6,13 @@
 # signed with jose, and requests without a token (401 + Bearer challenge), with one (200, typed
 # claims), with two Authorization headers (400), to a scope it lacks (403 through app.onError).
 set -euo pipefail
-tarball=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$(dirname "$0")/../lib.sh"
 cat > package.json <<'JSON'
 { "name": "hono-shop", "private": true, "type": "module",
   "scripts": { "dev": "tsx watch src/index.ts", "build": "tsc", "start": "node dist/index.js" } }
 JSON
 # The template's dependencies (tsx, for `npm run dev` only, is left out) and jose for the check.
-npm install --silent --no-audit --no-fund --prefer-offline "$tarball" hono@4 @hono/node-server@2 \
-  jose@6 typescript@7 @types/node
+install_packed hono@4 @hono/node-server@2 jose@6 typescript@7 @types/node
 cat > tsconfig.json <<'JSON'
 {
   "compilerOptions": {
@@ -96,30 +92,14 @@ npx tsc --noEmit --module ESNext --moduleResolution Bundler
 cat > check.mjs <<'JS'
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer, request } from 'node:http';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { request } from 'node:http';
+import { issuer, jwks, jwksUri, sign } from './local-issuer.mjs';
 
-const issuer = 'https://tenant.example.test/oidc';
-const { publicKey, privateKey } = await generateKeyPair('ES256');
-const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-const jwks = createServer((_req, res) => {
-  res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
-});
-await new Promise((resolve) => jwks.listen(0, '127.0.0.1', resolve));
-const token = (claims) =>
-  new SignJWT({ client_id: 'shop-app', tenant_id: 't-1', ...claims })
-    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' })
-    .setIssuer(issuer)
-    .setAudience('https://shopping.api')
-    .setSubject('shop-app')
-    .setJti(crypto.randomUUID())
-    .setIssuedAt()
-    .setExpirationTime('5m')
-    .sign(privateKey);
+const token = (claims) => sign({ tenant_id: 't-1', ...claims });
 
 // `npm start`, as the template runs it.
 const server = spawn(process.execPath, ['dist/index.js'], {
-  env: { ...process.env, ISSUER: issuer, JWKS_URI: `http://127.0.0.1:${jwks.address().port}/jwks`, PORT: '0' },
+  env: { ...process.env, ISSUER: issuer, JWKS_URI: jwksUri, PORT: '0' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 const base = await new Promise((resolve, reject) => {

@@ -8,10 +8,7 @@
 # signed with jose, a request without it (401 + Bearer challenge), with it (200), short of a scope
 # (403).
 set -euo pipefail
-tarball=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$(dirname "$0")/../lib.sh"
 
 # package.json as the template has it (the CLI, linters and test runners left out).
 cat > package.json <<'JSON'
@@ -24,9 +21,8 @@ cat > package.json <<'JSON'
   "scripts": { "build": "tsc -p tsconfig.build.json", "start:prod": "node dist/main" }
 }
 JSON
-npm install --silent --no-audit --no-fund --prefer-offline "$tarball" @nestjs/common@12 \
-  @nestjs/core@12 @nestjs/platform-express@12 reflect-metadata@0.2 rxjs@7 jose@6 \
-  typescript@6 @types/node@24 @types/express@5 vitest@4
+install_packed @nestjs/common@12 @nestjs/core@12 @nestjs/platform-express@12 reflect-metadata@0.2 \
+  rxjs@7 jose@6 typescript@6 @types/node@24 @types/express@5 vitest@4
 
 # The template's tsconfig.json and tsconfig.build.json, verbatim (strict: true, the default).
 cat > tsconfig.json <<'JSON'
@@ -134,20 +130,14 @@ TS
 cat > check.mjs <<'JS'
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { issuer, jwksUri, sign as signClaims } from './local-issuer.mjs';
 
-const { publicKey, privateKey } = await generateKeyPair('ES256');
-const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-const jwks = createServer((_req, res) => {
-  res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
-});
-await new Promise((resolve) => jwks.listen(0, '127.0.0.1', resolve));
 const free = createServer();
 await new Promise((resolve) => free.listen(0, '127.0.0.1', resolve));
 const port = free.address().port;
 await new Promise((resolve) => free.close(resolve));
-process.env.ISSUER = 'https://tenant.example.test/oidc';
-process.env.JWKS_URI = `http://127.0.0.1:${jwks.address().port}/jwks`;
+process.env.ISSUER = issuer;
+process.env.JWKS_URI = jwksUri;
 process.env.PORT = String(port);
 
 await import(pathToFileURL(`${process.argv[2]}/dist/main.js`).href);
@@ -162,16 +152,7 @@ const get = async (headers = {}) => {
     }
   }
 };
-const sign = (scope) =>
-  new SignJWT({ client_id: 'shop-app', scope })
-    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' })
-    .setIssuer(process.env.ISSUER)
-    .setAudience('https://shopping.api')
-    .setSubject('shop-app')
-    .setJti(crypto.randomUUID())
-    .setIssuedAt()
-    .setExpirationTime('5m')
-    .sign(privateKey);
+const sign = (scope) => signClaims({ scope });
 
 const fail = (message) => {
   console.error(`nestjs project (${process.argv[2]}): ${message}`);
