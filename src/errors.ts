@@ -54,7 +54,8 @@ export type RejectionReason =
   | 'check_failed'
   | 'revoked'
   | 'keys_unavailable'
-  | 'revocation_unavailable';
+  | 'revocation_unavailable'
+  | 'crypto_unavailable';
 
 interface ReasonInfo {
   readonly code: AuthErrorCode;
@@ -140,6 +141,11 @@ export const REASONS: Readonly<Record<RejectionReason, ReasonInfo>> = Object.fre
     code: 'temporarily_unavailable',
     status: 503,
     description: 'Whether the access token was revoked cannot be checked right now; retry later',
+  },
+  crypto_unavailable: {
+    code: 'temporarily_unavailable',
+    status: 503,
+    description: 'The access token cannot be verified on this server right now',
   },
   keys_unavailable: {
     code: 'temporarily_unavailable',

@@ -142,7 +142,12 @@ export function usableKeys(document: unknown, url: string): JWK[] {
     if ('d' in jwk || 'k' in jwk) return false;
     if (jwk.use !== undefined && jwk.use !== 'sig') return false;
     if (jwk.kid !== undefined && typeof jwk.kid !== 'string') return false;
-    if (jwk.kty === 'RSA') return typeof jwk.n === 'string' && typeof jwk.e === 'string';
+    // RSA under 2048 bits is never trusted (RFC 7518 §3.3): a 2048-bit `n` is 256 octets.
+    if (jwk.kty === 'RSA') {
+      return (
+        typeof jwk.n === 'string' && typeof jwk.e === 'string' && (jwk.n.length * 3) >> 2 >= 256
+      );
+    }
     const curves = typeof jwk.kty === 'string' ? ASYMMETRIC_CURVES[jwk.kty] : undefined;
     return curves !== undefined && curves.includes(jwk.crv as string);
   });

@@ -1,5 +1,6 @@
-import { compactVerify } from 'jose';
-import type { CryptoKey, KeyObject as JoseKeyObject } from 'jose';
+import { compactVerify, errors as joseErrors, importJWK } from 'jose';
+import { Rejection } from './errors.ts';
+import type { CryptoKey, JWK, KeyObject as JoseKeyObject } from 'jose';
 import type * as NodeCrypto from 'node:crypto';
 
 /** A key as jose's key selection returns it. */
@@ -31,6 +32,147 @@ const MAX_INLINE_RSA_BITS = 2048;
 const nodeCrypto = (
   globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
 ).process?.getBuiltinModule?.('node:crypto') as typeof NodeCrypto | undefined;
+
+/**
+ * Whether node:crypto's `verify`, called exactly as {@link verifySignature} calls it, gives the
+ * right answer on this runtime: decided once per algorithm family against a known-good signature,
+ * never guessed from the presence of `process`. (Cloudflare Workers with `nodejs_compat` has
+ * node:crypto, but its `verify` refuses a KeyObject in the options form: there every key goes
+ * through jose and WebCrypto instead.)
+ */
+const capable = new Map<string, boolean>();
+
+function nodeRouteWorks(alg: string): boolean {
+  const family = PROBE_FOR[alg];
+  if (family === undefined) return false;
+  let works = capable.get(family);
+  if (works === undefined) {
+    works = probe(family);
+    capable.set(family, works);
+  }
+  return works;
+}
+
+function probe(family: keyof typeof VECTORS): boolean {
+  const params = PARAMS[family];
+  if (nodeCrypto === undefined || params === undefined) return false;
+  try {
+    const [keyName, jws] = VECTORS[family];
+    const key = nodeCrypto.createPublicKey({
+      key: KEYS[keyName] as NodeCrypto.JsonWebKey,
+      format: 'jwk',
+    });
+    const [hash, options] = params;
+    const keyInput = { key, ...options } as NodeCrypto.VerifyKeyObjectInput;
+    const dot = jws.lastIndexOf('.');
+    const input = new TextEncoder().encode(jws.slice(0, dot));
+    const signature = Buffer.from(jws.slice(dot + 1), 'base64url');
+    const good = nodeCrypto.verify(hash, input, keyInput, signature);
+    // And a wrong signature must be refused: a route that says yes to everything is no route.
+    signature[signature.length - 1] = (signature[signature.length - 1] as number) ^ 1;
+    return good === true && nodeCrypto.verify(hash, input, keyInput, signature) === false;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether jose (WebCrypto) verifies a known-good signature of this family here. jose answers
+ * "does not verify" when WebCrypto itself fails, so a `false` from jose is only believed once
+ * this has been seen to work; it is asked only after a `false`. The answer is kept, never the
+ * promise (a promise must not cross requests on runtimes such as Cloudflare Workers).
+ */
+const joseWorks = new Map<string, boolean>();
+
+async function joseRouteWorks(alg: string): Promise<boolean> {
+  const family = PROBE_FOR[alg];
+  if (family === undefined) return true; // not ours to judge: jose refused the algorithm itself
+  const known = joseWorks.get(family);
+  if (known !== undefined) return known;
+  const [keyName, jws] = VECTORS[family];
+  let works: boolean;
+  try {
+    const key = await importJWK({ ...KEYS[keyName], alg: family } as JWK, family);
+    works = await compactVerify(jws, key, { algorithms: [family] }).then(
+      () => true,
+      () => false,
+    );
+  } catch {
+    works = false;
+  }
+  joseWorks.set(family, works);
+  return works;
+}
+
+/** The known-good signature each algorithm is probed with (its family's). */
+const PROBE_FOR: Readonly<Record<string, keyof typeof VECTORS>> = {
+  RS256: 'RS256',
+  RS384: 'RS256',
+  RS512: 'RS256',
+  PS256: 'PS256',
+  PS384: 'PS256',
+  PS512: 'PS256',
+  ES256: 'ES256',
+  ES384: 'ES384',
+  ES512: 'ES512',
+  EdDSA: 'EdDSA',
+  Ed25519: 'EdDSA',
+};
+
+// Public keys and compact JWS of the payload 'resource-guard probe', made once with node:crypto
+// (the private keys were thrown away). What is under test is the runtime, not these keys.
+const KEYS: Readonly<Record<string, NodeCrypto.JsonWebKey>> = {
+  rsa: {
+    kty: 'RSA',
+    n: 'i_8vP8cwqI_bfSJlA8BKjjL5ybyD2hq6SFD-OwyIvOfAs2KNKMX6oT3FGsocKxOMzh6OyofD5iI6_rp2_7GZKQ6X4__vlmxRE64hUnBEwLkB-I867t3IrCTYDntnbLGpnRHjIpF-qCEPDPwOl09kWoFctm5peZ5rXvPoqs-d6vUiVYt4y-MJ5CO5TlrMl2OEOlmJ2TOI3jNWzKKO-ADcqRauzRC5qonIvcrEUxcxkW2PiZTN-oaRAJS6zHh0uCO_tm9Sym05nIbocsSfz__9DkgY8wxTc-o-zWgugAqqtNi10lIln8dAZGEYcgbMn-dg3D7pNR1q_fQBFIwPIW6YLw',
+    e: 'AQAB',
+  },
+  p256: {
+    kty: 'EC',
+    x: '5tZycchkqh2RnYL92TH3Uokv5S-gr9QwweQSGz6yaRI',
+    y: 'LI9vrsprY-0Aa9ilkQ42raTjhjvLEpgAloaskIvxvNY',
+    crv: 'P-256',
+  },
+  p384: {
+    kty: 'EC',
+    x: 'yHpyE_DzVT2TK_EZPysOLRkJZqBzCpyIiEsbLjA6pWY7maBv2dQPkQ0Oe9IiCrD0',
+    y: 'dTGx1EXh9tONz6mRSCdH_Gi-K5rfKZybP8tkkXfl1s_6cGikjEw69zlgcvj4BEQp',
+    crv: 'P-384',
+  },
+  p521: {
+    kty: 'EC',
+    x: 'AAyKls5XPsDJSG41X86yBBA0vtfVCfmLfZXZ7yLbncCfxoSBgA3C2dZLSNc2Mq7SHNBnRxSwUeLTOjnAXKBjwLEh',
+    y: 'AKOxxkHyJAwwV-fd1--fOchsukiUOpV3BoWl7wewGnJdYcRJbkMNPOVP_Q1HsTbhLcAKHuIqevUIbSobTjDAS8G6',
+    crv: 'P-521',
+  },
+  ed: { crv: 'Ed25519', x: 'B_ba_YObBsND7xcC7iSx65QISWWqDL9E9_0gWQJwGHk', kty: 'OKP' },
+};
+const VECTORS = {
+  RS256: [
+    'rsa',
+    'eyJhbGciOiJSUzI1NiJ9.cmVzb3VyY2UtZ3VhcmQgcHJvYmU.YBvv1roc7iZzuDL-DmXDpFRPG2FFEwIWc3CbSRfQ3bJTuAo4nQz-WC3miHPDiuYIhXcMyg19qcAV4LiLoMv-8hpT2PiY7smx9URJIp3Pfr4-lvVrqalikNtUSBh4dJPzOUIkgL76U89IiIIvSyD-GuTKzoD5Ulfim5fx-ULR3k6ZJBlwNcf9727kH43SLFR7P6rVUgbZ3goJBRea2KTkVr7vwOm0tNvsItq_sU3T3bDKclUZaQ7hRtFIaXi-XSN5V610y-YwsD9NSMwwai5s1ZRz_Fjxpv69M8q7cg1gSgqZwXtEMelO7e_Xx5IALXpwKJgxcLtXrsX7X4zGiZFBWQ',
+  ],
+  PS256: [
+    'rsa',
+    'eyJhbGciOiJQUzI1NiJ9.cmVzb3VyY2UtZ3VhcmQgcHJvYmU.DIyimPCcPWCMOpk1JAvg-GLT-d8Uscyy_GTT8SDVRQ9wYOn1fV0WpEECUuashTBwIWH6oNjyRK6WfxwCQlhItJrcDEeKNBYC8KWEQlY2xBT5ZTfSIBTpyhe0pckdAJjsoW-XwEiyo5GJZAIldyYHi7X3pnjAwUwovWTGANaIgyyfj5mpy5rZIfxr9eoesWQIqiSATfYAGUCTomfCpAh25YB_5t5Rlh4eadv55-hzc8uCEWTnWpNxjVeA8yjQBTTBOSiQW8sbYt2tlVbyb-FdwD3aKSYzl1c1P0Wjx2de9zjrC_l4cxz6RRD-vZf5V-PxknGxhZqQGJnZEwILj9xbwQ',
+  ],
+  ES256: [
+    'p256',
+    'eyJhbGciOiJFUzI1NiJ9.cmVzb3VyY2UtZ3VhcmQgcHJvYmU.QD93OohFdZqtTKNUOlVdqWhbMPyI2bRgiSH4ufNxH20Om48gThTM4vznZfgb6ZPZ7Lf57YfZQtpFE3WQTHweSA',
+  ],
+  ES384: [
+    'p384',
+    'eyJhbGciOiJFUzM4NCJ9.cmVzb3VyY2UtZ3VhcmQgcHJvYmU.9JCRfKDlw15EZtxge7pI101eMDm45lQ8qL4k3DwmMPBcIzjgnIa8MSWuy3sxUdTy600JGGhh0afsRTK-68t0KQK6JRMoXeDHZsbidgFDhCNWXrtBJBaqo6HNHfgWY_Hr',
+  ],
+  ES512: [
+    'p521',
+    'eyJhbGciOiJFUzUxMiJ9.cmVzb3VyY2UtZ3VhcmQgcHJvYmU.AUtICtoAFWwIzByoodHOcaPnW_x-ucWj6Xwvnc0ftciEB4-MShHOyYusakwIyiql7p_o4caZtiJD0bzh541ocgRfAA3b8Gs0Ur8oGH_QCabQmW2icQhG1yHAPeQTtoCv2cST-AnxAd5PrXskVpDcBMNWmRhGbIepFPRqJKvthYZ6TUS1',
+  ],
+  EdDSA: [
+    'ed',
+    'eyJhbGciOiJFZERTQSJ9.cmVzb3VyY2UtZ3VhcmQgcHJvYmU.VN_Gofg5kfw7-WxC6m2dviLcsgig1-A-YfTl3Se_1J3MOD5_9EMt6cBZyVMo3IhVCzRztfoEK2a2fdX441NyDQ',
+  ],
+} as const;
 
 interface PreparedKey {
   readonly key: NodeCrypto.KeyObject;
@@ -77,12 +219,9 @@ export function verifySignature(
   alg: string,
 ): boolean | Promise<boolean> {
   const params = PARAMS[alg];
-  const ready = params === undefined ? null : prepare(key);
+  const ready = params === undefined || !nodeRouteWorks(alg) ? null : prepare(key);
   if (ready === null || params === undefined || nodeCrypto === undefined) {
-    return compactVerify(token, key, { algorithms: [alg] }).then(
-      () => true,
-      () => false,
-    );
+    return viaJose(token, key, alg);
   }
   const dot = token.lastIndexOf('.');
   const input = Buffer.from(token.slice(0, dot), 'latin1');
@@ -90,18 +229,52 @@ export function verifySignature(
   const [hash, options] = params;
   const keyInput = { key: ready.key, ...options } as NodeCrypto.VerifyKeyObjectInput;
   const { verify } = nodeCrypto;
+  // node:crypto throws for some malformed signatures (and a runtime could throw for its own
+  // reasons): jose then decides that one, so an exception never stands for "bad signature".
   if (ready.inline) {
     try {
       return verify(hash, input, keyInput, signature);
     } catch {
-      return false;
+      return viaJose(token, key, alg);
     }
   }
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
+    const fallback = () => viaJose(token, key, alg).then(resolve, reject);
     try {
-      verify(hash, input, keyInput, signature, (error, ok) => resolve(error === null && ok));
+      verify(hash, input, keyInput, signature, (error, ok) => {
+        if (error === null) resolve(ok);
+        else void fallback();
+      });
     } catch {
-      resolve(false);
+      void fallback();
     }
   });
+}
+
+/**
+ * jose's `compactVerify` (WebCrypto). A signature that does not verify, or a JWS jose finds
+ * malformed, is `false`; anything else (the runtime cannot verify with this key at all) is the
+ * server's fault, never the token's: `crypto_unavailable` (503), with the reason for the operator.
+ */
+function viaJose(token: string, key: VerifyKey, alg: string): Promise<boolean> {
+  const unavailable = (cause?: unknown) =>
+    new Rejection(
+      'crypto_unavailable',
+      { alg, problem: 'this runtime could not verify the signature with this key' },
+      cause,
+      30,
+    );
+  return compactVerify(token, key, { algorithms: [alg] }).then(
+    () => true,
+    async (cause: unknown) => {
+      const refused =
+        cause instanceof joseErrors.JWSSignatureVerificationFailed ||
+        cause instanceof joseErrors.JWSInvalid;
+      if (!refused) throw unavailable(cause);
+      // jose also says "does not verify" when WebCrypto itself failed: believe it only once a
+      // known-good signature of the family has verified here.
+      if (!(await joseRouteWorks(alg))) throw unavailable(cause);
+      return false;
+    },
+  );
 }
