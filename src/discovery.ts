@@ -4,6 +4,8 @@ import { fetchJson, isLoopback } from './fetch-json.ts';
 export interface DiscoveryOptions {
   readonly timeout: number;
   readonly fetch: typeof globalThis.fetch;
+  /** Concurrent callers share one request. `false` where a promise must not cross requests. */
+  readonly share?: boolean;
 }
 
 const MAX_DISCOVERY_BYTES = 256 * 1024;
@@ -32,6 +34,9 @@ export function discoverJwksUri(issuer: string, options: DiscoveryOptions): () =
   let inflight: Promise<URL> | undefined;
   return () => {
     if (resolved !== undefined) return Promise.resolve(resolved);
+    if (options.share === false) {
+      return discover(issuer, options).then((url) => (resolved = url));
+    }
     inflight ??= discover(issuer, options).then(
       (url) => {
         resolved = url;

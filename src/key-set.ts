@@ -34,6 +34,12 @@ export interface ResolvedKeySetOptions {
   readonly timeout: number;
   readonly maxStale: number;
   readonly fetch: typeof globalThis.fetch;
+  /**
+   * No work outlives or crosses requests (Cloudflare Workers): no shared refresh promise and no
+   * background refresh; a request that needs the keys refreshed does it itself, or waits (on a
+   * timer of its own) while another request's refresh is under way.
+   */
+  readonly requestScoped: boolean;
 }
 
 /** Loads a JWKS document: `url` names where it came from (for diagnostics). */
@@ -164,6 +170,10 @@ export class RemoteKeySet {
   #snapshot: Snapshot | undefined;
   #inflight: Promise<Snapshot> | undefined;
   #lastFetchAt = Number.NEGATIVE_INFINITY;
+  /** Request-scoped mode: when the refresh under way (if any) started, and the newest applied. */
+  #fetchingSince: number | undefined;
+  #started = 0;
+  #applied = 0;
   #failures = 0;
   #retryAt = 0;
   readonly #source: KeySource;
@@ -187,6 +197,8 @@ export class RemoteKeySet {
     const { maxAge, maxStale } = this.#options;
     if (age < maxAge * 1000) return true;
     if (age >= (maxAge + maxStale) * 1000) return false;
+    // Request-scoped: no background work; the request that finds the keys stale refreshes them.
+    if (this.#options.requestScoped) return false;
     if (now >= this.#retryAt) this.#refresh().catch(() => undefined);
     return true;
   }
@@ -259,10 +271,32 @@ export class RemoteKeySet {
   async #usable(): Promise<Snapshot> {
     const snapshot = this.#snapshot;
     if (snapshot !== undefined && this.vouches(Date.now())) return snapshot;
-    return this.#refresh();
+    if (!this.#options.requestScoped) return this.#refresh();
+    // Request-scoped: stale keys (within maxStale) answer while the refresh is backing off, and
+    // when this request's own refresh fails.
+    const stale = () => {
+      const current = this.#snapshot;
+      const { maxAge, maxStale } = this.#options;
+      return current !== undefined && Date.now() - current.fetchedAt < (maxAge + maxStale) * 1000
+        ? current
+        : undefined;
+    };
+    if (Date.now() < this.#retryAt && stale() !== undefined) return stale() as Snapshot;
+    try {
+      return await this.#refresh();
+    } catch (error) {
+      const fallback = stale();
+      if (fallback !== undefined) return fallback;
+      throw error;
+    }
   }
 
   async #refreshForUnknownKid(snapshot: Snapshot): Promise<Snapshot> {
+    if (this.#options.requestScoped) {
+      await this.#awaitOtherRefresh();
+      const current = this.#snapshot;
+      if (current !== undefined && current !== snapshot) return current; // a newer set landed
+    }
     if (this.#inflight !== undefined) return this.#inflight;
     const now = Date.now();
     if (now - this.#lastFetchAt < this.#options.cooldown * 1000) {
@@ -281,7 +315,23 @@ export class RemoteKeySet {
     return this.#refresh();
   }
 
+  /**
+   * Request-scoped: while another request's refresh is under way (and not older than the fetch
+   * timeout: a request that was cut off never finishes its own), wait for it on a timer of this
+   * request's own, never on that request's promise. `true` when one was waited for.
+   */
+  async #awaitOtherRefresh(): Promise<boolean> {
+    const limit = (this.#options.timeout + 1) * 1000;
+    let waited = false;
+    while (this.#fetchingSince !== undefined && Date.now() - this.#fetchingSince < limit) {
+      waited = true;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return waited;
+  }
+
   #refresh(): Promise<Snapshot> {
+    if (this.#options.requestScoped) return this.#refreshInRequest();
     if (this.#inflight !== undefined) return this.#inflight;
     const now = Date.now();
     if (now < this.#retryAt) {
@@ -296,28 +346,8 @@ export class RemoteKeySet {
     }
     this.#lastFetchAt = now;
     const inflight = this.#load().then(
-      (snapshot) => {
-        const previous = this.#snapshot;
-        this.#snapshot = snapshot;
-        this.#failures = 0;
-        this.#retryAt = 0;
-        // In the same tick as the swap: a key no longer listed (or listed changed) stops vouching.
-        for (const key of previous?.keys ?? []) {
-          if (snapshot.byId.get(key.id) !== key) key.revoke();
-        }
-        return snapshot;
-      },
-      (cause: unknown) => {
-        this.#failures++;
-        const backoff = Math.min(2 ** (this.#failures - 1), Math.max(1, this.#options.cooldown));
-        this.#retryAt = Date.now() + backoff * 1000;
-        throw new Rejection(
-          'keys_unavailable',
-          { problem: 'the key set could not be fetched', failures: this.#failures },
-          cause,
-          backoff,
-        );
-      },
+      (snapshot) => this.#apply(snapshot),
+      (cause: unknown) => this.#fail(cause),
     );
     this.#inflight = inflight;
     const clear = () => {
@@ -325,6 +355,61 @@ export class RemoteKeySet {
     };
     inflight.then(clear, clear);
     return inflight;
+  }
+
+  /** Request-scoped: this request's own refresh, or the result of another's it waited for. */
+  async #refreshInRequest(): Promise<Snapshot> {
+    if (await this.#awaitOtherRefresh()) {
+      const { maxAge } = this.#options;
+      const current = this.#snapshot;
+      if (current !== undefined && Date.now() - current.fetchedAt < maxAge * 1000) return current;
+    }
+    const now = Date.now();
+    if (now < this.#retryAt) {
+      throw new Rejection(
+        'keys_unavailable',
+        { problem: 'backing off after a failed fetch', failures: this.#failures },
+        undefined,
+        (this.#retryAt - now) / 1000,
+      );
+    }
+    this.#lastFetchAt = now;
+    this.#fetchingSince = now;
+    const order = ++this.#started;
+    try {
+      const snapshot = await this.#load();
+      // An older fetch that lands after a newer one does not roll the keys back.
+      return order > this.#applied ? this.#apply(snapshot, order) : (this.#snapshot ?? snapshot);
+    } catch (cause) {
+      return this.#fail(cause);
+    } finally {
+      if (this.#started === order) this.#fetchingSince = undefined;
+    }
+  }
+
+  #apply(snapshot: Snapshot, order = ++this.#started): Snapshot {
+    this.#applied = order;
+    const previous = this.#snapshot;
+    this.#snapshot = snapshot;
+    this.#failures = 0;
+    this.#retryAt = 0;
+    // In the same tick as the swap: a key no longer listed (or listed changed) stops vouching.
+    for (const key of previous?.keys ?? []) {
+      if (snapshot.byId.get(key.id) !== key) key.revoke();
+    }
+    return snapshot;
+  }
+
+  #fail(cause: unknown): never {
+    this.#failures++;
+    const backoff = Math.min(2 ** (this.#failures - 1), Math.max(1, this.#options.cooldown));
+    this.#retryAt = Date.now() + backoff * 1000;
+    throw new Rejection(
+      'keys_unavailable',
+      { problem: 'the key set could not be fetched', failures: this.#failures },
+      cause,
+      backoff,
+    );
   }
 
   async #load(): Promise<Snapshot> {
@@ -398,12 +483,18 @@ export function staticKeys(jwks: { readonly keys: readonly unknown[] }): KeySour
     );
   }
   // A PEM key has no kid: it gets its RFC 7638 thumbprint, which is what Logto uses as the kid.
-  const withKids = Promise.all(
-    keys.map(async (key, i) =>
-      typeof jwks.keys[i] === 'string'
-        ? { ...(key as JWK), kid: await calculateJwkThumbprint(key as JWK) }
-        : key,
-    ),
-  );
-  return async () => ({ url: 'the jwks option', document: { keys: await withKids } });
+  // Computed on first use and kept as a value (never a promise shared between requests).
+  let withKids: { readonly keys: readonly unknown[] } | undefined;
+  return async () => {
+    withKids ??= {
+      keys: await Promise.all(
+        keys.map(async (key, i) =>
+          typeof jwks.keys[i] === 'string'
+            ? { ...(key as JWK), kid: await calculateJwkThumbprint(key as JWK) }
+            : key,
+        ),
+      ),
+    };
+    return { url: 'the jwks option', document: withKids };
+  };
 }

@@ -205,6 +205,8 @@ const VERIFIER = {
     cookie: optional(cookieName),
     /** Also read the token with this function (a custom header, say). Default: none. */
     getToken: optional(func<(request: never) => unknown>()),
+    /** No work outlives or crosses a request. Default: true on Cloudflare Workers, else false. */
+    requestScoped: optional(boolean),
     /** Called with every rejection. Default: none. */
     onRejected: optional(func<(event: never) => unknown>()),
     /** The verified-token cache, or `false`. Default: see `cache` above. */

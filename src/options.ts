@@ -117,6 +117,15 @@ export interface VerifierOptions {
    * `undefined` when there is none. A token offered in two places is a 400. Default: none.
    */
   readonly getToken?: (request: RequestLike) => string | undefined | null;
+  /**
+   * For runtimes where work cannot outlive or cross requests (Cloudflare Workers: "a promise
+   * created by a request that has since ended can never settle"): no request ever awaits a
+   * promise another request created, and nothing runs in the background. Keys are refreshed by
+   * the request that finds them stale (others wait on their own timer meanwhile); concurrent
+   * first sightings of a token are verified separately. Default: `true` on Cloudflare Workers
+   * (detected by `navigator.userAgent`), else `false`.
+   */
+  readonly requestScoped?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -191,6 +200,7 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
     keys: {
       ...options.keys,
       fetch: fetch ?? ((...args) => globalThis.fetch(...args)),
+      requestScoped: options.requestScoped ?? isWorkers(),
     },
     cache: options.cache,
     onRejected: options.onRejected as VerifierOptions['onRejected'],
@@ -207,6 +217,12 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
     cookie: options.cookie,
     getToken: options.getToken as ResolvedOptions['getToken'],
   };
+}
+
+/** Cloudflare Workers says so in `navigator.userAgent`. */
+function isWorkers(): boolean {
+  const { navigator } = globalThis as { navigator?: { userAgent?: unknown } };
+  return navigator?.userAgent === 'Cloudflare-Workers';
 }
 
 /** With no requirements: shared, so `verify(token)` allocates nothing for them. */

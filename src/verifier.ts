@@ -60,7 +60,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     resourceMetadata: config.resourceMetadata?.url,
   };
   const cache = config.cache === false ? undefined : new TokenCache<AuthInfo>(config.cache);
-  const inflight = new SingleFlight<AuthInfo>();
+  const inflight = new SingleFlight<AuthInfo>(!config.keys.requestScoped);
 
   /**
    * The cache policy: a verification is cached for its {@link cacheableWindow}, bound to the key
@@ -238,7 +238,11 @@ function createKeySets(config: ResolvedOptions): ReadonlyMap<string, RemoteKeySe
   for (const issuer of config.issuers) {
     map.set(
       issuer,
-      shared || new RemoteKeySet(fetchedKeys(discoverJwksUri(issuer, keys), keys), keys),
+      shared ||
+        new RemoteKeySet(
+          fetchedKeys(discoverJwksUri(issuer, { ...keys, share: !keys.requestScoped }), keys),
+          keys,
+        ),
     );
   }
   return map;

@@ -77,7 +77,7 @@ beforeAll(async () => {
 });
 afterAll(() => vi.useRealTimers());
 
-function system(): Real {
+function system(requestScoped: boolean): Real {
   const world: World = { published: [pool[0]!.jwk, pool[2]!.jwk], down: false, latency: 0 };
   const fetch = async () => {
     await new Promise((r) => setTimeout(r, world.latency));
@@ -89,6 +89,7 @@ function system(): Real {
     audience: AUDIENCE,
     jwksUri: JWKS_URI,
     keys: { maxAge: 60, maxStale: 120, cooldown: 5 },
+    requestScoped,
     fetch,
   };
   return {
@@ -214,14 +215,17 @@ const commands = [
     .map(([ts, c, trigger]) => new Burst(ts, c, trigger)),
 ];
 
-describe('the verified-token cache is invisible (model-based)', () => {
+describe.each([
+  ['', false],
+  [' (request-scoped, as on Cloudflare Workers)', true],
+])('the verified-token cache is invisible (model-based)%s', (_name, requestScoped) => {
   it(
     'answers what a verifier without a cache answers, for any interleaving',
     async () => {
       await fc.assert(
         fc.asyncProperty(fc.commands(commands, { maxCommands: 40 }), async (cmds) => {
           vi.setSystemTime(start);
-          const real = system();
+          const real = system(requestScoped);
           await fc.asyncModelRun(() => ({ model: {}, real }), cmds);
         }),
         { numRuns: RUNS, seed: SEED, endOnFailure: true },

@@ -1,0 +1,125 @@
+/**
+ * Runtimes where work cannot outlive or cross requests (Cloudflare Workers: "a promise created by
+ * a request that has since ended can never settle"). Simulated on Node: every fetch belongs to the
+ * request that started it (AsyncLocalStorage), and never settles once that request has answered,
+ * as workerd does. A module-scope verifier must keep answering through rotations and outages.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { JWK } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { createVerifier } from 'resource-guard';
+import type { Verifier } from 'resource-guard';
+import { outcome } from './helpers/outcome.ts';
+import { AUDIENCE, ISSUER, makeKey, mint } from './helpers/keys.ts';
+
+interface RequestState {
+  ended: boolean;
+}
+const requests = new AsyncLocalStorage<RequestState>();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A JWKS endpoint whose answers are dropped once the request that asked has ended. */
+function workerdIssuer() {
+  const world = { keys: [] as JWK[], down: false, fetches: 0 };
+  const fetch = (async () => {
+    world.fetches++;
+    const owner = requests.getStore();
+    const answer = world.down
+      ? new Response('down', { status: 503 })
+      : Response.json({ keys: world.keys });
+    await sleep(20);
+    if (owner?.ended) return new Promise<never>(() => undefined); // can never settle
+    return answer;
+  }) as typeof globalThis.fetch;
+  return { world, fetch };
+}
+
+/** One request: its own async context, answered within a bound (a hang is an answer too). */
+async function request(verifier: Verifier, token: string): Promise<string> {
+  const state: RequestState = { ended: false };
+  const answer = requests.run(state, () => outcome(verifier.verify(token)));
+  const result = await Promise.race([answer, sleep(1500).then(() => 'hang')]);
+  state.ended = true;
+  return result;
+}
+
+async function scenario(requestScoped: boolean) {
+  const [k1, k2] = await Promise.all([makeKey('ES256'), makeKey('ES256')]);
+  const { world, fetch } = workerdIssuer();
+  world.keys = [k1.jwk];
+  const verifier = createVerifier({
+    issuer: ISSUER,
+    audience: AUDIENCE,
+    jwksUri: 'https://issuer.test/jwks',
+    fetch,
+    requestScoped,
+    keys: { maxAge: 0.15, maxStale: 0.6, cooldown: 0, timeout: 0.3 },
+  });
+  const t1 = await mint(k1);
+  const answers: string[] = [];
+  answers.push(await request(verifier, t1)); // first fetch
+  await sleep(200); // the keys are stale now
+  answers.push(await request(verifier, t1)); // finds them stale
+  world.keys = [k1.jwk, k2.jwk]; // rotation: a new key
+  answers.push(await request(verifier, await mint(k2))); // a new kid
+  world.down = true; // an outage
+  await sleep(200);
+  answers.push(await request(verifier, t1)); // stale keys, refresh fails: still served
+  await sleep(700); // past maxAge + maxStale
+  answers.push(await request(verifier, t1)); // no keys to vouch: 503
+  world.down = false; // recovery (after the back-off)
+  await sleep(1100);
+  answers.push(await request(verifier, await mint(k2)));
+  answers.push(await request(verifier, await mint(k1)));
+  return answers;
+}
+
+describe('request-scoped mode (Cloudflare Workers)', () => {
+  it('a module-scope verifier keeps answering through rotation, outage and recovery', async () => {
+    expect(await scenario(true)).toEqual([
+      'ok',
+      'ok',
+      'ok',
+      'ok',
+      '503 keys_unavailable',
+      'ok',
+      'ok',
+    ]);
+  });
+
+  it('(the harness is faithful: a refresh shared across requests fails the new kid)', async () => {
+    // Shared mode: the refresh a stale hit started in request 2 is dropped when request 2 ends;
+    // request 3's new kid waits on it (on workerd: forever, or a plain Error) — here until the
+    // fetch timeout, then 503 — while its key was in the JWKS all along.
+    const answers = await scenario(false);
+    expect(answers[2]).not.toBe('ok');
+  });
+
+  it('is on by default where navigator.userAgent says Cloudflare-Workers', async () => {
+    const original = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+    Object.defineProperty(globalThis, 'navigator', {
+      value: { userAgent: 'Cloudflare-Workers' },
+      configurable: true,
+    });
+    try {
+      const [k1] = await Promise.all([makeKey('ES256')]);
+      const { world, fetch } = workerdIssuer();
+      world.keys = [k1.jwk];
+      const verifier = createVerifier({
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        jwksUri: 'https://issuer.test/jwks',
+        fetch,
+        keys: { maxAge: 0.15, cooldown: 0, timeout: 0.3 },
+      });
+      const token = await mint(k1);
+      expect(await request(verifier, token)).toBe('ok');
+      await sleep(200);
+      expect(await request(verifier, token)).toBe('ok'); // refreshed in this request
+      expect(world.fetches).toBe(2);
+    } finally {
+      if (original) Object.defineProperty(globalThis, 'navigator', original);
+      else delete (globalThis as { navigator?: unknown }).navigator;
+    }
+  });
+});
