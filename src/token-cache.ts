@@ -23,6 +23,7 @@ export interface Voucher {
 }
 
 interface Entry<T> {
+  readonly token: string;
   readonly value: T;
   /** Milliseconds since the epoch before which the entry is not used (a clock stepped back). */
   readonly validFrom: number;
@@ -64,7 +65,11 @@ export function cacheableWindow(
  * oldest-first past `maxEntries` or `maxBytes`. Only successes are ever stored.
  */
 export class TokenCache<T> {
+  /** By the token's last {@link KEY_CHARS} characters; the entry holds the whole token. */
   readonly #entries = new Map<string, Entry<T>>();
+  /** Insertion order, for oldest-first eviction in O(1): slots of deleted entries are skipped. */
+  #order: { readonly key: string; readonly entry: Entry<T> }[] = [];
+  #head = 0;
   readonly #options: ResolvedTokenCacheOptions;
   #bytes = 0;
 
@@ -78,32 +83,60 @@ export class TokenCache<T> {
 
   /** The value cached for `token`, if it may be answered at `now`. */
   get(token: string, now: number): T | undefined {
-    const entry = this.#entries.get(token);
-    if (entry === undefined) return undefined;
+    const key = lookupKey(token);
+    const entry = this.#entries.get(key);
+    // The short key finds the entry; the whole token must then be equal (a plain comparison,
+    // cheaper than hashing it): no two tokens ever share an answer.
+    if (entry === undefined || entry.token !== token) return undefined;
     if (now < entry.validUntil && now >= entry.validFrom && entry.key.vouches(now)) {
       return entry.value;
     }
     // Expired, or its key is gone: never again. (A set merely too stale may recover.)
-    if (now >= entry.validUntil || !entry.key.trusted) this.#delete(token, entry);
+    if (now >= entry.validUntil || !entry.key.trusted) this.#delete(key, entry);
     return undefined;
   }
 
   set(token: string, value: T, validFrom: number, validUntil: number, key: Voucher): void {
     const bytes = entryBytes(token);
     if (bytes > this.#options.maxBytes || this.#options.maxEntries === 0) return;
-    const previous = this.#entries.get(token);
-    if (previous !== undefined) this.#delete(token, previous);
-    this.#entries.set(token, { value, validFrom, validUntil, key, bytes });
+    const lookup = lookupKey(token);
+    const previous = this.#entries.get(lookup);
+    if (previous !== undefined) this.#delete(lookup, previous);
+    const entry: Entry<T> = { token, value, validFrom, validUntil, key, bytes };
+    this.#entries.set(lookup, entry);
+    this.#order.push({ key: lookup, entry });
     this.#bytes += bytes;
     const { maxEntries, maxBytes } = this.#options;
-    for (const [oldest, entry] of this.#entries) {
-      if (this.#entries.size <= maxEntries && this.#bytes <= maxBytes) break;
-      this.#delete(oldest, entry);
+    while (this.#entries.size > maxEntries || this.#bytes > maxBytes) {
+      const oldest = this.#order[this.#head++];
+      if (oldest === undefined) break;
+      if (this.#entries.get(oldest.key) === oldest.entry) this.#delete(oldest.key, oldest.entry);
     }
+    this.#compact();
   }
 
-  #delete(token: string, entry: Entry<T>): void {
-    this.#entries.delete(token);
+  #delete(key: string, entry: Entry<T>): void {
+    this.#entries.delete(key);
     this.#bytes -= entry.bytes;
   }
+
+  /** Drops the slots of evicted and deleted entries once they outnumber the live ones. */
+  #compact(): void {
+    const slots = this.#order.length - this.#head;
+    if (slots < 1024 || slots <= 2 * this.#entries.size) return;
+    this.#order = this.#order
+      .slice(this.#head)
+      .filter((slot) => this.#entries.get(slot.key) === slot.entry);
+    this.#head = 0;
+  }
 }
+
+/**
+ * How many trailing characters of a token key the map: the end of its signature, which differs
+ * between any two tokens an issuer signed. Hashing 16 characters instead of the whole token (800
+ * and more) is most of a cache hit's cost saved; the whole token is still compared.
+ */
+const KEY_CHARS = 16;
+
+const lookupKey = (token: string): string =>
+  token.length > KEY_CHARS ? token.slice(-KEY_CHARS) : token;

@@ -256,3 +256,28 @@ describe('the cache never answers where a fresh verification would not (review f
     expect(await reason(cached.verifier.verify(token))).toBe(expected);
   });
 });
+
+describe('the cache key is the signature’s tail; the whole token is still compared', () => {
+  it('a forged token that ends like a cached one is verified (and refused), not answered', async () => {
+    const { verifier } = setup();
+    const token = await mint(key);
+    expect(await reason(verifier.verify(token))).toBe('ok');
+    const [header, , signature] = token.split('.') as [string, string, string];
+    const forged = `${header}.${Buffer.from(JSON.stringify(m2mClaims({ scope: 'admin' }))).toString('base64url')}.${signature}`;
+    expect(await reason(verifier.verify(forged))).toBe('bad_signature');
+    const verifications = countVerifications();
+    expect(await reason(verifier.verify(token))).toBe('ok'); // still cached, not displaced
+    expect(verifications).toHaveBeenCalledTimes(0);
+  });
+
+  it('evicts oldest first through many inserts, and keeps exactly the newest maxEntries', async () => {
+    const { verifier } = setup({ cache: { maxEntries: 3 } });
+    const tokens = await Promise.all(Array.from({ length: 40 }, () => mint(key)));
+    for (const token of tokens) await verifier.verify(token);
+    const verifications = countVerifications();
+    for (const token of tokens.slice(-3)) await verifier.verify(token);
+    expect(verifications).toHaveBeenCalledTimes(0);
+    await verifier.verify(tokens[36] as string);
+    expect(verifications).toHaveBeenCalledTimes(1);
+  });
+});
