@@ -1,0 +1,44 @@
+// The app each runtime serves, written as a user would write it for Workers, Bun or Deno: the
+// verifiers built once at module scope, a Web-standard route (`verifier.authenticate(request)` and
+// `authErrorResponse`) and a Hono route (`resource-guard/hono`). It imports the BUILT package
+// (installed from the packed tarball). config.mjs, next to it, is written by smoke.ts: for each
+// route, the issuer, the JWKS URL and short key-cache durations.
+import { Hono } from 'hono';
+import { AuthError, authErrorResponse, createVerifier } from 'resource-guard';
+import { requireAuth } from 'resource-guard/hono';
+import { options } from './config.mjs';
+
+const verifier = createVerifier(options.web);
+
+const hono = new Hono();
+hono.get('/hono', requireAuth(createVerifier(options.hono), { scopes: ['read:products'] }), (c) =>
+  c.json({ client: c.get('auth').clientId }),
+);
+
+async function web(request) {
+  try {
+    const auth = await verifier.authenticate(request, { scopes: ['read:products'] });
+    return Response.json({ client: auth.clientId });
+  } catch (error) {
+    if (error instanceof AuthError) return authErrorResponse(error);
+    throw error; // the runtime answers 500: the smoke test counts it as a failure
+  }
+}
+
+/** What the runtime looks like from inside (for the smoke test's log). */
+function runtime() {
+  return Response.json({
+    userAgent: globalThis.navigator?.userAgent ?? null,
+    process: typeof globalThis.process?.getBuiltinModule === 'function',
+  });
+}
+
+export default {
+  fetch(request) {
+    const { pathname } = new URL(request.url);
+    if (pathname === '/web') return web(request);
+    if (pathname === '/hono') return hono.fetch(request);
+    if (pathname === '/runtime') return runtime();
+    return new Response('not found', { status: 404 });
+  },
+};
