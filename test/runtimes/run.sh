@@ -14,6 +14,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/test/runtimes/install.sh"
 export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+export DENO_DIR=${DENO_DIR:-$RUNTIMES_DIR/deno-cache} DENO_NO_UPDATE_CHECK=1
 
 targets=()
 for arg in "${@:-all}"; do
@@ -37,41 +38,43 @@ cd "$root"
 # The smoke test's app folder: the packed package installed the way a user installs it, with Hono.
 app=""
 prepare_app() {
-  [ -n "$app" ] && return
-  app="$work/app"
-  mkdir -p "$app"
-  npm run --silent build
-  local tarball
-  tarball=$(npm pack --silent --pack-destination "$work" | tail -n 1)
-  echo '{ "name": "runtime-smoke", "private": true, "type": "module" }' >"$app/package.json"
-  local hono
-  hono=$(node -p 'require("./node_modules/hono/package.json").version')
-  (cd "$app" && npm install --silent --no-audit --no-fund --prefer-offline "$work/$tarball" "hono@$hono")
+  [ -n "$app" ] && return 0
+  local dir="$work/app" tarball hono
+  mkdir -p "$dir"
+  npm run --silent build || return 1
+  tarball=$(npm pack --silent --pack-destination "$work" | tail -n 1) || return 1
+  echo '{ "name": "runtime-smoke", "private": true, "type": "module" }' >"$dir/package.json"
+  hono=$(node -p 'require("./node_modules/hono/package.json").version') || return 1
+  (cd "$dir" && npm install --silent --no-audit --no-fund --prefer-offline \
+    "$work/$tarball" "hono@$hono") || return 1
+  app=$dir
 }
 
-# The smoke driver runs on Node 24 (miniflare needs Node >= 22).
+# The smoke driver runs on a pinned Node (miniflare needs Node >= 22); at most 5 minutes a runtime.
 smoke() {
-  prepare_app
-  "$(node_bin 24.21.0)/node" --import tsx test/runtimes/smoke.ts --app "$app" "$@"
+  local node
+  node=$(node_bin "$DRIVER_NODE_VERSION") && prepare_app || return 1
+  timeout --kill-after=10 300 "$node/node" --import tsx test/runtimes/smoke.ts --app "$app" "$@"
 }
 
+# Each step checked by hand: run_target runs as an `if` condition, where `set -e` does not apply.
 run_target() {
+  local exe version bin
   case $1 in
     node2[246])
-      local version
       for version in "${NODE_VERSIONS[@]}"; do
-        if [ "${version%%.*}" = "${1#node}" ]; then
-          local bin
-          bin=$(node_bin "$version")
-          echo "node $("$bin/node" --version): vitest run"
-          PATH="$bin:$PATH" "$bin/node" node_modules/vitest/vitest.mjs run
-        fi
+        [ "${version%%.*}" = "${1#node}" ] || continue
+        bin=$(node_bin "$version") || return 1
+        echo "node $("$bin/node" --version): vitest run"
+        PATH="$bin:$PATH" timeout --kill-after=10 600 "$bin/node" node_modules/vitest/vitest.mjs run
+        return
       done
+      return 1
       ;;
-    bun) smoke --target bun --bun "$(bun_exe)" ;;
-    deno) smoke --target deno --deno "$(deno_exe)" ;;
-    workerd-plain) smoke --target workerd --miniflare "$(miniflare_dir)" ;;
-    workerd-nodejs-compat) smoke --target workerd-nodejs-compat --miniflare "$(miniflare_dir)" ;;
+    bun) exe=$(bun_exe) && smoke --target bun --bun "$exe" ;;
+    deno) exe=$(deno_exe) && smoke --target deno --deno "$exe" ;;
+    workerd-plain) exe=$(miniflare_dir) && smoke --target workerd --miniflare "$exe" ;;
+    workerd-nodejs-compat) exe=$(miniflare_dir) && smoke --target workerd-nodejs-compat --miniflare "$exe" ;;
   esac
 }
 
