@@ -1,7 +1,7 @@
 /**
  * One server of the HTTP benchmark, started by bench/http.ts in its own process:
  *   tsx bench/http-server.ts <express|koa|fastify> <bare|noop|guarded|peer>
- * with BENCH_ISSUER and BENCH_JWKS set. Prints `{"port":N}` once listening.
+ * with BENCH_ISSUER, BENCH_JWKS (and BENCH_ALG for the peer) set. Prints `{"port":N}` once listening.
  * Every variant serves GET /products; `guarded` requires read:products with resource-guard,
  * `noop` has one middleware (hook) that does nothing — the framework's own price of a middleware —
  * and `peer` (Express only) requires it with express-oauth2-jwt-bearer.
@@ -41,7 +41,9 @@ async function start(): Promise<number> {
         auth: (o: object) => express.RequestHandler;
         requiredScopes: (s: string) => express.RequestHandler;
       };
-      app.use(auth({ issuer, audience, jwksUri, tokenSigningAlg: 'ES384' }));
+      app.use(
+        auth({ issuer, audience, jwksUri, tokenSigningAlg: process.env.BENCH_ALG ?? 'ES256' }),
+      );
       app.use(requiredScopes('read:products'));
     }
     app.get('/products', (_req, res) => {

@@ -1,31 +1,50 @@
 /**
- * HTTP benchmark: autocannon (in this process) against servers in their own processes on
- * loopback, each pinned to one core when `taskset` exists (load generator on the other). GET
- * /products with 10 connections; bare Express / Koa / Fastify vs the same guarded by
- * resource-guard (one repeated ES384 token, and all-distinct tokens), and Express guarded by
- * express-oauth2-jwt-bearer on the repeated-token workload. Medians of interleaved rounds.
+ * HTTP benchmark: wrk (one thread, 10 connections per server, pinned to core 1) against servers in
+ * their own processes, all pinned to core 0, GET /products on loopback. ES256 tokens.
  *
- *   npm run bench:http [-- --rounds 3 --seconds 5]
+ * - paired: for each framework, bare, noop (one do-nothing middleware / hook) and guarded (one
+ *   repeated token) are loaded AT THE SAME MOMENT, each by its own wrk, sharing core 0: the ratios
+ *   guarded/bare and noop/bare come from the same seconds (sequential runs here swing ±30%).
+ * - peer: Express guarded by resource-guard vs by express-oauth2-jwt-bearer, paired the same way.
+ * - distinct: a guarded server of its own per framework, alone on core 0; every request carries a
+ *   token that server (and every other) has never seen: tokens come from a per-server pool
+ *   through a cursor that never wraps, each run writes the next unused slice to a file that wrk
+ *   walks once (bench/wrk.lua); a run that runs out of tokens is void (an error). Pools are
+ *   minted between runs, sized from the highest rate seen so far.
+ *
+ *   npm run bench:http [-- --rounds 5 --seconds 5]
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
-import { benchKey, benchToken, ISSUER, jwksServer } from './fixtures.ts';
+import { parseArgs } from 'node:util';
+import { ISSUER, jwksServer } from './fixtures.ts';
+import { mintKey, mintTokens } from './mint.ts';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) {
-  args.set(process.argv[i]?.replace(/^--/, '') ?? '', process.argv[i + 1] ?? '');
-}
-const DEFAULT_ROUNDS = Number(args.get('rounds') ?? 3);
-const DEFAULT_SECONDS = Number(args.get('seconds') ?? 5);
+const { values: args } = parseArgs({
+  args: process.argv.slice(2).filter((a) => a !== '--'),
+  options: {
+    rounds: { type: 'string', default: '5' },
+    seconds: { type: 'string', default: '5' },
+  },
+  strict: false,
+});
 const CONNECTIONS = 10;
-/** More distinct tokens than the verified-token cache holds (10,000), cycled: every one a miss. */
-const DISTINCT = 12_000;
+const WRK_SCRIPT = fileURLToPath(new URL('./wrk.lua', import.meta.url));
 
 const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+const wrkVersion = (() => {
+  const out = spawnSync('wrk', ['-v'], { encoding: 'utf8' });
+  if (out.error) throw new Error('wrk not found: apt-get install -y wrk');
+  return /wrk (\S+)/.exec(`${out.stdout}${out.stderr}`)?.[1] ?? '?';
+})();
 if (hasTaskset) spawnSync('taskset', ['-cp', '1', String(process.pid)]);
+const pin = (core: number, command: string[]) =>
+  hasTaskset ? ['taskset', '-c', String(core), ...command] : command;
 
 interface Server {
   readonly name: string;
@@ -39,125 +58,249 @@ async function startServer(
   env: NodeJS.ProcessEnv,
 ): Promise<Server> {
   const entry = fileURLToPath(new URL('./http-server.ts', import.meta.url));
-  const command = [process.execPath, '--import', 'tsx', entry, framework, variant];
-  const child = hasTaskset
-    ? spawn('taskset', ['-c', '0', ...command], { env, stdio: ['ignore', 'pipe', 'inherit'] })
-    : spawn(command[0] as string, command.slice(1), { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const [command, ...rest] = pin(0, [
+    process.execPath,
+    '--import',
+    'tsx',
+    entry,
+    framework,
+    variant,
+  ]);
+  const child = spawn(command!, rest, { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const [line] = (await once(child.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
   const { port } = JSON.parse(line.toString()) as { port: number };
   return { name: `${framework} ${variant}`, url: `http://127.0.0.1:${port}/products`, child };
 }
 
-/** One cursor for every run: a token is not sent again before all DISTINCT others were. */
-let next = 0;
-
-async function load(
-  url: string,
-  tokens: readonly string[] | undefined,
-  seconds: number,
-): Promise<number> {
-  const result = await autocannon({
-    url,
-    connections: CONNECTIONS,
-    duration: seconds,
-    ...(tokens === undefined
-      ? {}
-      : {
-          requests: [
-            {
-              setupRequest: (request: { headers?: Record<string, string> }) => {
-                request.headers = {
-                  ...request.headers,
-                  authorization: `Bearer ${tokens[next++ % tokens.length]}`,
-                };
-                return request;
-              },
-            },
-          ],
-        }),
-  } as autocannon.Options);
-  if (result.non2xx > 0 || result.errors > 0) {
-    throw new Error(`${url}: ${result.non2xx} non-2xx answers, ${result.errors} errors`);
-  }
-  return result.requests.average;
+interface WrkResult {
+  requests: number;
+  duration_us: number;
+  status_errors: number;
+  socket_errors: number;
+  tokens_used: number;
+  exhausted: number;
+  p99_us: number;
 }
 
-const median = (values: number[]) =>
-  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+/** One wrk run: `token` as a static header, or `tokenFile` walked once. Resolves req/s. */
+async function wrk(
+  url: string,
+  seconds: number,
+  load: { token?: string; tokenFile?: string },
+): Promise<WrkResult & { rps: number }> {
+  const header = load.token === undefined ? [] : ['-H', `Authorization: Bearer ${load.token}`];
+  const [command, ...rest] = pin(1, [
+    'wrk',
+    '-t1',
+    `-c${CONNECTIONS}`,
+    `-d${seconds}s`,
+    '-s',
+    WRK_SCRIPT,
+    ...header,
+    url,
+  ]);
+  const child = spawn(command!, rest, {
+    env: { ...process.env, WRK_TOKENS: load.tokenFile ?? '' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  await once(child, 'close');
+  const json = /^RESULT (.*)$/m.exec(out)?.[1];
+  if (json === undefined) throw new Error(`wrk ${url}: no result\n${out}`);
+  const result = JSON.parse(json) as WrkResult;
+  if (!result.exhausted && (result.status_errors > 0 || result.socket_errors > 0)) {
+    throw new Error(
+      `${url}: ${result.status_errors} non-2xx, ${result.socket_errors} socket errors`,
+    );
+  }
+  return { ...result, rps: result.requests / (result.duration_us / 1e6) };
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+const spread = (values: number[]) => ({
+  median: median(values),
+  min: Math.min(...values),
+  max: Math.max(...values),
+});
+export type Spread = ReturnType<typeof spread>;
 
 export interface HttpRow {
   framework: string;
+  /** Paired rounds: req/s medians, and the per-round ratios to bare. */
   bare: number;
-  /** One middleware (hook) that does nothing: what the framework itself charges for one. */
   noop: number;
   repeat: number;
+  noopRatio: Spread;
+  repeatRatio: Spread;
+  /** Alone on core 0, every token a first sighting. */
   distinct: number;
-  peer?: number;
+  distinctP99Ms: number;
+  distinctTokens: number;
+  distinctRequests: number;
+}
+
+export interface HttpResult {
+  rows: HttpRow[];
+  /** Express: resource-guard / express-oauth2-jwt-bearer, paired, repeat token. */
+  peer: { guarded: number; peer: number; ratio: Spread };
+  rounds: number;
+  seconds: number;
+  distinctRounds: number;
+  distinctSeconds: number;
+  wrk: string;
+  pinned: boolean;
 }
 
 export async function runHttp(
   log = console.log,
-  { rounds = DEFAULT_ROUNDS, seconds = DEFAULT_SECONDS } = {},
-): Promise<HttpRow[]> {
-  const key = await benchKey('ES384');
-  const { url: jwksUrl, server: jwks } = await jwksServer([key.jwk]);
-  const repeat = [await benchToken(key, 'read:products')];
-  log(`minting ${DISTINCT} distinct ES384 tokens...`);
-  const distinct: string[] = [];
-  for (let i = 0; i < DISTINCT; i++) distinct.push(await benchToken(key, 'read:products'));
-
-  const env = { ...process.env, BENCH_ISSUER: ISSUER, BENCH_JWKS: jwksUrl };
+  { rounds = Number(args.rounds), seconds = Number(args.seconds) } = {},
+): Promise<HttpResult> {
+  const frameworks = ['express', 'koa', 'fastify'];
+  const distinctRounds = Math.max(1, Math.min(3, rounds));
+  const distinctSeconds = Math.max(2, Math.min(3, seconds));
+  const key = mintKey('ES256');
+  const { url: jwksUrl, server: jwks } = await jwksServer([key.jwk as never]);
+  const [repeat] = (await mintTokens(key, 1, 'read:products')) as [string];
+  const env = { ...process.env, BENCH_ISSUER: ISSUER, BENCH_JWKS: jwksUrl, BENCH_ALG: 'ES256' };
   const servers = new Map<string, Server>();
-  for (const framework of ['express', 'koa', 'fastify']) {
-    for (const variant of ['bare', 'noop', 'guarded']) {
-      servers.set(`${framework} ${variant}`, await startServer(framework, variant, env));
-    }
-  }
-  servers.set('express peer', await startServer('express', 'peer', env));
-
-  const workloads: [string, string, readonly string[] | undefined][] = [];
-  for (const framework of ['express', 'koa', 'fastify']) {
-    workloads.push([`${framework} bare`, `${framework} bare`, undefined]);
-    workloads.push([`${framework} noop`, `${framework} noop`, undefined]);
-    workloads.push([`${framework} repeat`, `${framework} guarded`, repeat]);
-    workloads.push([`${framework} distinct`, `${framework} guarded`, distinct]);
-  }
-  workloads.push(['express peer', 'express peer', repeat]);
-
-  const samples = new Map<string, number[]>(workloads.map(([name]) => [name, []]));
+  const dir = mkdtempSync(join(tmpdir(), 'rg-bench-'));
   try {
-    for (const [, server, tokens] of workloads) await load(servers.get(server)!.url, tokens, 1); // warm-up
-    for (let round = 0; round < rounds; round++) {
-      for (const [name, server, tokens] of workloads) {
-        const rps = await load(servers.get(server)!.url, tokens, seconds);
-        samples.get(name)!.push(rps);
-        log(`round ${round + 1}/${rounds} ${name.padEnd(18)} ${rps.toFixed(0)} req/s`);
+    for (const framework of frameworks) {
+      for (const variant of ['bare', 'noop', 'guarded']) {
+        servers.set(`${framework} ${variant}`, await startServer(framework, variant, env));
+      }
+      // Its own process: its cache never holds a token another run sent.
+      servers.set(`${framework} distinct`, await startServer(framework, 'guarded', env));
+    }
+    servers.set('express peer', await startServer('express', 'peer', env));
+    const url = (name: string) => servers.get(name)!.url;
+
+    // Paired: bare, noop and guarded of one framework at the same moment.
+    const paired = new Map<string, number[][]>(frameworks.map((f) => [f, [[], [], []]]));
+    for (let round = -1; round < rounds; round++) {
+      for (const framework of frameworks) {
+        const results = await Promise.all([
+          wrk(url(`${framework} bare`), round < 0 ? 2 : seconds, {}),
+          wrk(url(`${framework} noop`), round < 0 ? 2 : seconds, {}),
+          wrk(url(`${framework} guarded`), round < 0 ? 2 : seconds, { token: repeat }),
+        ]);
+        if (round < 0) continue; // warm-up
+        results.forEach((r, i) => paired.get(framework)![i]!.push(r.rps));
+        const [b, n, g] = results.map((r) => r.rps) as [number, number, number];
+        log(
+          `round ${round + 1}/${rounds} ${framework.padEnd(8)} bare ${b.toFixed(0)} | noop ${n.toFixed(0)} (${(n / b).toFixed(3)}) | guarded ${g.toFixed(0)} (${(g / b).toFixed(3)}) req/s`,
+        );
       }
     }
+
+    // Peer: resource-guard vs express-oauth2-jwt-bearer, paired.
+    const peerSamples: [number[], number[]] = [[], []];
+    for (let round = -1; round < distinctRounds; round++) {
+      const [g, p] = await Promise.all([
+        wrk(url('express guarded'), round < 0 ? 2 : seconds, { token: repeat }),
+        wrk(url('express peer'), round < 0 ? 2 : seconds, { token: repeat }),
+      ]);
+      if (round < 0) continue;
+      peerSamples[0].push(g.rps);
+      peerSamples[1].push(p.rps);
+      log(
+        `round ${round + 1}/${distinctRounds} express  resource-guard ${g.rps.toFixed(0)} | express-oauth2-jwt-bearer ${p.rps.toFixed(0)} req/s`,
+      );
+    }
+
+    // Distinct: each token reaches a server exactly once.
+    const distinct = new Map<
+      string,
+      { rps: number[]; p99: number[]; tokens: number; requests: number }
+    >();
+    let highest = 4000;
+    for (const framework of frameworks) {
+      const pool: string[] = [];
+      let cursor = 0;
+      const stats = { rps: [] as number[], p99: [] as number[], tokens: 0, requests: 0 };
+      for (let round = -1; round < distinctRounds; round++) {
+        const runSeconds = round < 0 ? 1 : distinctSeconds;
+        let result: Awaited<ReturnType<typeof wrk>> | undefined;
+        for (let attempt = 0; result === undefined; attempt++) {
+          if (attempt === 3)
+            throw new Error(`${framework} distinct: the token pool keeps running out`);
+          const need = Math.ceil(highest * runSeconds * 2) + 2 * CONNECTIONS;
+          if (pool.length - cursor < need) {
+            pool.push(...(await mintTokens(key, need - (pool.length - cursor), 'read:products')));
+          }
+          const file = join(dir, `${framework}-${round + 1}-${attempt}.txt`);
+          writeFileSync(file, `${pool.slice(cursor, cursor + need).join('\n')}\n`);
+          const run = await wrk(url(`${framework} distinct`), runSeconds, { tokenFile: file });
+          cursor += run.tokens_used; // the next run starts past every token this one sent
+          highest = Math.max(highest, run.rps, run.tokens_used / runSeconds);
+          // Ran out: void (its last requests were refused); again with a bigger pool.
+          if (run.exhausted) log(`${framework} distinct: pool of ${need} ran out, run again`);
+          else result = run;
+        }
+        if (round < 0) continue;
+        stats.rps.push(result.rps);
+        stats.p99.push(result.p99_us / 1000);
+        stats.requests += result.requests;
+        log(
+          `round ${round + 1}/${distinctRounds} ${framework.padEnd(8)} distinct ${result.rps.toFixed(0)} req/s, p99 ${(result.p99_us / 1000).toFixed(1)} ms, ${result.tokens_used} tokens sent once each (${result.requests} answered)`,
+        );
+      }
+      stats.tokens = cursor;
+      if (new Set(pool.slice(0, cursor)).size !== cursor) throw new Error('a token was sent twice');
+      distinct.set(framework, stats);
+    }
+
+    return {
+      rows: frameworks.map((framework) => {
+        const [b, n, g] = paired.get(framework)! as [number[], number[], number[]];
+        const d = distinct.get(framework)!;
+        return {
+          framework,
+          bare: median(b),
+          noop: median(n),
+          repeat: median(g),
+          noopRatio: spread(n.map((v, i) => v / b[i]!)),
+          repeatRatio: spread(g.map((v, i) => v / b[i]!)),
+          distinct: median(d.rps),
+          distinctP99Ms: median(d.p99),
+          distinctTokens: d.tokens,
+          distinctRequests: d.requests,
+        };
+      }),
+      peer: {
+        guarded: median(peerSamples[0]),
+        peer: median(peerSamples[1]),
+        ratio: spread(peerSamples[0].map((v, i) => v / peerSamples[1][i]!)),
+      },
+      rounds,
+      seconds,
+      distinctRounds,
+      distinctSeconds,
+      wrk: wrkVersion,
+      pinned: hasTaskset,
+    };
   } finally {
     for (const server of servers.values()) server.child.kill();
     jwks.close();
+    rmSync(dir, { recursive: true, force: true });
   }
-  const m = (name: string) => median(samples.get(name) ?? [0]);
-  return ['express', 'koa', 'fastify'].map((framework) => ({
-    framework,
-    bare: m(`${framework} bare`),
-    noop: m(`${framework} noop`),
-    repeat: m(`${framework} repeat`),
-    distinct: m(`${framework} distinct`),
-    ...(framework === 'express' ? { peer: m('express peer') } : {}),
-  }));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const rows = await runHttp();
-  for (const row of rows) {
+  const result = await runHttp();
+  for (const row of result.rows) {
     console.log(
-      `${row.framework}: bare ${row.bare.toFixed(0)}, repeat ${row.repeat.toFixed(0)} (${(row.repeat / row.bare).toFixed(3)}), ` +
-        `distinct ${row.distinct.toFixed(0)} (${(row.distinct / row.bare).toFixed(3)})` +
-        (row.peer
-          ? `, express-oauth2-jwt-bearer ${row.peer.toFixed(0)} (rg/peer ${(row.repeat / row.peer).toFixed(2)}×)`
-          : ''),
+      `${row.framework}: bare ${row.bare.toFixed(0)}, noop/bare ${row.noopRatio.median.toFixed(3)}, guarded/bare ${row.repeatRatio.median.toFixed(3)} ` +
+        `[${row.repeatRatio.min.toFixed(3)}–${row.repeatRatio.max.toFixed(3)}], distinct ${row.distinct.toFixed(0)} req/s`,
     );
   }
+  console.log(
+    `express: resource-guard / express-oauth2-jwt-bearer ${result.peer.ratio.median.toFixed(2)}×`,
+  );
+  process.exit(0);
 }

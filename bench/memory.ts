@@ -24,6 +24,8 @@ const rssMiB = () => {
 };
 
 export interface MemoryResult {
+  /** Measured V8 heap per verified-token cache entry (cache on minus cache off), by token length. */
+  entries: { tokenChars: number; entries: number; bytesPerEntry: number; estimate: number }[];
   valid: number;
   invalid: number;
   baselineMiB: number;
@@ -43,8 +45,9 @@ export async function runMemory(log = console.log): Promise<MemoryResult> {
   const randomKidHeader = (i: number) =>
     encode({ alg: 'EdDSA', typ: 'at+jwt', kid: `random-${i}` });
   const now = Math.floor(Date.now() / 1000);
-  const token = (i: number, head = header) => {
+  const token = (i: number, head = header, pad = '') => {
     const payload = encode({
+      ...(pad ? { pad } : {}),
       jti: `m-${i}`,
       sub: 'mem-app',
       client_id: 'mem-app',
@@ -58,21 +61,63 @@ export async function runMemory(log = console.log): Promise<MemoryResult> {
     return `${input}.${sign(null, Buffer.from(input), privateKey).toString('base64url')}`;
   };
 
+  // After the floods, so that their RSS figures are not disturbed by it.
+  const entries: MemoryResult['entries'] = [];
+  async function measureEntries() {
+    // Bytes per cache entry: the heap growth of verifying N fresh tokens with a cache that keeps all
+    // of them, minus the same without a cache (the tokens are held by nothing but the cache).
+    const heap = () => {
+      gc?.();
+      gc?.();
+      return process.memoryUsage().heapUsed;
+    };
+    const ENTRIES = 20_000;
+    for (const pad of ['', 'x'.repeat(450)]) {
+      const growth = async (cache: false | { maxEntries: number; maxBytes: number }) => {
+        const v = createVerifier({ issuer: ISSUER, audience: AUDIENCE, jwksUri: url, cache });
+        await flood(200, (i) => token(-10_000 - i, header, pad), true, v); // keys loaded, JIT
+        const before = heap();
+        await flood(ENTRIES, (i) => token(-100_000 - i, header, pad), true, v);
+        const after = heap();
+        return { v, bytes: after - before };
+      };
+      const on = await growth({ maxEntries: ENTRIES + 1000, maxBytes: 2 ** 40 });
+      const off = await growth(false);
+      const tokenChars = token(0, header, pad).length;
+      entries.push({
+        tokenChars,
+        entries: ENTRIES,
+        bytesPerEntry: (on.bytes - off.bytes) / ENTRIES,
+        estimate: tokenChars * 2 + 3072,
+      });
+      log(
+        `cache entry, ${tokenChars}-character token: ${((on.bytes - off.bytes) / ENTRIES).toFixed(0)} bytes measured ` +
+          `(heap +${(on.bytes / ENTRIES).toFixed(0)} B/token cache on, +${(off.bytes / ENTRIES).toFixed(0)} off); entryBytes estimates ${tokenChars * 2 + 3072}`,
+      );
+      void on.v; // kept alive until measured
+    }
+  }
+
   let peak = 0;
-  async function flood(count: number, make: (i: number) => string, expectValid: boolean) {
+  async function flood(
+    count: number,
+    make: (i: number) => string,
+    expectValid: boolean,
+    target = verifier,
+  ) {
     let wrong = 0;
     for (let start = 0; start < count; start += IN_FLIGHT) {
       const batch = [];
       for (let i = start; i < Math.min(count, start + IN_FLIGHT); i++) {
         batch.push(
-          verifier.verify(make(i)).then(
+          target.verify(make(i)).then(
             () => expectValid || wrong++,
             () => expectValid && wrong++,
           ),
         );
       }
       await Promise.all(batch);
-      if (start % 100_000 < IN_FLIGHT) {
+      if (target === verifier && start % 100_000 < IN_FLIGHT) {
         const rss = process.memoryUsage().rss / 2 ** 20;
         peak = Math.max(peak, rss);
         log(`  ${start.toLocaleString('en')} tokens, RSS ${rss.toFixed(1)} MiB`);
@@ -82,6 +127,7 @@ export async function runMemory(log = console.log): Promise<MemoryResult> {
   }
 
   await flood(2000, (i) => token(-i - 1), true); // warm-up: JIT, key set, cache structures
+
   const baselineMiB = rssMiB();
   log(
     `baseline RSS ${baselineMiB.toFixed(1)} MiB; ${VALID.toLocaleString('en')} distinct valid tokens:`,
@@ -99,8 +145,10 @@ export async function runMemory(log = console.log): Promise<MemoryResult> {
     false,
   );
   const afterInvalidMiB = rssMiB();
+  await measureEntries();
   server.close();
   const result = {
+    entries,
     valid: VALID,
     invalid: INVALID,
     baselineMiB,
