@@ -71,7 +71,7 @@ export interface VerifierOptions {
    * The verified-token cache: a token seen before is answered from memory (its scopes are still
    * checked against each route). Entries never outlive the token's `exp` and are dropped when their
    * key leaves the JWKS; failures are never cached. `false` turns it off.
-   * Default: `{ maxEntries: 10000, maxBytes: 48 MiB }` (about 40 MiB at 10,000 Logto tokens).
+   * Default: `{ maxEntries: 10000, maxBytes: 48 MiB }` (about 13 MiB at 10,000 Logto tokens).
    */
   readonly cache?: TokenCacheOptions | false;
   /** `realm="..."` in every `WWW-Authenticate` challenge. Default: none. */

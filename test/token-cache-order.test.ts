@@ -70,4 +70,14 @@ describe('TokenCache order and eviction', () => {
       { numRuns: RUNS, seed: 15 },
     );
   });
+
+  it('keeps its eviction queue bounded when full: 10 × maxEntries inserts', () => {
+    const cache = new TokenCache<string>({ maxEntries: 1000, maxBytes: Number.MAX_SAFE_INTEGER });
+    const key = voucher();
+    for (let i = 0; i < 10_000; i++) {
+      cache.set(`${'x'.repeat(30)}${String(i).padStart(16, '0')}`, 'v', 0, 1e15, key);
+    }
+    expect(cache.size).toBe(1000);
+    expect(cache.queued).toBeLessThanOrEqual(2 * 1000 + 1);
+  });
 });
