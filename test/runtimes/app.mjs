@@ -8,10 +8,20 @@ import { AuthError, authErrorResponse, createVerifier } from 'resource-guard';
 import { requireAuth } from 'resource-guard/hono';
 import { options } from './config.mjs';
 
-const verifier = createVerifier(options.web);
+/** Server-side rejections (5xx) go to the log with their cause, for the smoke test's output. */
+const logServerFaults = (route) => (event) => {
+  if (event.status < 500) return;
+  const cause = event.cause instanceof Error ? `${event.cause.name}: ${event.cause.message}` : '';
+  console.error(
+    `[${route}] ${event.status} ${event.reason} ${JSON.stringify(event.details)} ${cause}`,
+  );
+};
+
+const verifier = createVerifier({ ...options.web, onRejected: logServerFaults('web') });
 
 const hono = new Hono();
-hono.get('/hono', requireAuth(createVerifier(options.hono), { scopes: ['read:products'] }), (c) =>
+const honoVerifier = createVerifier({ ...options.hono, onRejected: logServerFaults('hono') });
+hono.get('/hono', requireAuth(honoVerifier, { scopes: ['read:products'] }), (c) =>
   c.json({ client: c.get('auth').clientId }),
 );
 
