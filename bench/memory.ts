@@ -88,11 +88,11 @@ export async function runMemory(log = console.log): Promise<MemoryResult> {
         tokenChars,
         entries: ENTRIES,
         bytesPerEntry: (on.bytes - off.bytes) / ENTRIES,
-        estimate: tokenChars * 2 + 3072,
+        estimate: tokenChars * 2 + 640,
       });
       log(
         `cache entry, ${tokenChars}-character token: ${((on.bytes - off.bytes) / ENTRIES).toFixed(0)} bytes measured ` +
-          `(heap +${(on.bytes / ENTRIES).toFixed(0)} B/token cache on, +${(off.bytes / ENTRIES).toFixed(0)} off); entryBytes estimates ${tokenChars * 2 + 3072}`,
+          `(heap +${(on.bytes / ENTRIES).toFixed(0)} B/token cache on, +${(off.bytes / ENTRIES).toFixed(0)} off); entryBytes estimates ${tokenChars * 2 + 640}`,
       );
       void on.v; // kept alive until measured
     }
