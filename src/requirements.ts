@@ -83,15 +83,21 @@ function runChecks(
 export function checkScopes(granted: readonly string[], requirements: Requirements): void {
   const required = requirements.scopes;
   if (required === undefined || required.length === 0) return;
-  // A handful of scopes: `includes` (exact string equality) beats building a Set per request.
-  const ok = requirements.any
-    ? required.some((s) => granted.includes(s))
-    : required.every((s) => granted.includes(s));
+  // A handful of scopes: `includes` (exact string equality) beats building a Set per request; a
+  // loop, not a callback, on this every-request path.
+  const any = requirements.any === true;
+  let ok = !any;
+  for (const scope of required) {
+    if (granted.includes(scope) === any) {
+      ok = any;
+      break;
+    }
+  }
   if (!ok) {
     throw new Rejection('insufficient_scope', {
       required: [...required],
       granted: [...granted],
-      any: requirements.any === true,
+      any,
     });
   }
 }

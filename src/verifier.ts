@@ -124,15 +124,16 @@ export function createVerifier(options: VerifierOptions): Verifier {
    * it either way. Returns the AuthInfo (or a promise of it); throws (or rejects with) an
    * AuthError.
    */
-  function attempt(
-    read: () => string,
+  function attempt<I>(
+    input: I,
+    read: (input: I) => string,
     requirements: Requirements,
     fromHeader: boolean,
   ): Awaitable<AuthInfo | undefined> {
     try {
       let token: string;
       try {
-        token = read();
+        token = read(input);
       } catch (error) {
         const anonymous = error instanceof Rejection && error.reason === 'missing_token';
         if (anonymous && requirements.optional === true) return undefined;
@@ -160,21 +161,22 @@ export function createVerifier(options: VerifierOptions): Verifier {
   }
 
   /** {@link attempt}, always as a promise. */
-  function check(
-    read: () => string,
+  function check<I>(
+    input: I,
+    read: (input: I) => string,
     requirements: Requirements | (() => Requirements),
     fromHeader: boolean,
   ): Promise<AuthInfo | undefined> {
     try {
       // Requirements given per call are checked here, so a bad one rejects the promise too.
       const resolved = typeof requirements === 'function' ? requirements() : requirements;
-      return Promise.resolve(attempt(read, resolved, fromHeader));
+      return Promise.resolve(attempt(input, read, resolved, fromHeader));
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  const readVerifyArgument = (token: unknown) => () => {
+  const readVerifyArgument = (token: unknown): string => {
     if (typeof token !== 'string') throw new Rejection('malformed_token');
     if (token.length > config.maxTokenLength) {
       throw new Rejection('token_too_large', { length: token.length });
@@ -185,16 +187,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const verifier = {
     resourceMetadata: config.resourceMetadata,
     verify: (token: string, requirements?: Requirements) =>
-      check(readVerifyArgument(token), () => resolveRequirements(requirements), false),
+      check(token, readVerifyArgument, () => resolveRequirements(requirements), false),
     authenticate: (request: RequestLike, requirements?: Requirements) =>
-      check(
-        () => readRequest(request),
-        () => resolveRequirements(requirements),
-        true,
-      ),
+      check(request, readRequest, () => resolveRequirements(requirements), true),
     guard(requirements?: Requirements) {
       const resolved = resolveRequirements(requirements);
-      const read = (request: RequestLike) => () => readRequest(request);
       const forRequest = (context: RequestContext | undefined): Requirements =>
         context === undefined
           ? resolved
@@ -204,9 +201,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
               organization: typeof context.organization === 'string' ? context.organization : '',
             };
       const guard = ((request: RequestLike, context?: RequestContext) =>
-        check(read(request), forRequest(context), true)) as Guard;
+        check(request, readRequest, forRequest(context), true)) as Guard;
+      // No closure per request: the reader is fixed, the request passed through.
       registerAttempt(guard, (request, context) =>
-        attempt(read(request), forRequest(context), true),
+        attempt(request, readRequest, forRequest(context), true),
       );
       return Object.freeze(guard);
     },

@@ -130,3 +130,24 @@ describe('optional authentication', () => {
     await expect(verifier.authenticate({ headers: {} })).rejects.toBeInstanceOf(AuthError);
   });
 });
+
+describe('scopes, checked with a loop', () => {
+  it('all-of by default and any-of with any, even for requirements built by hand', async () => {
+    const { checkScopes } = await import('../src/requirements.ts');
+    const granted = ['read:products'];
+    const decide = (requirements: Parameters<typeof checkScopes>[1]) => {
+      try {
+        checkScopes(granted, requirements);
+        return 'ok';
+      } catch {
+        return 'refused';
+      }
+    };
+    expect(decide({ scopes: ['read:products', 'write:products'] })).toBe('refused');
+    expect(decide({ scopes: ['read:products', 'write:products'], any: false })).toBe('refused');
+    expect(decide({ scopes: ['write:products', 'read:products'], any: true })).toBe('ok');
+    expect(decide({ scopes: ['write:products'], any: true })).toBe('refused');
+    expect(decide({ scopes: ['read:products'] })).toBe('ok');
+    expect(decide({ scopes: [] })).toBe('ok');
+  });
+});
