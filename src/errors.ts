@@ -55,6 +55,7 @@ export type RejectionReason =
   | 'revoked'
   | 'keys_unavailable'
   | 'revocation_unavailable'
+  | 'check_unavailable'
   | 'crypto_unavailable';
 
 interface ReasonInfo {
@@ -142,6 +143,11 @@ export const REASONS: Readonly<Record<RejectionReason, ReasonInfo>> = Object.fre
     status: 503,
     description: 'Whether the access token was revoked cannot be checked right now; retry later',
   },
+  check_unavailable: {
+    code: 'temporarily_unavailable',
+    status: 503,
+    description: 'The access token cannot be checked against this route right now; retry later',
+  },
   crypto_unavailable: {
     code: 'temporarily_unavailable',
     status: 503,
@@ -221,6 +227,15 @@ export class AuthError extends Error {
     this.details = Object.freeze({ ...init.details });
     this.headers = Object.freeze(buildHeaders(info, init));
     this.expose = info.status < 500;
+    // A framework's default error page may print `stack` or inspect the error (Express outside
+    // production does): neither may carry frames, details or the cause's text to a client. The
+    // reason, details and cause stay on the object, and reach onRejected.
+    this.stack = `AuthError: ${info.description} (${reason})`;
+  }
+
+  /** What `util.inspect` (and so a default error page or console) shows: no details, no cause. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `AuthError ${this.status} ${this.reason}: ${this.description}`;
   }
 
   /** The same as `status`, for Fastify's and other frameworks' error handlers. */

@@ -201,6 +201,8 @@ const VERIFIER = {
     revocationMemo: withDefault(seconds(0, 86_400), 0),
     /** Longest wait for `isRevoked`, from 0.001 to 60 (then 503). Default: 2. */
     revocationTimeout: withDefault(seconds(0.001, 60), 2),
+    /** Longest wait for an async route `checks` rule, from 0.001 to 60 (then 503). Default: 2. */
+    checkTimeout: withDefault(seconds(0.001, 60), 2),
     /** Also read the token from this cookie (opt-in; mind CSRF). Default: none. */
     cookie: optional(cookieName),
     /** Also read the token with this function (a custom header, say). Default: none. */

@@ -107,6 +107,11 @@ export interface VerifierOptions {
   /** Longest wait for `isRevoked`, in seconds; past it the request gets a 503. Default: 2. */
   readonly revocationTimeout?: number;
   /**
+   * Longest wait for a route's async `checks` rule, in seconds; past it the request gets a 503
+   * (`check_unavailable`), never a hang. Default: 2.
+   */
+  readonly checkTimeout?: number;
+  /**
    * Also read the access token from this cookie. Opt-in: a cookie is sent by the browser on its
    * own, so a cookie-authenticated API needs CSRF protection (SameSite, an anti-CSRF header).
    * A token offered in two places (header and cookie) is a 400. Default: none.
@@ -149,6 +154,7 @@ export interface ResolvedOptions {
   readonly isRevoked: ((auth: AuthInfo) => boolean | Promise<boolean>) | undefined;
   readonly revocationMemo: number;
   readonly revocationTimeout: number;
+  readonly checkTimeout: number;
   readonly cookie: string | undefined;
   readonly getToken: ((request: RequestLike) => unknown) | undefined;
 }
@@ -214,6 +220,7 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
     isRevoked: options.isRevoked as ResolvedOptions['isRevoked'],
     revocationMemo: options.revocationMemo,
     revocationTimeout: options.revocationTimeout,
+    checkTimeout: options.checkTimeout,
     cookie: options.cookie,
     getToken: options.getToken as ResolvedOptions['getToken'],
   };

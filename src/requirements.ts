@@ -13,6 +13,7 @@ export function checkRequirements(
   auth: AuthInfo,
   requirements: Requirements,
   audiences: ReadonlySet<string>,
+  checkTimeout = 2,
 ): Promise<void> | undefined {
   checkOrganization(auth, requirements, audiences);
   if (requirements.machine === true && !auth.isMachine) {
@@ -26,7 +27,9 @@ export function checkRequirements(
   if (requirements.claimIncludes !== undefined) {
     checkClaimIncludes(auth, requirements.claimIncludes);
   }
-  return requirements.checks === undefined ? undefined : runChecks(auth, requirements.checks);
+  return requirements.checks === undefined
+    ? undefined
+    : runChecks(auth, requirements.checks, checkTimeout * 1000);
 }
 
 function checkClaimEquals(
@@ -62,12 +65,15 @@ function checkClaimIncludes(
 function runChecks(
   auth: AuthInfo,
   checks: NonNullable<Requirements['checks']>,
+  timeoutMs: number,
 ): Promise<void> | undefined {
   const names = Object.keys(checks);
   for (let i = 0; i < names.length; i++) {
     const name = names[i] as string;
     const answer = (checks[name] as (auth: AuthInfo) => unknown)(auth);
-    if (answer instanceof Promise) return answer.then((ok) => rest(ok, name, i));
+    if (answer instanceof Promise) {
+      return bounded(answer, name, timeoutMs).then((ok) => rest(ok, name, i));
+    }
     if (answer !== true) throw new Rejection('check_failed', { check: name });
   }
   return undefined;
@@ -75,8 +81,22 @@ function runChecks(
   function rest(ok: unknown, name: string, i: number): Promise<void> | undefined {
     if (ok !== true) throw new Rejection('check_failed', { check: name });
     const remaining = Object.fromEntries(names.slice(i + 1).map((n) => [n, checks[n]]));
-    return names.length > i + 1 ? runChecks(auth, remaining as typeof checks) : undefined;
+    return names.length > i + 1
+      ? runChecks(auth, remaining as typeof checks, timeoutMs)
+      : undefined;
   }
+}
+
+/** A check's answer within `checkTimeout`; past it, `check_unavailable` (503), never a hang. */
+function bounded(answer: Promise<unknown>, name: string, timeoutMs: number): Promise<unknown> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Rejection('check_unavailable', { check: name, timeoutMs }, undefined, 5)),
+      timeoutMs,
+    );
+  });
+  return Promise.race([answer, late]).finally(() => clearTimeout(timer));
 }
 
 /** Exact scope matching: all-of, or any-of with `any`. */

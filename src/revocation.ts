@@ -70,6 +70,9 @@ export class Revocation {
         const oldest = this.#memo.keys().next();
         if (oldest.done !== true) this.#memo.delete(oldest.value);
       }
+      // Revocation goes one way: a slow "not revoked" from before never replaces a "revoked".
+      const known = this.#memo.get(auth.token);
+      if (known?.revoked === true && !value) return this.#answer(true, auth);
       this.#memo.set(auth.token, { revoked: value, until: Date.now() + this.#memoMs });
     }
     return this.#answer(value, auth);

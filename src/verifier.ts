@@ -109,11 +109,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const admit = (auth: AuthInfo, requirements: Requirements): Awaitable<AuthInfo> => {
     const revoked = revocation === undefined ? undefined : revocation.check(auth);
     if (revoked === undefined) {
-      const checked = checkRequirements(auth, requirements, config.audiences);
+      const checked = checkRequirements(auth, requirements, config.audiences, config.checkTimeout);
       return checked === undefined ? auth : checked.then(() => auth);
     }
     return revoked.then(() => {
-      const checked = checkRequirements(auth, requirements, config.audiences);
+      const checked = checkRequirements(auth, requirements, config.audiences, config.checkTimeout);
       return checked === undefined ? auth : checked.then(() => auth);
     });
   };

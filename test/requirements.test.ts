@@ -151,3 +151,13 @@ describe('scopes, checked with a loop', () => {
     expect(decide({ scopes: [] })).toBe('ok');
   });
 });
+
+describe('a check that never answers', () => {
+  it('is bounded by checkTimeout: 503 check_unavailable, never a hang', async () => {
+    const { verifier, events } = fixtureVerifier({ checkTimeout: 0.05 });
+    const token = await admin();
+    const checks = { slow: () => new Promise<boolean>(() => undefined) };
+    expect(await outcome(verifier.verify(token, { checks }))).toBe('503 check_unavailable');
+    expect(events.at(-1)?.details).toMatchObject({ check: 'slow' });
+  });
+});

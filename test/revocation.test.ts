@@ -72,3 +72,25 @@ describe('isRevoked', () => {
     expect(events.map((e) => e.reason)).toEqual(['revoked']);
   });
 });
+
+describe('the memo and a slow answer', () => {
+  it('a "not revoked" asked before the revocation never replaces a remembered "revoked"', async () => {
+    let revoked = false;
+    let calls = 0;
+    const { verifier } = fixtureVerifier({
+      revocationMemo: 60,
+      isRevoked: async () => {
+        const asked = revoked; // the answer as of the moment it was asked
+        if (calls++ === 0) await new Promise((r) => setTimeout(r, 100)); // the first one is slow
+        return asked;
+      },
+    });
+    const token = await mint(key);
+    const a = outcome(verifier.verify(token)); // asks while not revoked; answers late
+    await new Promise((r) => setTimeout(r, 20));
+    revoked = true;
+    expect(await outcome(verifier.verify(token))).toBe('401 revoked'); // b: remembered
+    await a; // a's late "not revoked" lands
+    expect(await outcome(verifier.verify(token))).toBe('401 revoked'); // c: still refused
+  });
+});

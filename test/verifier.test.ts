@@ -528,3 +528,21 @@ describe('a hook that throws', () => {
     expect(error.reason).toBe('opaque_token');
   });
 });
+
+describe('an AuthError shown by a default error page', () => {
+  it('has no stack frames, and inspecting it shows neither details nor the cause', async () => {
+    const { inspect } = await import('node:util');
+    const { verifier } = verifierFor({
+      isRevoked: () => {
+        throw new Error('db password=hunter2');
+      },
+    });
+    const error = await rejection(verifier.verify(await mint(es384)));
+    expect(error.reason).toBe('revocation_unavailable');
+    expect(error.stack).not.toMatch(/\n\s+at /);
+    const shown = `${inspect(error)} ${String(error.stack)} ${String(error)}`;
+    expect(shown).not.toContain('hunter2');
+    expect(shown).not.toMatch(/\.ts:\d|\.js:\d/);
+    expect((error.cause as Error).message).toContain('hunter2'); // still there for onRejected
+  });
+});
