@@ -1,9 +1,8 @@
-import { calculateJwkThumbprint, createLocalJWKSet } from 'jose';
+import { createLocalJWKSet } from 'jose';
 import type { JWK, JWTHeaderParameters } from 'jose';
-import type * as NodeCrypto from 'node:crypto';
 import { KeySourceError, Rejection } from './errors.ts';
-import { fetchJson } from './fetch-json.ts';
-import { configError } from './option-checks.ts';
+import { usableKeys } from './key-source.ts';
+import type { KeySource } from './key-source.ts';
 import type { VerifyKey } from './signature.ts';
 import type { Voucher } from './token-cache.ts';
 
@@ -41,27 +40,6 @@ export interface ResolvedKeySetOptions {
    */
   readonly requestScoped: boolean;
 }
-
-/** Loads a JWKS document: `url` names where it came from (for diagnostics). */
-export type KeySource = () => Promise<{ readonly url: string; readonly document: unknown }>;
-
-/** A key source that fetches the JWKS from a URL (fixed, or resolved by discovery). */
-export function fetchedKeys(url: () => Promise<URL>, options: ResolvedKeySetOptions): KeySource {
-  return async () => {
-    const resolved = await url();
-    const document = await fetchJson(resolved, {
-      timeout: options.timeout,
-      maxBytes: MAX_JWKS_BYTES,
-      fetch: options.fetch,
-    });
-    return { url: resolved.href, document };
-  };
-}
-
-/** Largest JWKS body accepted. Real sets are a few KiB. */
-export const MAX_JWKS_BYTES = 256 * 1024;
-/** Largest number of keys accepted in one set. */
-export const MAX_JWKS_KEYS = 100;
 
 /**
  * One public key of an issuer, as its key set trusts it right now. The same object stands for the
@@ -123,40 +101,6 @@ interface Snapshot {
 /** The JWK with its members in a fixed order: equal strings for equal keys. */
 function canonicalJwk(jwk: JWK): string {
   return JSON.stringify(jwk, Object.keys(jwk).sort());
-}
-
-const ASYMMETRIC_CURVES: Readonly<Record<string, readonly string[]>> = {
-  EC: ['P-256', 'P-384', 'P-521'],
-  OKP: ['Ed25519'],
-};
-
-/**
- * Keeps only public signature keys of a supported type. Private keys, symmetric keys and keys for
- * encryption are ignored: a key set may never make an HMAC secret or a private key trusted.
- */
-export function usableKeys(document: unknown, url: string): JWK[] {
-  const keys = (document as { keys?: unknown } | null)?.keys;
-  if (typeof document !== 'object' || document === null || !Array.isArray(keys)) {
-    throw new KeySourceError('invalid_document', 'not a JSON Web Key Set', url);
-  }
-  if (keys.length > MAX_JWKS_KEYS) {
-    throw new KeySourceError('invalid_document', `more than ${MAX_JWKS_KEYS} keys`, url);
-  }
-  return keys.filter((key): key is JWK => {
-    if (typeof key !== 'object' || key === null || Array.isArray(key)) return false;
-    const jwk = key as Record<string, unknown>;
-    if ('d' in jwk || 'k' in jwk) return false;
-    if (jwk.use !== undefined && jwk.use !== 'sig') return false;
-    if (jwk.kid !== undefined && typeof jwk.kid !== 'string') return false;
-    // RSA under 2048 bits is never trusted (RFC 7518 §3.3): a 2048-bit `n` is 256 octets.
-    if (jwk.kty === 'RSA') {
-      return (
-        typeof jwk.n === 'string' && typeof jwk.e === 'string' && (jwk.n.length * 3) >> 2 >= 256
-      );
-    }
-    const curves = typeof jwk.kty === 'string' ? ASYMMETRIC_CURVES[jwk.kty] : undefined;
-    return curves !== undefined && curves.includes(jwk.crv as string);
-  });
 }
 
 /**
@@ -453,48 +397,4 @@ export class RemoteKeySet {
     }
     return { keys, byId, byKid, fetchedAt: Date.now(), selected: new Map() };
   }
-}
-
-// node:crypto without a static import (PEM keys only): the core still loads where it is absent.
-const nodeCrypto = (
-  globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
-).process?.getBuiltinModule?.('node:crypto') as typeof NodeCrypto | undefined;
-
-/**
- * A static key set (the `jwks` option): public JWKs, or PEM (SPKI) public keys turned into JWKs.
- * Checked when the verifier is created: a set with no usable public signing key is a TypeError.
- */
-export function staticKeys(jwks: { readonly keys: readonly unknown[] }): KeySource {
-  const keys = jwks.keys.map((key, i) => {
-    if (typeof key !== 'string') return structuredClone(key);
-    if (nodeCrypto === undefined) configError('jwks.keys', `item ${i}: PEM keys need node:crypto`);
-    try {
-      const jwk = nodeCrypto.createPublicKey(key).export({ format: 'jwk' });
-      return jwk;
-    } catch (cause) {
-      return configError('jwks.keys', `item ${i} is not a PEM public key`, { cause });
-    }
-  });
-  const document = { keys };
-  if (usableKeys(document, 'the jwks option').length === 0) {
-    configError(
-      'jwks',
-      'holds no usable public signing key (private, symmetric and `enc` keys are ignored)',
-    );
-  }
-  // A PEM key has no kid: it gets its RFC 7638 thumbprint, which is what Logto uses as the kid.
-  // Computed on first use and kept as a value (never a promise shared between requests).
-  let withKids: { readonly keys: readonly unknown[] } | undefined;
-  return async () => {
-    withKids ??= {
-      keys: await Promise.all(
-        keys.map(async (key, i) =>
-          typeof jwks.keys[i] === 'string'
-            ? { ...(key as JWK), kid: await calculateJwkThumbprint(key as JWK) }
-            : key,
-        ),
-      ),
-    };
-    return { url: 'the jwks option', document: withKids };
-  };
 }
