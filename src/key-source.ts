@@ -5,7 +5,7 @@
  */
 import { calculateJwkThumbprint } from 'jose';
 import type { JWK } from 'jose';
-import type * as NodeCrypto from 'node:crypto';
+import { nodeCrypto } from './node-crypto.ts';
 import { KeySourceError } from './errors.ts';
 import { fetchJson } from './fetch-json.ts';
 import { configError } from './option-checks.ts';
@@ -67,11 +67,6 @@ export function usableKeys(document: unknown, url: string): JWK[] {
     return curves !== undefined && curves.includes(jwk.crv as string);
   });
 }
-
-// node:crypto without a static import (PEM keys only): the core still loads where it is absent.
-const nodeCrypto = (
-  globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
-).process?.getBuiltinModule?.('node:crypto') as typeof NodeCrypto | undefined;
 
 /**
  * A static key set (the `jwks` option): public JWKs, or PEM (SPKI) public keys turned into JWKs.

@@ -2,6 +2,7 @@ import { compactVerify, errors as joseErrors, importJWK } from 'jose';
 import { Rejection } from './errors.ts';
 import type { CryptoKey, JWK, KeyObject as JoseKeyObject } from 'jose';
 import type * as NodeCrypto from 'node:crypto';
+import { nodeCrypto } from './node-crypto.ts';
 
 /** A key as jose's key selection returns it. */
 export type VerifyKey = CryptoKey | JoseKeyObject | Uint8Array;
@@ -27,11 +28,6 @@ const PARAMS: Readonly<Record<string, Params>> = {
 
 /** RSA up to 2048 bits verifies in ~25 µs: cheaper inline than a thread-pool round trip. */
 const MAX_INLINE_RSA_BITS = 2048;
-
-// node:crypto without a static import, so the core still loads where it is absent (jose is used there).
-const nodeCrypto = (
-  globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
-).process?.getBuiltinModule?.('node:crypto') as typeof NodeCrypto | undefined;
 
 /**
  * Whether node:crypto's `verify`, called exactly as {@link verifySignature} calls it, gives the
