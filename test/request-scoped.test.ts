@@ -8,7 +8,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { JWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { createVerifier } from 'resource-guard';
-import type { Verifier } from 'resource-guard';
+import type { Verifier, VerifierOptions } from 'resource-guard';
 import { outcome } from './helpers/outcome.ts';
 import { AUDIENCE, ISSUER, makeKey, mint } from './helpers/keys.ts';
 
@@ -43,18 +43,23 @@ async function request(verifier: Verifier, token: string): Promise<string> {
   return result;
 }
 
-async function scenario(requestScoped: boolean) {
-  const [k1, k2] = await Promise.all([makeKey('ES256'), makeKey('ES256')]);
-  const { world, fetch } = workerdIssuer();
-  world.keys = [k1.jwk];
-  const verifier = createVerifier({
+/** A verifier on that issuer with short key lifetimes; `requestScoped` as given (or detected). */
+function workerdVerifier(fetch: typeof globalThis.fetch, options: Partial<VerifierOptions> = {}) {
+  return createVerifier({
     issuer: ISSUER,
     audience: AUDIENCE,
     jwksUri: 'https://issuer.test/jwks',
     fetch,
-    requestScoped,
     keys: { maxAge: 0.15, maxStale: 0.6, cooldown: 0, timeout: 0.3 },
+    ...options,
   });
+}
+
+async function scenario(requestScoped: boolean) {
+  const [k1, k2] = await Promise.all([makeKey('ES256'), makeKey('ES256')]);
+  const { world, fetch } = workerdIssuer();
+  world.keys = [k1.jwk];
+  const verifier = workerdVerifier(fetch, { requestScoped });
   const t1 = await mint(k1);
   const answers: string[] = [];
   answers.push(await request(verifier, t1)); // first fetch
@@ -105,13 +110,7 @@ describe('request-scoped mode (Cloudflare Workers)', () => {
       const [k1] = await Promise.all([makeKey('ES256')]);
       const { world, fetch } = workerdIssuer();
       world.keys = [k1.jwk];
-      const verifier = createVerifier({
-        issuer: ISSUER,
-        audience: AUDIENCE,
-        jwksUri: 'https://issuer.test/jwks',
-        fetch,
-        keys: { maxAge: 0.15, cooldown: 0, timeout: 0.3 },
-      });
+      const verifier = workerdVerifier(fetch); // requestScoped left to detection
       const token = await mint(k1);
       expect(await request(verifier, token)).toBe('ok');
       await sleep(200);
