@@ -35,6 +35,44 @@ function issuerHint(actual: string, issuers: ReadonlySet<string>): string | unde
     if (`${actual.replace(/\/$/, '')}/oidc` === expected || `${expected}/oidc` === actual) {
       return 'a Logto issuer is the endpoint followed by /oidc';
     }
+    const hint = urlHint(expected, actual);
+    if (hint !== undefined) return hint;
+  }
+  return undefined;
+}
+
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * What tells two URLs apart when only one part does: the scheme (http vs https: a proxy that
+ * terminates TLS, or an issuer configured with the wrong one), a loopback alias (`localhost` vs
+ * `127.0.0.1`: Logto's `ENDPOINT` names the host the tokens carry), or the port.
+ */
+function urlHint(expected: string, actual: string): string | undefined {
+  let a: URL;
+  let b: URL;
+  try {
+    a = new URL(expected);
+    b = new URL(actual);
+  } catch {
+    return undefined;
+  }
+  const rest = (url: URL) => `${url.pathname}${url.search}`;
+  if (rest(a) !== rest(b)) return undefined;
+  if (a.protocol !== b.protocol && a.hostname === b.hostname) {
+    return `the issuers differ only in the scheme (${b.protocol.slice(0, -1)} in the token, ${a.protocol.slice(0, -1)} configured): configure the issuer exactly as the tokens name it`;
+  }
+  if (a.protocol !== b.protocol) return undefined;
+  if (
+    a.hostname !== b.hostname &&
+    LOOPBACK_NAMES.has(a.hostname) &&
+    LOOPBACK_NAMES.has(b.hostname) &&
+    a.port === b.port
+  ) {
+    return `the issuers differ only in the loopback name (${b.hostname} in the token, ${a.hostname} configured): the token carries the host the issuer was configured with (Logto's ENDPOINT)`;
+  }
+  if (a.hostname === b.hostname && a.port !== b.port) {
+    return 'the issuers differ only in the port';
   }
   return undefined;
 }

@@ -331,13 +331,82 @@ export type KeySourceErrorCode =
 /** A failed JWKS or discovery fetch (the `cause` of a `keys_unavailable` rejection). */
 export class KeySourceError extends Error {
   override readonly name = 'KeySourceError';
+  /** With `http_status`: the status the server answered. */
+  readonly status: number | undefined;
   constructor(
     readonly code: KeySourceErrorCode,
     message: string,
     readonly url: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; status?: number },
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.status = options?.status;
+  }
+}
+
+/** A failed key-set fetch, summed up for operators: where, and the root cause. */
+export interface KeyFailure {
+  /** The URL that failed (JWKS or discovery), when known. */
+  readonly url: string | undefined;
+  /** `ECONNREFUSED`, `ENOTFOUND`, `HTTP 404`, `timeout`, or what was wrong with the document. */
+  readonly error: string;
+  /** The HTTP status, when the failure was one. */
+  readonly status: number | undefined;
+}
+
+/**
+ * The root cause of a failed fetch, as a developer can act on it: the system error code of a
+ * network failure (found in the `cause` chain, where `fetch` hides it), the HTTP status, the
+ * timeout, or the document's problem.
+ */
+export function describeKeyFailure(error: unknown): KeyFailure {
+  if (!(error instanceof KeySourceError)) {
+    return {
+      url: undefined,
+      error: systemCode(error) ?? 'the key set could not be loaded',
+      status: undefined,
+    };
+  }
+  const { url, status } = error;
+  switch (error.code) {
+    case 'network':
+      return { url, error: systemCode(error.cause) ?? 'network error', status };
+    case 'http_status':
+      return { url, error: `HTTP ${status ?? '?'}`, status };
+    case 'timeout':
+      return { url, error: `timeout (${error.message})`, status };
+    default:
+      return { url, error: error.message, status };
+  }
+}
+
+/** The first system error code (`ECONNREFUSED`, `UND_ERR_...`) in an error's `cause` chain. */
+function systemCode(error: unknown): string | undefined {
+  let current = error;
+  for (let depth = 0; depth < 6 && typeof current === 'object' && current !== null; depth++) {
+    const { code } = current as { code?: unknown };
+    if (
+      typeof code === 'string' &&
+      /^(E[A-Z0-9_]+|UND_ERR_[A-Z0-9_]+|ERR_[A-Z0-9_]+)$/.test(code)
+    ) {
+      return code;
+    }
+    // AggregateError (a host with several addresses, all refused): the first one's code.
+    const errors = (current as { errors?: unknown }).errors;
+    const next = Array.isArray(errors) && errors.length > 0 ? errors[0] : undefined;
+    current = (current as { cause?: unknown }).cause ?? next;
+  }
+  return undefined;
+}
+
+/** Raised by `verifier.warm()`: the issuers whose keys could not be loaded, and why. */
+export class WarmUpError extends Error {
+  override readonly name = 'WarmUpError';
+  constructor(
+    /** One line per issuer that failed: `<issuer>: <root cause> (<url>)`. */
+    readonly failures: readonly string[],
+  ) {
+    super(`resource-guard: the signing keys could not be loaded.\n  ${failures.join('\n  ')}`);
   }
 }
 

@@ -47,7 +47,9 @@ async function exchange(url: URL, options: FetchJsonOptions, signal: AbortSignal
   }
   if (response.status !== 200) {
     await response.body?.cancel().catch(() => undefined);
-    throw new KeySourceError('http_status', `HTTP ${response.status}`, url.href);
+    throw new KeySourceError('http_status', `HTTP ${response.status}`, url.href, {
+      status: response.status,
+    });
   }
   const text = await readLimited(response, options.maxBytes, url);
   try {

@@ -7,12 +7,14 @@ export type {
   Guard,
   HeadersGetter,
   HeaderValue,
+  KeyHealth,
+  KeyState,
   RequestContext,
   RequestLike,
   Requirements,
   Verifier,
 } from './types.ts';
-export { AuthError, KeySourceError } from './errors.ts';
+export { AuthError, KeySourceError, WarmUpError } from './errors.ts';
 export type {
   AuthErrorBody,
   AuthErrorCode,
@@ -35,3 +37,10 @@ export {
 } from './http.ts';
 export type { ResourceMetadata, ResourceMetadataOptions } from './resource-metadata.ts';
 export type { ServerResponseLike } from './http.ts';
+export { CHANNELS } from './diagnostics.ts';
+export type {
+  CacheEvictEvent,
+  DecisionEvent,
+  KeysFetchEvent,
+  KeysStateEvent,
+} from './diagnostics.ts';

@@ -1,10 +1,13 @@
 import { createLocalJWKSet } from 'jose';
 import type { JWK, JWTHeaderParameters } from 'jose';
-import { KeySourceError, Rejection } from './errors.ts';
+import { keysFetchChannel, keysStateChannel, publish } from './diagnostics.ts';
+import { describeKeyFailure, KeySourceError, Rejection } from './errors.ts';
+import type { KeyFailure } from './errors.ts';
 import { usableKeys } from './key-source.ts';
 import type { KeySource } from './key-source.ts';
 import type { VerifyKey } from './signature.ts';
 import type { Voucher } from './token-cache.ts';
+import type { KeyHealth, KeyState } from './types.ts';
 
 /** The key-set cache's settings. Every duration is in seconds. */
 export interface KeySetOptions {
@@ -88,12 +91,22 @@ export interface Candidate {
 /** Keys tried for one token at most (several keys under one kid, or a token with no kid). */
 export const MAX_CANDIDATES = 8;
 
+/** What a key set is for, for its events and health reports. */
+export interface KeySetLabel {
+  /** The configured issuer(s) it serves. */
+  readonly issuers: readonly string[];
+  /** Fetched over the network (events are published for each fetch); `false` for a static set. */
+  readonly fetched: boolean;
+}
+
 /** One successfully fetched key set. */
 interface Snapshot {
   readonly keys: readonly TrustedKey[];
   readonly byId: ReadonlyMap<string, TrustedKey>;
   readonly byKid: ReadonlyMap<string, readonly TrustedKey[]>;
   readonly fetchedAt: number;
+  /** Where it came from (JWKS URL, or the static set's name). */
+  readonly url: string;
   /** Candidates already selected, by `alg kid`, so a known key is found without a promise. */
   readonly selected: Map<string, readonly Candidate[]>;
 }
@@ -120,13 +133,78 @@ export class RemoteKeySet {
   #applied = 0;
   #failures = 0;
   #retryAt = 0;
+  /** The last failure since the last success. */
+  #lastFailure: KeyFailure | undefined;
+  #state: KeyState = 'empty';
   readonly #source: KeySource;
   readonly #options: ResolvedKeySetOptions;
+  readonly #label: KeySetLabel;
 
   /** @param source loads the JWKS document (fetched, or a static set). */
-  constructor(source: KeySource, options: ResolvedKeySetOptions) {
+  constructor(
+    source: KeySource,
+    options: ResolvedKeySetOptions,
+    label: KeySetLabel = { issuers: [], fetched: true },
+  ) {
     this.#source = source;
     this.#options = options;
+    this.#label = label;
+  }
+
+  /** The state at `now` (see {@link KeyState}), published on `resource-guard:keys:state` when it changed. */
+  #observe(now: number): KeyState {
+    const snapshot = this.#snapshot;
+    const { maxAge, maxStale } = this.#options;
+    let state: KeyState;
+    if (snapshot === undefined) state = this.#failures > 0 ? 'unavailable' : 'empty';
+    else if (now - snapshot.fetchedAt < maxAge * 1000) state = 'fresh';
+    else if (now - snapshot.fetchedAt < (maxAge + maxStale) * 1000) state = 'stale';
+    else state = 'unavailable';
+    const from = this.#state;
+    if (state !== from) {
+      this.#state = state;
+      publish(keysStateChannel, () => ({
+        issuers: this.#label.issuers,
+        from,
+        to: state,
+        ...(this.#lastFailure === undefined ? {} : { lastError: summary(this.#lastFailure) }),
+      }));
+    }
+    return state;
+  }
+
+  /**
+   * This set's health at `now`, one entry per issuer it serves. Unless request-scoped, a set that
+   * is empty or unavailable (and not backing off) starts a refresh in the background; a stale one
+   * already does (see {@link vouches}).
+   */
+  health(now = Date.now()): KeyHealth[] {
+    const snapshot = this.#snapshot;
+    if (snapshot !== undefined) this.vouches(now);
+    let state = this.#observe(now);
+    if (
+      (state === 'empty' || state === 'unavailable') &&
+      !this.#options.requestScoped &&
+      now >= this.#retryAt
+    ) {
+      this.#refresh().catch(() => undefined);
+      state = this.#observe(now);
+    }
+    const failure = this.#lastFailure;
+    const report: Omit<KeyHealth, 'issuer'> = {
+      state,
+      ageSeconds: snapshot === undefined ? null : Math.max(0, (now - snapshot.fetchedAt) / 1000),
+      lastError: failure === undefined ? null : summary(failure),
+      retryInSeconds: now < this.#retryAt ? (this.#retryAt - now) / 1000 : null,
+      jwksUri: snapshot?.url ?? failure?.url ?? null,
+      keys: snapshot?.keys.length ?? 0,
+    };
+    return this.#label.issuers.map((issuer) => Object.freeze({ issuer, ...report }));
+  }
+
+  /** Loads the keys now unless they are fresh; rejects with the failure when none can be had. */
+  async warm(): Promise<void> {
+    await this.#usable();
   }
 
   /**
@@ -140,6 +218,7 @@ export class RemoteKeySet {
     const age = now - snapshot.fetchedAt;
     const { maxAge, maxStale } = this.#options;
     if (age < maxAge * 1000) return true;
+    this.#observe(now); // past maxAge: stale, or unavailable
     if (age >= (maxAge + maxStale) * 1000) return false;
     // Request-scoped: no background work; the request that finds the keys stale refreshes them.
     if (this.#options.requestScoped) return false;
@@ -249,7 +328,11 @@ export class RemoteKeySet {
       if (this.#failures > 0) {
         throw new Rejection(
           'keys_unavailable',
-          { problem: 'a new kid while the key set cannot be fetched', failures: this.#failures },
+          {
+            problem: 'a new kid while the key set cannot be fetched',
+            failures: this.#failures,
+            ...this.#failureDetails(),
+          },
           undefined,
           Math.max(1, (this.#retryAt - now) / 1000),
         );
@@ -282,7 +365,11 @@ export class RemoteKeySet {
       return Promise.reject(
         new Rejection(
           'keys_unavailable',
-          { problem: 'backing off after a failed fetch', failures: this.#failures },
+          {
+            problem: 'backing off after a failed fetch',
+            failures: this.#failures,
+            ...this.#failureDetails(),
+          },
           undefined,
           (this.#retryAt - now) / 1000,
         ),
@@ -312,7 +399,11 @@ export class RemoteKeySet {
     if (now < this.#retryAt) {
       throw new Rejection(
         'keys_unavailable',
-        { problem: 'backing off after a failed fetch', failures: this.#failures },
+        {
+          problem: 'backing off after a failed fetch',
+          failures: this.#failures,
+          ...this.#failureDetails(),
+        },
         undefined,
         (this.#retryAt - now) / 1000,
       );
@@ -337,6 +428,8 @@ export class RemoteKeySet {
     this.#snapshot = snapshot;
     this.#failures = 0;
     this.#retryAt = 0;
+    this.#lastFailure = undefined;
+    this.#observe(Date.now());
     // In the same tick as the swap: a key no longer listed (or listed changed) stops vouching.
     for (const key of previous?.keys ?? []) {
       if (snapshot.byId.get(key.id) !== key) key.revoke();
@@ -346,17 +439,64 @@ export class RemoteKeySet {
 
   #fail(cause: unknown): never {
     this.#failures++;
+    this.#lastFailure = describeKeyFailure(cause);
     const backoff = Math.min(2 ** (this.#failures - 1), Math.max(1, this.#options.cooldown));
     this.#retryAt = Date.now() + backoff * 1000;
+    this.#observe(Date.now());
     throw new Rejection(
       'keys_unavailable',
-      { problem: 'the key set could not be fetched', failures: this.#failures },
+      {
+        problem: 'the key set could not be fetched',
+        failures: this.#failures,
+        ...this.#failureDetails(),
+      },
       cause,
       backoff,
     );
   }
 
+  /** The last failure's URL and root cause, for a rejection's details. */
+  #failureDetails(): { url?: string; error?: string } {
+    const failure = this.#lastFailure;
+    if (failure === undefined) return {};
+    return failure.url === undefined
+      ? { error: failure.error }
+      : { url: failure.url, error: failure.error };
+  }
+
+  /** Fetches and builds a snapshot, publishing the fetch on `resource-guard:keys:fetch`. */
   async #load(): Promise<Snapshot> {
+    if (!(this.#label.fetched && keysFetchChannel.hasSubscribers)) return this.#build();
+    const startTime = Date.now();
+    const start = performance.now();
+    const issuers = this.#label.issuers;
+    try {
+      const snapshot = await this.#build();
+      publish(keysFetchChannel, () => ({
+        issuers,
+        url: snapshot.url,
+        outcome: 'ok',
+        keys: snapshot.keys.length,
+        startTime,
+        duration: performance.now() - start,
+      }));
+      return snapshot;
+    } catch (error) {
+      const failure = describeKeyFailure(error);
+      publish(keysFetchChannel, () => ({
+        issuers,
+        url: failure.url,
+        outcome: 'error',
+        error: failure.error,
+        ...(failure.status === undefined ? {} : { status: failure.status }),
+        startTime,
+        duration: performance.now() - start,
+      }));
+      throw error;
+    }
+  }
+
+  async #build(): Promise<Snapshot> {
     const { url, document } = await this.#source();
     const previous = this.#snapshot?.byId;
     const keys: TrustedKey[] = [];
@@ -395,6 +535,11 @@ export class RemoteKeySet {
       // good keys (stale serving, back-off) instead.
       throw new KeySourceError('invalid_document', 'no usable signing key in the set', url);
     }
-    return { keys, byId, byKid, fetchedAt: Date.now(), selected: new Map() };
+    return { keys, byId, byKid, fetchedAt: Date.now(), url, selected: new Map() };
   }
+}
+
+/** `ECONNREFUSED fetching https://…/jwks`: a failure in one line. */
+function summary(failure: KeyFailure): string {
+  return failure.url === undefined ? failure.error : `${failure.error} fetching ${failure.url}`;
 }

@@ -2,6 +2,7 @@
  * Checking options: the one configuration error, one validator per kind of value, and the walk
  * over one level of options (unknown keys refused with a did-you-mean suggestion).
  */
+import { warnOnce } from './diagnostics.ts';
 import { isSafeQuotedValue } from './errors.ts';
 
 /**
@@ -193,13 +194,35 @@ function editDistance(a: string, b: string): number {
 // --- One validator per kind of value. Each returns the value normalised (lists copied). ---
 
 export const seconds =
-  (min: number, max: number): Check<number> =>
+  (min: number, max: number, likely = max): Check<number> =>
   (value, path) => {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-      configError(path, `must be a number of seconds from ${min} to ${max} (got ${show(value)})`);
+      const asMs = typeof value === 'number' && value / 1000 >= min && value / 1000 <= max;
+      configError(
+        path,
+        `must be a number of seconds from ${min} to ${max} (got ${show(value)})` +
+          (asMs
+            ? `; durations are in seconds, not milliseconds: did you mean ${value / 1000}?`
+            : ''),
+      );
+    }
+    if (value > likely && value >= 1000) {
+      warnOnce(
+        'RESOURCE_GUARD_DURATION',
+        `resource-guard: ${path} is ${value} seconds (${humanDuration(value)}). Durations are in ` +
+          `seconds, not milliseconds: did you mean ${value / 1000}?`,
+        `duration ${path}`,
+      );
     }
     return value;
   };
+
+function humanDuration(seconds: number): string {
+  if (seconds >= 86_400 * 365) return `${(seconds / (86_400 * 365)).toFixed(1)} years`;
+  if (seconds >= 86_400) return `${(seconds / 86_400).toFixed(1)} days`;
+  if (seconds >= 3600) return `${(seconds / 3600).toFixed(1)} hours`;
+  return `${(seconds / 60).toFixed(1)} minutes`;
+}
 
 /** A whole number of `unit`s (characters, entries, bytes). */
 export const count =

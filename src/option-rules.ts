@@ -51,8 +51,13 @@ export const DEFAULT_ALGORITHMS = Object.freeze([
   'Ed25519',
 ] as const);
 
-/** Durations: no tighter bound than a safe integer number of seconds. */
+/**
+ * Durations: no tighter bound than a safe integer number of seconds. The third argument of
+ * `seconds()` is the longest plausible value: above it (and from 1000 up), a warning asks whether
+ * milliseconds were meant.
+ */
 const MAX_SECONDS = Number.MAX_SAFE_INTEGER;
+const DAY = 86_400;
 /** Longest `maxTokenLength`: 1 MiB of characters (real access tokens are a few KiB). */
 export const MAX_TOKEN_LENGTH = 1024 * 1024;
 
@@ -63,13 +68,13 @@ const isAlgorithm: Item<string> = (value): value is string =>
 const KEYS = {
   rules: {
     /** Keys younger than this are used without asking the issuer. Default: 600. */
-    maxAge: withDefault(seconds(0, MAX_SECONDS), 600),
+    maxAge: withDefault(seconds(0, MAX_SECONDS, DAY), 600),
     /** At most one refetch per cooldown for unknown `kid`s. Default: 30. */
-    cooldown: withDefault(seconds(0, MAX_SECONDS), 30),
+    cooldown: withDefault(seconds(0, MAX_SECONDS, DAY), 30),
     /** Timeout of one JWKS or discovery request, from 0.001 to 600. Default: 5. */
-    timeout: withDefault(seconds(0.001, 600), 5),
+    timeout: withDefault(seconds(0.001, 600, 120), 5),
     /** How long the last good keys serve past `maxAge` while refreshes fail. Default: 43200. */
-    maxStale: withDefault(seconds(0, MAX_SECONDS), 43_200),
+    maxStale: withDefault(seconds(0, MAX_SECONDS, 90 * DAY), 43_200),
   } satisfies RulesFor<KeySetOptions>,
   path: 'keys',
   prefix: 'keys.',
@@ -182,9 +187,9 @@ const VERIFIER = {
       DEFAULT_ALGORITHMS as readonly string[],
     ),
     /** Leeway for `exp`, `nbf` and `iat`. Default: 5. */
-    clockTolerance: withDefault(seconds(0, MAX_SECONDS), 5),
+    clockTolerance: withDefault(seconds(0, MAX_SECONDS, 900), 5),
     /** Oldest `iat` accepted. Default: no limit. */
-    maxTokenAge: optional(seconds(0, MAX_SECONDS)),
+    maxTokenAge: optional(seconds(0, MAX_SECONDS, 366 * DAY)),
     /** Also accept Logto organization tokens. Default: false. */
     organizations: withDefault(boolean, false),
     /** Extra claims that must be present: an array of claim names. Default: none. */
@@ -198,7 +203,7 @@ const VERIFIER = {
     /** Asked on every request whether a verified token was revoked. Default: none. */
     isRevoked: optional(func<(auth: never) => unknown>()),
     /** How long `isRevoked`'s answer for a token is remembered. Default: 0 (ask every time). */
-    revocationMemo: withDefault(seconds(0, 86_400), 0),
+    revocationMemo: withDefault(seconds(0, 86_400, 3600), 0),
     /** Longest wait for `isRevoked`, from 0.001 to 60 (then 503). Default: 2. */
     revocationTimeout: withDefault(seconds(0.001, 60), 2),
     /** Longest wait for an async route `checks` rule, from 0.001 to 60 (then 503). Default: 2. */

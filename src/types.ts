@@ -191,6 +191,41 @@ export interface Verifier {
   guard(requirements?: Requirements): Guard;
   /** The RFC 9728 metadata to serve, when the `resourceMetadata` option is set. */
   readonly resourceMetadata: ResourceMetadata | undefined;
+  /**
+   * The state of each issuer's keys, for a readiness probe: synchronous, no network. Where a set
+   * is empty, unavailable or stale (and not backing off), it also starts a refresh in the
+   * background, so a probe that keeps asking sees the keys come back without any token traffic.
+   */
+  health(): readonly KeyHealth[];
+  /**
+   * Fetches every issuer's keys now, so the first request does not pay for it. Resolves with
+   * {@link health}; rejects with a `WarmUpError` naming each issuer whose keys could not be had,
+   * its URL and the root cause (`ECONNREFUSED`, `HTTP 404`, `timeout`, ...).
+   */
+  warm(): Promise<readonly KeyHealth[]>;
+}
+
+/**
+ * A key set's state. `empty`: nothing fetched yet. `fresh`: younger than `keys.maxAge`. `stale`:
+ * older, serving the last good keys (at most `keys.maxStale` past `maxAge`) while refreshes are
+ * retried. `unavailable`: no keys to verify with (the first fetch failed, or stale too long).
+ */
+export type KeyState = 'empty' | 'fresh' | 'stale' | 'unavailable';
+
+/** One issuer's keys, as {@link Verifier.health} reports them. */
+export interface KeyHealth {
+  readonly issuer: string;
+  readonly state: KeyState;
+  /** Seconds since the keys were fetched; `null` before the first success. */
+  readonly ageSeconds: number | null;
+  /** The last failed fetch since the last success: root cause and URL. `null` when none. */
+  readonly lastError: string | null;
+  /** Seconds until the next fetch may be tried, while backing off; `null` otherwise. */
+  readonly retryInSeconds: number | null;
+  /** The JWKS URL last fetched (or the static set's name); `null` before the first fetch. */
+  readonly jwksUri: string | null;
+  /** How many usable keys the set holds. */
+  readonly keys: number;
 }
 
 /** RFC 9728 protected resource metadata: the document and where it lives. */

@@ -1,7 +1,9 @@
 import { registerAttempt } from './attempts.ts';
 import { chain } from './awaitable.ts';
+import { decisionChannel, noteVerifierCreated } from './diagnostics.ts';
+import type { DecisionEvent } from './diagnostics.ts';
 import { discoverJwksUri } from './discovery.ts';
-import { AuthError, isSafeQuotedValue, Rejection, reportRejection } from './errors.ts';
+import { AuthError, isSafeQuotedValue, Rejection, reportRejection, WarmUpError } from './errors.ts';
 import type { ChallengeParams } from './errors.ts';
 import { RemoteKeySet } from './key-set.ts';
 import { fetchedKeys, staticKeys } from './key-source.ts';
@@ -16,6 +18,7 @@ import type {
   AuthInfo,
   Awaitable,
   Guard,
+  KeyHealth,
   RequestContext,
   RequestLike,
   Requirements,
@@ -55,6 +58,7 @@ export type { RejectionEvent } from './errors.ts';
  */
 export function createVerifier(options: VerifierOptions): Verifier {
   const config = resolveOptions(options);
+  noteVerifierCreated(config.issuers);
   const keySets = createKeySets(config);
   const challenge: ChallengeParams = {
     realm: config.realm ?? defaultRealm(config.audiences),
@@ -123,13 +127,63 @@ export function createVerifier(options: VerifierOptions): Verifier {
    * Reads the token (none, on an optional route: anonymous), answers a repeat from the cache
    * (whose key still vouches for it) without further work, verifies a first sighting, then admits
    * it either way. Returns the AuthInfo (or a promise of it); throws (or rejects with) an
-   * AuthError.
+   * AuthError. Published on `resource-guard:decision` when someone listens.
    */
   function attempt<I>(
     input: I,
     read: (input: I) => string,
     requirements: Requirements,
     fromHeader: boolean,
+  ): Awaitable<AuthInfo | undefined> {
+    if (decisionChannel.hasSubscribers) return observed(input, read, requirements, fromHeader);
+    return decide(input, read, requirements, fromHeader, undefined);
+  }
+
+  /** {@link attempt} with its outcome, cache use and duration published. */
+  function observed<I>(
+    input: I,
+    read: (input: I) => string,
+    requirements: Requirements,
+    fromHeader: boolean,
+  ): Awaitable<AuthInfo | undefined> {
+    const start = performance.now();
+    const trace = { cached: false };
+    const report = (outcome: DecisionEvent['outcome'], extra: Partial<DecisionEvent>) => {
+      if (!decisionChannel.hasSubscribers) return;
+      const event: DecisionEvent = {
+        outcome,
+        cached: trace.cached,
+        duration: performance.now() - start,
+        ...extra,
+      };
+      decisionChannel.publish(event);
+    };
+    const accepted = (auth: AuthInfo | undefined) => {
+      if (auth === undefined) report('anonymous', {});
+      else report('accepted', { issuer: auth.issuer });
+      return auth;
+    };
+    const refused = (error: unknown): never => {
+      if (error instanceof AuthError) {
+        report('refused', { reason: error.reason, status: error.status });
+      } else report('error', {});
+      throw error;
+    };
+    let result: Awaitable<AuthInfo | undefined>;
+    try {
+      result = decide(input, read, requirements, fromHeader, trace);
+    } catch (error) {
+      return refused(error);
+    }
+    return result instanceof Promise ? result.then(accepted, refused) : accepted(result);
+  }
+
+  function decide<I>(
+    input: I,
+    read: (input: I) => string,
+    requirements: Requirements,
+    fromHeader: boolean,
+    trace: { cached: boolean } | undefined,
   ): Awaitable<AuthInfo | undefined> {
     try {
       let token: string;
@@ -143,6 +197,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       const cached = cache?.get(token, Date.now());
       let result: Awaitable<AuthInfo>;
       if (cached !== undefined) {
+        if (trace !== undefined) trace.cached = true;
         result = admit(cached, requirements);
       } else {
         if (fromHeader) checkBearerSyntax(token);
@@ -185,8 +240,32 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return token;
   };
 
+  const sets = [...new Set(keySets.values())];
+  const health = (): KeyHealth[] => {
+    const now = Date.now();
+    const reports = sets.flatMap((set) => set.health(now));
+    return [...config.issuers].flatMap((issuer) => reports.filter((r) => r.issuer === issuer));
+  };
+
   const verifier = {
     resourceMetadata: config.resourceMetadata,
+    health,
+    async warm() {
+      const failed = await Promise.all(
+        sets.map((set) =>
+          set.warm().then(
+            () => [],
+            () =>
+              set
+                .health()
+                .map((entry) => `${entry.issuer}: ${entry.lastError ?? 'no usable keys'}`),
+          ),
+        ),
+      );
+      const failures = failed.flat();
+      if (failures.length > 0) throw new WarmUpError(failures);
+      return health();
+    },
     verify: (token: string, requirements?: Requirements) =>
       check(token, readVerifyArgument, () => resolveRequirements(requirements), false),
     authenticate: (request: RequestLike, requirements?: Requirements) =>
@@ -227,20 +306,27 @@ function defaultRealm(audiences: ReadonlySet<string>): string {
 function createKeySets(config: ResolvedOptions): ReadonlyMap<string, RemoteKeySet> {
   const map = new Map<string, RemoteKeySet>();
   const { jwksUri, jwks, keys } = config;
+  const issuers = [...config.issuers];
   const shared = jwks
-    ? new RemoteKeySet(staticKeys(jwks), { ...keys, maxAge: Number.POSITIVE_INFINITY })
+    ? new RemoteKeySet(
+        staticKeys(jwks),
+        { ...keys, maxAge: Number.POSITIVE_INFINITY },
+        { issuers, fetched: false },
+      )
     : jwksUri &&
       new RemoteKeySet(
         fetchedKeys(() => Promise.resolve(jwksUri), keys),
         keys,
+        { issuers, fetched: true },
       );
-  for (const issuer of config.issuers) {
+  for (const issuer of issuers) {
     map.set(
       issuer,
       shared ||
         new RemoteKeySet(
           fetchedKeys(discoverJwksUri(issuer, { ...keys, share: !keys.requestScoped }), keys),
           keys,
+          { issuers: [issuer], fetched: true },
         ),
     );
   }
