@@ -12,8 +12,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { runChurn } from './churn.ts';
-import type { ChurnRow } from './churn.ts';
+import { runAdmission, runChurn } from './churn.ts';
+import type { AdmissionRow, ChurnRow } from './churn.ts';
 import { runHttp } from './http.ts';
 import type { MemoryResult } from './memory.ts';
 import { runMicro } from './micro.ts';
@@ -53,6 +53,7 @@ const micro: MicroRow[] = await runMicro();
 
 console.log('\n== churn (cache on, full and evicting, vs off; every token new) ==');
 const churnOptions = quick ? { rounds: 5, es256: 200, rs256: 200 } : {};
+const admission: AdmissionRow[] = runAdmission(console.log, quick ? 5 : 15);
 const churn: ChurnRow[] = await runChurn(console.log, churnOptions);
 
 let baseline = '';
@@ -146,6 +147,15 @@ const lines = [
       `| ${r.alg} | ${r.inflight} | ${r.perRound} | ${f(r.off)} | ${f(r.on)} | ${range(r.ratio)} ${mark(r.ratio.median >= 0.97)} |`,
   ),
   '',
+  'The admission policy, decided by this measurement: the cache’s own cost per first-seen token on an all-distinct flood, without the signature (same command, `runAdmission` in bench/churn.ts): a lookup that misses, an AuthInfo-shaped object made, then `set`; 10,000 entries, 80,000 distinct 500-character tokens cycled, interleaved rounds. `every` = every verified token stored (the policy before); `second sighting` = the current one (once `maxEntries` lookups in a row have missed, at least 1,024, a token is stored on its second sighting; a hit returns to storing every token, so a repeat token is a hit from its second request whenever the cache is hitting, and on a cold cache).',
+  '',
+  '| admission | ns per first-seen token | ns over no cache, per round: median [min–max] | entries at the end |',
+  '|---|---:|---:|---:|',
+  ...admission.map(
+    (r) =>
+      `| ${r.policy} | ${f(r.ns, 0)} | ${f(r.overNone.median, 0)} [${f(r.overNone.min, 0)}–${f(r.overNone.max, 0)}] | ${r.size.toLocaleString('en')} |`,
+  ),
+  '',
   ...(baseline
     ? [
         '## Baseline: this build vs another (repeat-token hit path)',
@@ -191,7 +201,7 @@ const lines = [
       `| ${i + 1} | ${m.valid.toLocaleString('en')} | +${f(m.afterValidMiB - m.baselineMiB)} MiB ${mark(m.afterValidMiB - m.baselineMiB <= 64)} | ${m.invalid.toLocaleString('en')} | +${f(m.afterInvalidMiB - m.baselineMiB)} MiB ${mark(m.afterInvalidMiB - m.baselineMiB <= 64)} | ${f(m.peakMiB)} MiB |`,
   ),
   '',
-  'Bytes per verified-token cache entry, measured after the floods in the same runs: V8 heap growth after verifying 20,000 fresh tokens with a cache that keeps them all, minus the same with `cache: false` (nothing but the cache holds the tokens), against `entryBytes` in src/token-cache.ts (`token.length * 2 + 3072`).',
+  'Bytes per verified-token cache entry, measured after the floods in the same runs: V8 heap growth after verifying 20,000 fresh tokens with a cache that keeps them all, minus the same with `cache: false` (nothing but the cache holds the tokens), against `entryBytes` in src/token-cache.ts (`token.length * 2 + 640`).',
   '',
   '| run | token length (chars) | measured bytes / entry | entryBytes estimate | estimate / measured |',
   '|---:|---:|---:|---:|---:|',

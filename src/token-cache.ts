@@ -66,16 +66,27 @@ export function cacheableWindow(
  * oldest-first past `maxEntries` or `maxBytes`. Only successes are ever stored.
  */
 export class TokenCache<T> {
-  /** By the token's last {@link KEY_CHARS} characters; the entry holds the whole token. */
-  readonly #entries = new Map<string, Entry<T>>();
+  /** By {@link lookupKey} of the token; the entry holds the whole token. */
+  readonly #entries = new Map<number, Entry<T>>();
   /** Insertion order, for oldest-first eviction in O(1): slots of deleted entries are skipped. */
-  #order: { readonly key: string; readonly entry: Entry<T> }[] = [];
+  #order: { readonly key: number; readonly entry: Entry<T> }[] = [];
   #head = 0;
   readonly #options: ResolvedTokenCacheOptions;
   #bytes = 0;
+  /** Lookups in a row that found nothing (a hit resets it). */
+  #misses = 0;
+  /** Past this many misses in a row, a token is admitted on its second sighting only. */
+  readonly #admitAfter: number;
+  /** Hashes of tokens seen once while admission is by second sighting (a lossy table). */
+  #seen: Int32Array | undefined;
 
-  constructor(options: ResolvedTokenCacheOptions) {
+  /**
+   * `admitAfterMisses`: how many lookups in a row may miss before admission turns to second
+   * sightings. Default: `maxEntries`, at least 1,024 (the whole content turned over unused).
+   */
+  constructor(options: ResolvedTokenCacheOptions, admitAfterMisses?: number) {
     this.#options = options;
+    this.#admitAfter = admitAfterMisses ?? Math.max(options.maxEntries, MIN_ADMIT_AFTER);
   }
 
   get size(): number {
@@ -93,10 +104,15 @@ export class TokenCache<T> {
     const entry = this.#entries.get(key);
     // The short key finds the entry; the whole token must then be equal (a plain comparison,
     // cheaper than hashing it): no two tokens ever share an answer.
-    if (entry === undefined || entry.token !== token) return undefined;
+    if (entry === undefined || entry.token !== token) {
+      this.#misses++;
+      return undefined;
+    }
     if (now < entry.validUntil && now >= entry.validFrom && entry.key.vouches(now)) {
+      this.#misses = 0;
       return entry.value;
     }
+    this.#misses++;
     // Expired, or its key is gone: never again. (A set merely too stale may recover.)
     if (now >= entry.validUntil || !entry.key.trusted) this.#delete(key, entry);
     return undefined;
@@ -105,6 +121,7 @@ export class TokenCache<T> {
   set(token: string, value: T, validFrom: number, validUntil: number, key: Voucher): void {
     const bytes = entryBytes(token);
     if (bytes > this.#options.maxBytes || this.#options.maxEntries === 0) return;
+    if (this.#misses >= this.#admitAfter && !this.#seenBefore(token)) return;
     const lookup = lookupKey(token);
     const previous = this.#entries.get(lookup);
     if (previous !== undefined) this.#delete(lookup, previous);
@@ -121,7 +138,25 @@ export class TokenCache<T> {
     this.#compact();
   }
 
-  #delete(key: string, entry: Entry<T>): void {
+  /**
+   * The admission policy once the cache has stopped paying (every lookup a miss for as long as it
+   * takes to turn its whole content over: a flood of distinct tokens). Storing such a token only
+   * costs (the entry, its eviction, and a copy of the AuthInfo into the old generation at GC), so
+   * a token is then stored on its second sighting: this records the first in a fixed table of
+   * hashes (lossy: a newer token may take the slot) and says whether it was there. A hit returns
+   * the cache to admitting every verified token. Never a question of trust: what is stored is
+   * still a verified token, compared whole on every lookup.
+   */
+  #seenBefore(token: string): boolean {
+    const seen = (this.#seen ??= new Int32Array(seenSlots(this.#admitAfter)));
+    const hash = lookupKey(token) + 1; // 0 is an empty slot
+    const slot = hash & (seen.length - 1);
+    if (seen[slot] === hash) return true;
+    seen[slot] = hash;
+    return false;
+  }
+
+  #delete(key: number, entry: Entry<T>): void {
     this.#entries.delete(key);
     this.#bytes -= entry.bytes;
   }
@@ -141,11 +176,24 @@ export class TokenCache<T> {
 }
 
 /**
- * How many trailing characters of a token key the map: the end of its signature, which differs
- * between any two tokens an issuer signed. Hashing 16 characters instead of the whole token (800
- * and more) is most of a cache hit's cost saved; the whole token is still compared.
+ * The map's key: 30 bits hashed from the token's last {@link KEY_CHARS} characters, the end of its
+ * signature, which differs between any two tokens an issuer signed. A small integer (no string to
+ * allocate or hash: hashing the whole token, 800 characters and more, was most of a hit's cost);
+ * two tokens that share it are told apart by the whole-token comparison (a later one replaces
+ * the earlier).
  */
-const KEY_CHARS = 16;
+const KEY_CHARS = 12;
 
-const lookupKey = (token: string): string =>
-  token.length > KEY_CHARS ? token.slice(-KEY_CHARS) : token;
+function lookupKey(token: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = Math.max(0, token.length - KEY_CHARS); i < token.length; i++) {
+    hash = Math.imul(hash ^ token.charCodeAt(i), 0x01000193);
+  }
+  return (hash ^ (hash >>> 15)) & 0x3fffffff;
+}
+
+const MIN_ADMIT_AFTER = 1024;
+
+/** A power of two at least `n`, within [1024, 65536]: at most 256 KiB. */
+const seenSlots = (n: number): number =>
+  2 ** Math.min(16, Math.max(10, Math.ceil(Math.log2(Math.max(n, 1)))));
