@@ -11,6 +11,7 @@ export default defineConfig({
       { find: /^resource-guard$/, replacement: here('./src/index.ts') },
       { find: /^resource-guard\/kit$/, replacement: here('./src/kit.ts') },
       { find: /^resource-guard\/testing$/, replacement: here('./src/testing.ts') },
+      { find: /^resource-guard\/otel$/, replacement: here('./src/otel.ts') },
       {
         find: /^resource-guard\/(express|koa|fastify|nestjs|hapi|hono)$/,
         replacement: here('./adapters/$1/index.ts'),

@@ -75,8 +75,12 @@ interface Channel {
   publish(message: unknown): void;
 }
 
+type Listener = (message: unknown, name: string | symbol) => void;
+
 interface ChannelModule {
   channel(name: string): Channel;
+  subscribe(name: string, listener: Listener): void;
+  unsubscribe(name: string, listener: Listener): boolean;
 }
 
 const module = (
@@ -97,6 +101,19 @@ export const decisionChannel = open(CHANNELS.decision);
 export const keysFetchChannel = open(CHANNELS.keysFetch);
 export const keysStateChannel = open(CHANNELS.keysState);
 export const cacheEvictChannel = open(CHANNELS.cacheEvict);
+
+/**
+ * Subscribes `listener` to a channel; returns the unsubscribe. Throws where the runtime has no
+ * `node:diagnostics_channel`.
+ */
+export function subscribeTo(name: string, listener: (message: unknown) => void): () => void {
+  if (module === undefined) {
+    throw new Error('resource-guard: this runtime has no node:diagnostics_channel');
+  }
+  const wrapped: Listener = (message) => listener(message);
+  module.subscribe(name, wrapped);
+  return () => void module.unsubscribe(name, wrapped);
+}
 
 /** Publishes when someone listens; the event is built only then. */
 export function publish(channel: Channel, event: () => unknown): void {

@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CHANNELS, createVerifier, WarmUpError } from 'resource-guard';
-import type { DecisionEvent, KeysFetchEvent, KeysStateEvent } from 'resource-guard';
+import type { AuthError, DecisionEvent, KeysFetchEvent, KeysStateEvent } from 'resource-guard';
 import { fixtureVerifier, jwks, key, useKeySetFixture } from './helpers/key-set-fixture.ts';
 import { AUDIENCE, ISSUER, m2mClaims, mint } from './helpers/keys.ts';
 import { clock, outcome } from './helpers/outcome.ts';

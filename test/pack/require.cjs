@@ -18,6 +18,7 @@ assert.deepEqual(names, [
   'resource-guard/hapi',
   'resource-guard/hono',
   'resource-guard/testing',
+  'resource-guard/otel',
 ]);
 
 const loaded = Object.fromEntries(names.map((name) => [name, require(name)]));
@@ -34,6 +35,7 @@ assert.equal(typeof loaded['resource-guard/nestjs'].ResourceGuardModule, 'functi
 assert.equal(typeof loaded['resource-guard/hono'].requireAuth, 'function');
 assert.equal(typeof loaded['resource-guard/hapi'].resourceGuard, 'object');
 assert.equal(typeof loaded['resource-guard/testing'].createTestIssuer, 'function');
+assert.equal(typeof loaded['resource-guard/otel'].instrument, 'function');
 
 // The same module instances as import(): one key cache, one AuthError class.
 const verifier = core.createVerifier({

@@ -10,6 +10,7 @@ import * as hapiAdapter from 'resource-guard/hapi';
 import * as nestAdapter from 'resource-guard/nestjs';
 import * as kit from 'resource-guard/kit';
 import * as testing from 'resource-guard/testing';
+import * as otel from 'resource-guard/otel';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import express from 'express';
 
@@ -31,6 +32,7 @@ assert.equal(typeof hapiAdapter.resourceGuard.register, 'function');
 assert.equal(typeof nestAdapter.ResourceGuardModule, 'function');
 assert.equal(typeof kit.routeGuard, 'function');
 assert.equal(typeof testing.createTestIssuer, 'function');
+assert.equal(typeof otel.instrument, 'function');
 
 // A real token, a real JWKS on loopback, the Express adapter from the tarball.
 const { privateKey, publicKey } = await generateKeyPair('ES384');

@@ -1,0 +1,181 @@
+/**
+ * OpenTelemetry for resource-guard (`resource-guard/otel`): metrics and spans made from the
+ * `node:diagnostics_channel` events (see `CHANNELS`), so a verifier pays nothing for them until
+ * `instrument()` is called. `@opentelemetry/api` is an optional peer dependency: install it (your
+ * OpenTelemetry SDK brings it) to use this module.
+ *
+ * Attributes are bounded: outcome, reason, status, cache use, the configured issuer and the JWKS
+ * URL. Never the token, the subject or the client id.
+ */
+import { metrics, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { Attributes, MeterProvider, TracerProvider } from '@opentelemetry/api';
+import { CHANNELS, subscribeTo } from './diagnostics.ts';
+import type {
+  CacheEvictEvent,
+  DecisionEvent,
+  KeysFetchEvent,
+  KeysStateEvent,
+} from './diagnostics.ts';
+import type { KeyState } from './types.ts';
+
+export interface InstrumentOptions {
+  /** Default: the global meter provider (`metrics.setGlobalMeterProvider`, or the SDK's). */
+  readonly meterProvider?: MeterProvider;
+  /** Default: the global tracer provider. */
+  readonly tracerProvider?: TracerProvider;
+}
+
+/** What {@link instrument} returns: `stop()` unsubscribes (the instruments stay registered). */
+export interface Instrumentation {
+  stop(): void;
+}
+
+const SCOPE = 'resource-guard';
+const STATES: readonly KeyState[] = ['empty', 'fresh', 'stale', 'unavailable'];
+/** Seconds: a cache hit takes microseconds, a first sighting up to a millisecond, a fetch more. */
+const DURATION_BUCKETS = [
+  0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+  0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+/**
+ * Records resource-guard's decisions, key-set fetches, key-set states and cache evictions as
+ * OpenTelemetry metrics, and each key-set fetch as a span:
+ *
+ * | instrument | kind | attributes |
+ * |---|---|---|
+ * | `resource_guard.decisions` | counter | `resource_guard.outcome`, `resource_guard.reason`, `http.response.status_code`, `resource_guard.cache_hit`, `resource_guard.issuer` |
+ * | `resource_guard.decision.duration` | histogram (s) | the same |
+ * | `resource_guard.jwks.fetches` | counter | `resource_guard.outcome`, `error.type`, `http.response.status_code`, `url.full` |
+ * | `resource_guard.jwks.fetch.duration` | histogram (s) | the same |
+ * | `resource_guard.jwks.keys` | gauge | `resource_guard.issuer` |
+ * | `resource_guard.keys.state` | gauge (1 for the current state, 0 for the others) | `resource_guard.issuer`, `resource_guard.keys.state` |
+ * | `resource_guard.cache.evictions` | counter | `resource_guard.reason` |
+ *
+ * Call it once, before the verifiers are created (a key set's state is known from its next
+ * change on). Needs `node:diagnostics_channel` (Node, Bun, Deno, Workers with `nodejs_compat`).
+ *
+ * @example
+ * ```ts
+ * import { instrument } from 'resource-guard/otel';
+ *
+ * instrument(); // the global meter and tracer providers, as your OpenTelemetry SDK set them up
+ * ```
+ */
+export function instrument(options: InstrumentOptions = {}): Instrumentation {
+  const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
+  const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE);
+
+  const decisions = meter.createCounter('resource_guard.decisions', {
+    description: 'Requests (and verify() calls) decided: accepted, refused, anonymous or error',
+    unit: '{decision}',
+  });
+  const decisionDuration = meter.createHistogram('resource_guard.decision.duration', {
+    description: 'Time from the request to the decision',
+    unit: 's',
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+  });
+  const fetches = meter.createCounter('resource_guard.jwks.fetches', {
+    description: 'Key-set (JWKS) fetches, discovery included',
+    unit: '{fetch}',
+  });
+  const fetchDuration = meter.createHistogram('resource_guard.jwks.fetch.duration', {
+    description: 'Duration of a key-set fetch, discovery included',
+    unit: 's',
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+  });
+  const evictions = meter.createCounter('resource_guard.cache.evictions', {
+    description: 'Verified tokens dropped from the cache before their expiry',
+    unit: '{token}',
+  });
+
+  const states = new Map<string, KeyState>();
+  const keyCounts = new Map<string, number>();
+  const stateGauge = meter.createObservableGauge('resource_guard.keys.state', {
+    description: "Each issuer's key-set state: 1 for the current one, 0 for the others",
+    unit: '1',
+  });
+  stateGauge.addCallback((result) => {
+    for (const [issuer, current] of states) {
+      for (const state of STATES) {
+        result.observe(state === current ? 1 : 0, {
+          'resource_guard.issuer': issuer,
+          'resource_guard.keys.state': state,
+        });
+      }
+    }
+  });
+  const keysGauge = meter.createObservableGauge('resource_guard.jwks.keys', {
+    description: 'Usable keys in the last key set fetched',
+    unit: '{key}',
+  });
+  keysGauge.addCallback((result) => {
+    for (const [issuer, count] of keyCounts) {
+      result.observe(count, { 'resource_guard.issuer': issuer });
+    }
+  });
+
+  const onDecision = (message: unknown) => {
+    const event = message as DecisionEvent;
+    const attributes: Attributes = {
+      'resource_guard.outcome': event.outcome,
+      'resource_guard.cache_hit': event.cached,
+    };
+    if (event.reason !== undefined) attributes['resource_guard.reason'] = event.reason;
+    if (event.status !== undefined) attributes['http.response.status_code'] = event.status;
+    if (event.issuer !== undefined) attributes['resource_guard.issuer'] = event.issuer;
+    decisions.add(1, attributes);
+    decisionDuration.record(event.duration / 1000, attributes);
+  };
+
+  const onFetch = (message: unknown) => {
+    const event = message as KeysFetchEvent;
+    const attributes: Attributes = { 'resource_guard.outcome': event.outcome };
+    if (event.url !== undefined) attributes['url.full'] = event.url;
+    if (event.error !== undefined) attributes['error.type'] = event.error;
+    if (event.status !== undefined) attributes['http.response.status_code'] = event.status;
+    fetches.add(1, attributes);
+    fetchDuration.record(event.duration / 1000, attributes);
+    if (event.keys !== undefined) {
+      for (const issuer of event.issuers) keyCounts.set(issuer, event.keys);
+    }
+    const span = tracer.startSpan('resource_guard.jwks.fetch', {
+      kind: SpanKind.CLIENT,
+      startTime: event.startTime,
+      attributes: {
+        ...attributes,
+        'resource_guard.issuer': [...event.issuers],
+        ...(event.keys === undefined ? {} : { 'resource_guard.jwks.keys': event.keys }),
+      },
+    });
+    if (event.outcome === 'error') {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: event.error ?? 'error' });
+    }
+    span.end(event.startTime + event.duration);
+  };
+
+  const onState = (message: unknown) => {
+    const event = message as KeysStateEvent;
+    for (const issuer of event.issuers) states.set(issuer, event.to);
+  };
+
+  const onEvict = (message: unknown) => {
+    const event = message as CacheEvictEvent;
+    evictions.add(event.count, { 'resource_guard.reason': event.reason });
+  };
+
+  const stops = [
+    subscribeTo(CHANNELS.decision, onDecision),
+    subscribeTo(CHANNELS.keysFetch, onFetch),
+    subscribeTo(CHANNELS.keysState, onState),
+    subscribeTo(CHANNELS.cacheEvict, onEvict),
+  ];
+  let stopped = false;
+  return Object.freeze({
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const stop of stops) stop();
+    },
+  });
+}
