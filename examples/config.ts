@@ -1,6 +1,6 @@
 import { pathToFileURL } from 'node:url';
-import { createVerifier } from 'resource-guard';
-import type { Verifier } from 'resource-guard';
+import { createVerifier, WarmUpError } from 'resource-guard';
+import type { KeyHealth, Verifier } from 'resource-guard';
 
 /**
  * The shopping API's configuration, from the environment:
@@ -59,13 +59,68 @@ export function verifierFromConfig(config: ApiConfig): Verifier {
   });
 }
 
+/**
+ * The verifier, its keys fetched before the API listens: the first request does not pay for the
+ * fetch, and a failure shows at boot with its cause (the API still starts: it answers 503 until
+ * the keys can be had, and `GET /health/keys` says so).
+ */
+export async function startVerifier(config: ApiConfig): Promise<Verifier> {
+  const verifier = verifierFromConfig(config);
+  console.log(
+    `Issuer ${config.issuer}, audience ${config.audience}, keys from ${config.jwksUri ?? 'discovery'}`,
+  );
+  try {
+    for (const { issuer, keys, jwksUri } of await verifier.warm()) {
+      console.log(`Keys of ${issuer}: ${keys} from ${jwksUri}`);
+    }
+  } catch (error) {
+    if (!(error instanceof WarmUpError)) throw error;
+    console.error(
+      `${error.message}\nThe API starts anyway: it answers 503 until the keys can be fetched (GET /health/keys).`,
+    );
+  }
+  return verifier;
+}
+
+/** `GET /health/keys`, for a readiness probe: 200 while the keys can verify, 503 when not. */
+export function keysHealth(verifier: Verifier): {
+  status: 200 | 503;
+  body: { status: 'ok' | 'unavailable'; issuers: readonly KeyHealth[] };
+} {
+  const issuers = verifier.health();
+  const ok = issuers.every(({ state }) => state === 'fresh' || state === 'stale');
+  return { status: ok ? 200 : 503, body: { status: ok ? 'ok' : 'unavailable', issuers } };
+}
+
+/**
+ * What to tell the user when the program cannot start: the config problem, or which variable to
+ * change when a port is taken.
+ */
+export function startupProblem(
+  error: unknown,
+  portVariables: Record<number, string> = {},
+): unknown {
+  if (error instanceof ConfigError) return error.message;
+  const { code, port, address } = (error ?? {}) as {
+    code?: unknown;
+    port?: unknown;
+    address?: unknown;
+  };
+  if (code === 'EADDRINUSE' || code === 'EACCES') {
+    const variable = (typeof port === 'number' && portVariables[port]) || 'PORT';
+    const what = code === 'EADDRINUSE' ? 'is in use' : 'needs privileges';
+    return `Port ${String(port)} on ${String(address)} ${what}: set ${variable} to another port (e.g. ${variable}=0 for any free one).`;
+  }
+  return error;
+}
+
 /** Runs `serve(configFromEnv())` when the file is the program, exiting clearly on bad config. */
 export function runIfMain(moduleUrl: string, serve: (config: ApiConfig) => Promise<unknown>): void {
   if (moduleUrl !== pathToFileURL(process.argv[1] ?? '').href) return;
   Promise.resolve()
     .then(() => serve(configFromEnv()))
     .catch((error: unknown) => {
-      console.error(error instanceof ConfigError ? error.message : error);
+      console.error(startupProblem(error));
       process.exit(1);
     });
 }

@@ -10,7 +10,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Verifier } from 'resource-guard';
 import { requireAuth, resourceMetadata } from 'resource-guard/express';
-import { runIfMain, verifierFromConfig } from './config.ts';
+import { keysHealth, runIfMain, startVerifier } from './config.ts';
 import type { ApiConfig } from './config.ts';
 import { parseNewProduct, ProductStore } from './products.ts';
 
@@ -22,6 +22,11 @@ export function createApp(verifier: Verifier, store = new ProductStore()): expre
 
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok' });
+  });
+  // Readiness: 200 while the issuer's keys can verify tokens, 503 when not.
+  app.get('/health/keys', (_req, res) => {
+    const { status, body } = keysHealth(verifier);
+    res.status(status).json(body);
   });
 
   const canRead = requireAuth(verifier, { scopes: ['read:products'] });
@@ -82,7 +87,7 @@ export function createApp(verifier: Verifier, store = new ProductStore()): expre
 
 /** Starts the API with the given configuration; resolves once it listens. */
 export async function serve(config: ApiConfig): Promise<Server> {
-  const server = createApp(verifierFromConfig(config)).listen(config.port, config.host);
+  const server = createApp(await startVerifier(config)).listen(config.port, config.host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo; // the real one, also with PORT=0
   console.log(`Shopping API (Express) on http://${config.host}:${port}`);

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { Verifier } from 'resource-guard';
 import { resourceGuard } from 'resource-guard/fastify';
-import { runIfMain, verifierFromConfig } from './config.ts';
+import { keysHealth, runIfMain, startVerifier } from './config.ts';
 import type { ApiConfig } from './config.ts';
 import { parseNewProduct, ProductStore } from './products.ts';
 
@@ -33,6 +33,11 @@ export async function createApp(
   app.setErrorHandler(onError);
 
   app.get('/health', async () => ({ status: 'ok' }));
+  // Readiness: 200 while the issuer's keys can verify tokens, 503 when not.
+  app.get('/health/keys', async (_request, reply) => {
+    const { status, body } = keysHealth(verifier);
+    return reply.code(status).send(body);
+  });
 
   // onRequest: authentication runs before the body is parsed.
   const canRead = { onRequest: app.requireAuth({ scopes: ['read:products'] }) };
@@ -69,7 +74,7 @@ export async function createApp(
 }
 
 export async function serve(config: ApiConfig): Promise<FastifyInstance> {
-  const app = await createApp(verifierFromConfig(config));
+  const app = await createApp(await startVerifier(config));
   await app.listen({ port: config.port, host: config.host });
   const { port } = app.server.address() as AddressInfo; // the real one, also with PORT=0
   console.log(`Shopping API (Fastify) on http://${config.host}:${port}`);

@@ -9,7 +9,7 @@ import { AuthError } from 'resource-guard';
 import type { Verifier } from 'resource-guard';
 import { resourceGuard } from 'resource-guard/hapi';
 import type { ResourceGuardRefs, StrategyOptions } from 'resource-guard/hapi';
-import { runIfMain, verifierFromConfig } from './config.ts';
+import { keysHealth, runIfMain, startVerifier } from './config.ts';
 import type { ApiConfig } from './config.ts';
 import { parseNewProduct, ProductStore } from './products.ts';
 
@@ -36,6 +36,15 @@ export async function createApp(
   server.ext('onPreResponse', onPreResponse);
 
   server.route({ method: 'GET', path: '/health', handler: () => ({ status: 'ok' }) });
+  // Readiness: 200 while the issuer's keys can verify tokens, 503 when not.
+  server.route({
+    method: 'GET',
+    path: '/health/keys',
+    handler: (_request, h) => {
+      const { status, body } = keysHealth(verifier);
+      return h.response(body).code(status);
+    },
+  });
 
   // Authentication runs before the payload is read; `auth` is typed by ResourceGuardRefs.
   server.route<ResourceGuardRefs>([
@@ -101,7 +110,7 @@ const onPreResponse: Lifecycle.Method = (request, h) => {
 };
 
 export async function serve(config: ApiConfig): Promise<Server> {
-  const server = await createApp(verifierFromConfig(config), config);
+  const server = await createApp(await startVerifier(config), config);
   await server.start();
   console.log(`Shopping API (Hapi) on ${server.info.uri}`); // the real port, also with PORT=0
   return server;

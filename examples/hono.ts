@@ -13,7 +13,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { Server } from 'node:http';
 import type { Verifier } from 'resource-guard';
 import { requireAuth, resourceMetadata } from 'resource-guard/hono';
-import { runIfMain, verifierFromConfig } from './config.ts';
+import { keysHealth, runIfMain, startVerifier } from './config.ts';
 import type { ApiConfig } from './config.ts';
 import { parseNewProduct, ProductStore } from './products.ts';
 
@@ -23,6 +23,11 @@ export function createApp(verifier: Verifier, store = new ProductStore()): Hono 
   if (verifier.resourceMetadata) app.use(resourceMetadata(verifier));
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
+  // Readiness: 200 while the issuer's keys can verify tokens, 503 when not.
+  app.get('/health/keys', (c) => {
+    const { status, body } = keysHealth(verifier);
+    return c.json(body, status);
+  });
 
   const canRead = requireAuth(verifier, { scopes: ['read:products'] });
   const canWrite = requireAuth(verifier, { scopes: ['write:products'] });
@@ -86,8 +91,8 @@ export function createApp(verifier: Verifier, store = new ProductStore()): Hono 
 }
 
 /** Starts the API with the given configuration; resolves once it listens. */
-export function serve(config: ApiConfig): Promise<Server> {
-  const app = createApp(verifierFromConfig(config));
+export async function serve(config: ApiConfig): Promise<Server> {
+  const app = createApp(await startVerifier(config));
   return new Promise((resolve, reject) => {
     const server = serveNode(
       { fetch: app.fetch, port: config.port, hostname: config.host },

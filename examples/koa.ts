@@ -11,7 +11,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Verifier } from 'resource-guard';
 import { requireAuth, resourceMetadata } from 'resource-guard/koa';
-import { runIfMain, verifierFromConfig } from './config.ts';
+import { keysHealth, runIfMain, startVerifier } from './config.ts';
 import type { ApiConfig } from './config.ts';
 import { parseNewProduct, ProductStore } from './products.ts';
 
@@ -43,6 +43,12 @@ export function createApp(verifier: Verifier, store = new ProductStore()): Koa {
 
   router.get('/health', (ctx) => {
     ctx.body = { status: 'ok' };
+  });
+  // Readiness: 200 while the issuer's keys can verify tokens, 503 when not.
+  router.get('/health/keys', (ctx) => {
+    const { status, body } = keysHealth(verifier);
+    ctx.status = status;
+    ctx.body = body;
   });
 
   const canRead = requireAuth(verifier, { scopes: ['read:products'] });
@@ -101,7 +107,7 @@ function clientStatus(error: unknown): number {
 }
 
 export async function serve(config: ApiConfig): Promise<Server> {
-  const server = createApp(verifierFromConfig(config)).listen(config.port, config.host);
+  const server = createApp(await startVerifier(config)).listen(config.port, config.host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo; // the real one, also with PORT=0
   console.log(`Shopping API (Koa) on http://${config.host}:${port}`);

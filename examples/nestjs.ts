@@ -31,7 +31,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AuthError } from 'resource-guard';
 import type { AuthInfo, Verifier } from 'resource-guard';
 import { Auth, RequireAuth, ResourceGuardModule } from 'resource-guard/nestjs';
-import { runIfMain, verifierFromConfig } from './config.ts';
+import { keysHealth, runIfMain, startVerifier } from './config.ts';
 import type { ApiConfig } from './config.ts';
 import { parseNewProduct, ProductStore } from './products.ts';
 
@@ -40,11 +40,24 @@ const BODY_LIMIT = 16 * 1024;
 /** The answers the API chose; any other exception is answered without its message. */
 class ApiAnswer extends HttpException {}
 
+/** The verifier, for the health controller. */
+const VERIFIER = Symbol('verifier');
+
 @Controller('health')
 class HealthController {
+  constructor(@Inject(VERIFIER) private readonly verifier: Verifier) {}
+
   @Get()
   health() {
     return { status: 'ok' };
+  }
+
+  /** Readiness: 200 while the issuer's keys can verify tokens, 503 when not. */
+  @Get('keys')
+  keys() {
+    const { status, body } = keysHealth(this.verifier);
+    if (status !== 200) throw new ApiAnswer(body, status);
+    return body;
   }
 }
 
@@ -152,7 +165,10 @@ export class ShoppingModule {
     return {
       module: ShoppingModule,
       imports: [ResourceGuardModule.forRoot({ verifier })],
-      providers: [{ provide: ProductStore, useValue: store }],
+      providers: [
+        { provide: ProductStore, useValue: store },
+        { provide: VERIFIER, useValue: verifier },
+      ],
     };
   }
 }
@@ -197,7 +213,7 @@ export async function createApp(
 
 export async function serve(config: ApiConfig): Promise<INestApplication> {
   const platform = process.env.PLATFORM === 'fastify' ? 'fastify' : 'express';
-  const app = await createApp(verifierFromConfig(config), { platform });
+  const app = await createApp(await startVerifier(config), { platform });
   await app.listen(config.port, config.host);
   console.log(`Shopping API (NestJS on ${platform}) on ${await app.getUrl()}`);
   return app;

@@ -10,7 +10,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AuthError, sendAuthError, sendResourceMetadata } from 'resource-guard';
 import type { Verifier } from 'resource-guard';
-import { runIfMain, verifierFromConfig } from './config.ts';
+import { keysHealth, runIfMain, startVerifier } from './config.ts';
 import type { ApiConfig } from './config.ts';
 import { parseNewProduct, ProductStore } from './products.ts';
 
@@ -68,6 +68,10 @@ export function createHandler(verifier: Verifier, store = new ProductStore()) {
       const metadata = verifier.resourceMetadata;
       if (metadata && sendResourceMetadata(req, res, metadata)) return;
       if (req.method === 'GET' && pathname === '/health') return json(res, 200, { status: 'ok' });
+      if (req.method === 'GET' && pathname === '/health/keys') {
+        const { status, body } = keysHealth(verifier); // readiness: 503 when the keys cannot verify
+        return json(res, status, body);
+      }
       if (req.method === 'GET' && pathname === '/products') {
         const auth = await read(req);
         return json(res, 200, { products: store.list(), client: auth.clientId });
@@ -107,7 +111,7 @@ export function createHandler(verifier: Verifier, store = new ProductStore()) {
 }
 
 export async function serve(config: ApiConfig): Promise<Server> {
-  const handler = createHandler(verifierFromConfig(config));
+  const handler = createHandler(await startVerifier(config));
   const server = createServer((req, res) => void handler(req, res));
   server.listen(config.port, config.host);
   await once(server, 'listening');

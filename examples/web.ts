@@ -14,7 +14,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AuthError, authErrorResponse, RESOURCE_METADATA_HEADERS } from 'resource-guard';
 import type { Verifier } from 'resource-guard';
-import { runIfMain, verifierFromConfig } from './config.ts';
+import { keysHealth, runIfMain, startVerifier } from './config.ts';
 import type { ApiConfig } from './config.ts';
 import { parseNewProduct, ProductStore } from './products.ts';
 
@@ -70,6 +70,10 @@ export function createHandle(verifier: Verifier, store = new ProductStore()) {
       }
       if (request.method === 'GET' && pathname === '/health')
         return Response.json({ status: 'ok' });
+      if (request.method === 'GET' && pathname === '/health/keys') {
+        const { status, body } = keysHealth(verifier); // readiness: 503 when the keys cannot verify
+        return Response.json(body, { status });
+      }
       if (request.method === 'GET' && pathname === '/products') {
         const auth = await read(request);
         return Response.json({ products: store.list(), client: auth.clientId });
@@ -152,7 +156,7 @@ export function nodeServer(handle: (request: Request) => Promise<Response>): Ser
 }
 
 export async function serve(config: ApiConfig): Promise<Server> {
-  const server = nodeServer(createHandle(verifierFromConfig(config)));
+  const server = nodeServer(createHandle(await startVerifier(config)));
   server.listen(config.port, config.host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo; // the real one, also with PORT=0

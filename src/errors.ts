@@ -370,7 +370,7 @@ export function describeKeyFailure(error: unknown): KeyFailure {
   const { url, status } = error;
   switch (error.code) {
     case 'network':
-      return { url, error: systemCode(error.cause) ?? 'network error', status };
+      return { url, error: systemCode(error.cause) ?? innermostMessage(error.cause), status };
     case 'http_status':
       return { url, error: `HTTP ${status ?? '?'}`, status };
     case 'timeout':
@@ -397,6 +397,18 @@ function systemCode(error: unknown): string | undefined {
     current = (current as { cause?: unknown }).cause ?? next;
   }
   return undefined;
+}
+
+/** The message of the innermost error in a `cause` chain (`fetch failed` says nothing). */
+function innermostMessage(error: unknown): string {
+  let message = 'network error';
+  let current = error;
+  for (let depth = 0; depth < 6 && typeof current === 'object' && current !== null; depth++) {
+    const text = (current as { message?: unknown }).message;
+    if (typeof text === 'string' && text.length > 0) message = text.slice(0, 120);
+    current = (current as { cause?: unknown }).cause;
+  }
+  return message;
 }
 
 /** Raised by `verifier.warm()`: the issuers whose keys could not be loaded, and why. */

@@ -363,6 +363,39 @@ describe.each(targets)('adapter contract: $name', (target) => {
     expect(answer.body?.error).toBe('temporarily_unavailable');
   });
 
+  it('GET /health/keys: 200 with the keys state when they can verify, 503 with the cause when not', async () => {
+    await send(`${api.url}/products`, { headers: bearer(readerToken) });
+    const ready = await send(`${api.url}/health/keys`);
+    expect(ready.status).toBe(200);
+    expect(ready.body).toMatchObject({
+      status: 'ok',
+      issuers: [{ issuer: issuer.issuer, state: 'fresh', keys: expect.any(Number) as number }],
+    });
+    // The probe itself starts the fetch of a set never fetched; it fails, and the probe says why.
+    let notReady = await send(`${down.url}/health/keys`);
+    for (let i = 0; i < 50 && notReady.body?.status === 'unavailable'; i++) {
+      const [entry] = notReady.body.issuers as { state: string }[];
+      if (entry?.state === 'unavailable') break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      notReady = await send(`${down.url}/health/keys`);
+    }
+    expect(notReady.status).toBe(503);
+    expect(notReady.body).toMatchObject({
+      status: 'unavailable',
+      issuers: [
+        {
+          issuer: issuer.issuer,
+          state: 'unavailable',
+          // Port 9 is one the fetch standard refuses ("bad port"): the root cause, not "fetch failed".
+          lastError: expect.stringMatching(
+            /^(bad port|E[A-Z]+) fetching http:\/\/127\.0\.0\.1:9\/jwks$/,
+          ) as string,
+          jwksUri: 'http://127.0.0.1:9/jwks',
+        },
+      ],
+    });
+  });
+
   it('picks up a rotated key', async () => {
     await issuer.rotate({ grace: true });
     const fresh = await issuer.token(issuer.apps.reader, { scope: 'read:products' });
