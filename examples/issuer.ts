@@ -146,9 +146,13 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
     req.url = url.slice('/oidc'.length) || '/';
     provider.callback()(req, res);
   });
-  await new Promise<void>((resolve) =>
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve),
-  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject); // a port in use: the caller says which variable to change
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   const { port, address } = server.address() as AddressInfo;
   const endpoint = `http://${address}:${port}`;
   const issuer = `${endpoint}/oidc`;

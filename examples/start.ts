@@ -5,23 +5,59 @@
  * - Otherwise: an embedded, Logto-shaped authorization server on 127.0.0.1:3001 (issuer
  *   http://127.0.0.1:3001/oidc) with two demo M2M apps, and the API on 127.0.0.1:3000. It prints
  *   ready-to-paste commands that get a token and call the API.
+ *
+ * Either way: OpenTelemetry metrics in Prometheus format on 127.0.0.1:9464/metrics
+ * (METRICS_PORT), and the keys' health at GET /health/keys on the API.
  */
-import { configFromEnv, ConfigError } from './config.ts';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { instrument } from 'resource-guard/otel';
+import { configFromEnv, startupProblem } from './config.ts';
 import { serve } from './express.ts';
 import { SHOPPING_API, startIssuer } from './issuer.ts';
 import type { DemoApp } from './issuer.ts';
 
-const ISSUER_PORT = Number(process.env.ISSUER_PORT ?? 3001);
+const port = (name: string, fallback: number) => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 0 || value > 65535) {
+    throw new Error(`${name} must be a port number, got ${JSON.stringify(process.env[name])}`);
+  }
+  return value;
+};
+const ISSUER_PORT = port('ISSUER_PORT', 3001);
+const METRICS_PORT = port('METRICS_PORT', 9464);
+
+/** resource-guard's metrics, served in Prometheus format by the OpenTelemetry exporter. */
+async function serveMetrics(host: string): Promise<string> {
+  const exporter = new PrometheusExporter({ preventServerStart: true });
+  instrument({ meterProvider: new MeterProvider({ readers: [exporter] }) });
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/metrics') exporter.getMetricsRequestHandler(req, res);
+    else res.writeHead(404).end();
+  });
+  server.listen(METRICS_PORT, host);
+  await once(server, 'listening');
+  return `http://${host}:${(server.address() as AddressInfo).port}/metrics`;
+}
 
 async function main() {
+  const host = process.env.HOST?.trim() || '127.0.0.1';
+  const metrics = await serveMetrics(host); // before the verifier: it sees the first fetch
   if (process.env.ISSUER || process.env.LOGTO_ENDPOINT) {
-    await serve(configFromEnv());
+    const config = configFromEnv();
+    const { port: apiPort } = (await serve(config)).address() as AddressInfo;
+    console.log(`
+Metrics (Prometheus): ${metrics}
+Keys' health:         http://${config.host}:${apiPort}/health/keys`);
     return;
   }
   const issuer = await startIssuer({ port: ISSUER_PORT });
   const config = configFromEnv({ ...process.env, ISSUER: issuer.issuer });
-  await serve(config);
-  const api = `http://${config.host}:${config.port}`;
+  const { port: apiPort } = (await serve(config)).address() as AddressInfo;
+  const api = `http://${config.host}:${apiPort}`;
 
   const tokenCommand = (app: DemoApp, scope: string) =>
     [
@@ -61,6 +97,10 @@ Without a token: curl -si ${api}/products
 Optional authentication (anonymous, or "personalized": true with $TOKEN):
   curl -s ${api}/products/featured
 
+Operations: the keys' health (a readiness probe) and resource-guard's metrics (Prometheus):
+  curl -s ${api}/health/keys
+  curl -s ${metrics}
+
 4. Or run the M2M client example (token cached until it expires, one retry on 401):
 
 LOGTO_ENDPOINT=${issuer.endpoint} APP_ID=${reader.id} APP_SECRET=${reader.secret} npm run example:m2m
@@ -68,6 +108,8 @@ LOGTO_ENDPOINT=${issuer.endpoint} APP_ID=${reader.id} APP_SECRET=${reader.secret
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof ConfigError ? error.message : error);
+  console.error(
+    startupProblem(error, { [ISSUER_PORT]: 'ISSUER_PORT', [METRICS_PORT]: 'METRICS_PORT' }),
+  );
   process.exit(1);
 });
