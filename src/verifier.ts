@@ -148,34 +148,27 @@ export function createVerifier(options: VerifierOptions): Verifier {
   ): Awaitable<AuthInfo | undefined> {
     const start = performance.now();
     const trace = { cached: false };
-    const report = (outcome: DecisionEvent['outcome'], extra: Partial<DecisionEvent>) => {
-      if (!decisionChannel.hasSubscribers) return;
-      const event: DecisionEvent = {
-        outcome,
-        cached: trace.cached,
-        duration: performance.now() - start,
-        ...extra,
-      };
-      decisionChannel.publish(event);
-    };
-    const accepted = (auth: AuthInfo | undefined) => {
-      if (auth === undefined) report('anonymous', {});
-      else report('accepted', { issuer: auth.issuer });
-      return auth;
-    };
-    const refused = (error: unknown): never => {
-      if (error instanceof AuthError) {
-        report('refused', { reason: error.reason, status: error.status });
-      } else report('error', {});
-      throw error;
-    };
     let result: Awaitable<AuthInfo | undefined>;
     try {
       result = decide(input, read, requirements, fromHeader, trace);
     } catch (error) {
-      return refused(error);
+      publishRefusal(error, trace.cached, start);
+      throw error;
     }
-    return result instanceof Promise ? result.then(accepted, refused) : accepted(result);
+    if (!(result instanceof Promise)) {
+      publishDecision(result, trace.cached, start);
+      return result;
+    }
+    return result.then(
+      (auth) => {
+        publishDecision(auth, trace.cached, start);
+        return auth;
+      },
+      (error: unknown) => {
+        publishRefusal(error, trace.cached, start);
+        throw error;
+      },
+    );
   }
 
   function decide<I>(
@@ -291,6 +284,28 @@ export function createVerifier(options: VerifierOptions): Verifier {
   };
   // The overloads (optional routes may resolve to `undefined`) are the public face of the above.
   return Object.freeze(verifier) as Verifier;
+}
+
+/** An accepted (or anonymous) decision, on `resource-guard:decision`. */
+function publishDecision(auth: AuthInfo | undefined, cached: boolean, start: number): void {
+  if (!decisionChannel.hasSubscribers) return;
+  const duration = performance.now() - start;
+  const event: DecisionEvent =
+    auth === undefined
+      ? { outcome: 'anonymous', cached, duration }
+      : { outcome: 'accepted', cached, duration, issuer: auth.issuer };
+  decisionChannel.publish(event);
+}
+
+/** A refused decision (an AuthError), or an error (a bug), on `resource-guard:decision`. */
+function publishRefusal(error: unknown, cached: boolean, start: number): void {
+  if (!decisionChannel.hasSubscribers) return;
+  const duration = performance.now() - start;
+  const event: DecisionEvent =
+    error instanceof AuthError
+      ? { outcome: 'refused', reason: error.reason, status: error.status, cached, duration }
+      : { outcome: 'error', cached, duration };
+  decisionChannel.publish(event);
 }
 
 /** RFC 6750 §3 wants at least one auth-param on every challenge: the API's identifier. */
