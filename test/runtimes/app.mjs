@@ -35,6 +35,13 @@ async function web(request) {
   }
 }
 
+/** `verifier.health()`: 200 while the keys can verify, 503 when not. */
+function health(of) {
+  const issuers = of.health();
+  const ok = issuers.every(({ state }) => state === 'fresh' || state === 'stale');
+  return Response.json(issuers, { status: ok ? 200 : 503 });
+}
+
 /** What the runtime looks like from inside (for the smoke test's log). */
 function runtime() {
   return Response.json({
@@ -47,6 +54,8 @@ export default {
   fetch(request) {
     const { pathname } = new URL(request.url);
     if (pathname === '/web') return web(request);
+    if (pathname === '/web/health') return health(verifier);
+    if (pathname === '/hono/health') return health(honoVerifier);
     if (pathname === '/hono') return hono.fetch(request);
     if (pathname === '/runtime') return runtime();
     return new Response('not found', { status: 404 });

@@ -297,8 +297,13 @@ async function runLine(line: Line, target: Target, checks: Check[]): Promise<voi
     await front.update();
   };
   let hungInARow = 0;
-  const expect = async (label: string, jwt: string, ...expected: number[]) => {
-    const { status, detail } = await ask(url, jwt);
+  const expect = (label: string, jwt: string, ...expected: number[]) =>
+    expectAt(url, label, jwt, ...expected);
+  /** The verifier's `health()`, as the app serves it: 200 while its keys can verify, else 503. */
+  const expectHealth = (label: string, ...expected: number[]) =>
+    expectAt(`${url}/health`, `${label}: health()`, '', ...expected);
+  const expectAt = async (at: string, label: string, jwt: string, ...expected: number[]) => {
+    const { status, detail } = await ask(at, jwt);
     const ok = expected.map(String).includes(status);
     checks.push({ line: name, label, expected, got: status, ok });
     hungInARow = status === 'hung' ? hungInARow + 1 : 0;
@@ -326,6 +331,7 @@ async function runLine(line: Line, target: Target, checks: Check[]): Promise<voi
       const c = `[${cycle}]`;
       const valid = await token();
       await expect(`${c} a valid token`, valid, 200);
+      await expectHealth(`${c} keys fetched`, 200);
       await expect(`${c} the same token again (cached)`, valid, 200);
       await expect(`${c} payload tampered`, tamperPayload(await token()), 401);
       await expect(`${c} signature tampered`, tamperSignature(await token()), 401);
@@ -351,6 +357,7 @@ async function runLine(line: Line, target: Target, checks: Check[]): Promise<voi
       await expect(`${c} outage (${outage}), keys stale but within maxStale`, await token(), 200);
       await until(front.lastServed + (KEYS.maxAge + KEYS.maxStale) * 1000 + STALE_MARGIN);
       await expect(`${c} outage (${outage}), keys past maxStale`, await token(), 503);
+      await expectHealth(`${c} outage (${outage}), keys past maxStale`, 503);
       await expect(`${c} outage (${outage}), tampered`, tamperPayload(await token()), 401, 503);
       await rotate(true);
       await sleep(KEYS.cooldown * 1000 + MARGIN);
@@ -361,6 +368,7 @@ async function runLine(line: Line, target: Target, checks: Check[]): Promise<voi
       await until(Math.max(Date.now(), front.lastRefused) + KEYS.cooldown * 1000 + MARGIN);
       await expect(`${c} after the outage`, await token(), 200);
       await expect(`${c} after the outage, again`, await token(), 200);
+      await expectHealth(`${c} after the outage`, 200);
 
       // A rotation that drops the old key: the new kid passes, a token of the old key no longer.
       const old = await token();
