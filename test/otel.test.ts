@@ -23,7 +23,7 @@ import { instrument } from 'resource-guard/otel';
 import type { Instrumentation } from 'resource-guard/otel';
 import { createApp } from '../examples/express.ts';
 import { fixtureVerifier, jwks, key, useKeySetFixture } from './helpers/key-set-fixture.ts';
-import { ISSUER, m2mClaims, mint } from './helpers/keys.ts';
+import { ISSUER, m2mClaims, makeKey, mint, rawToken } from './helpers/keys.ts';
 import { clock } from './helpers/outcome.ts';
 
 useKeySetFixture();
@@ -135,6 +135,50 @@ describe('resource-guard/otel', () => {
     // Bounded attributes only: no token, subject or client id anywhere.
     const text = JSON.stringify([...metrics.values()].map((metric) => metric.dataPoints));
     for (const secret of [reader, noScope, 'app-123']) expect(text).not.toContain(secret);
+  });
+
+  it('a refusal per reason increments exactly its counter, and nothing else', async () => {
+    const { verifier } = fixtureVerifier();
+    const get = await serve(verifier);
+    const other = await makeKey('ES384');
+    const now = Math.floor(Date.now() / 1000);
+    const cases: [reason: string, status: number, token: () => Promise<string | undefined>][] = [
+      ['missing_token', 401, async () => undefined],
+      ['malformed_token', 401, async () => 'a.b.c'],
+      ['opaque_token', 401, async () => 'opaque-access-token'],
+      ['typ_mismatch', 401, () => mint(key, m2mClaims(), { typ: 'JWT' })],
+      [
+        'alg_not_allowed',
+        401,
+        async () => rawToken({ alg: 'none', typ: 'at+jwt', kid: key.kid }, m2mClaims()),
+      ],
+      ['issuer_mismatch', 401, () => mint(key, m2mClaims({ iss: 'https://evil.example/oidc' }))],
+      ['audience_mismatch', 401, () => mint(key, m2mClaims({ aud: 'https://other.api' }))],
+      ['unknown_kid', 401, () => mint(other)],
+      ['bad_signature', 401, () => mint(other, m2mClaims(), { kid: key.kid })],
+      ['expired', 401, () => mint(key, m2mClaims({ exp: now - 600 }))],
+      ['not_yet_valid', 401, () => mint(key, m2mClaims({ nbf: now + 600 }))],
+      ['insufficient_scope', 403, () => mint(key, m2mClaims({ scope: 'write:products' }))],
+    ];
+    const series = async () =>
+      new Map(
+        points((await collect()).get('resource_guard.decisions'), [
+          'resource_guard.outcome',
+          'resource_guard.reason',
+          'http.response.status_code',
+        ]).map((line) => {
+          const [label, count] = line.split(': ') as [string, string];
+          return [label, Number(count)] as const;
+        }),
+      );
+    for (const [reason, status, token] of cases) {
+      const before = await series();
+      expect(await get('/products', await token())).toBe(status);
+      const after = await series();
+      const label = `resource_guard.outcome=refused,resource_guard.reason=${reason},http.response.status_code=${status}`;
+      const changed = [...after].filter(([name, count]) => count !== (before.get(name) ?? 0));
+      expect(changed, reason).toEqual([[label, (before.get(label) ?? 0) + 1]]);
+    }
   });
 
   it('follows a JWKS outage in the state gauge and fetch metrics, and the recovery', async () => {
