@@ -40,15 +40,17 @@ export interface RouteOptions<Req> extends Omit<Requirements, 'organization'> {
 
 /**
  * What an adapter does with the answer; exactly one of them is called for each request. `A` is
- * `AuthInfo`, or `AuthInfo | undefined` on an optional route (an anonymous request).
+ * `AuthInfo`, or `AuthInfo | undefined` on an optional route (an anonymous request). Each gets the
+ * framework's request and the `res` and `next` given to {@link RouteGuard.run}, so an adapter can
+ * define its outcome once, outside the per-request path (no closures per request).
  */
-export interface Outcome<R, A = AuthInfo> {
+export interface Outcome<R, A = AuthInfo, Req = unknown, Res = unknown, Next = unknown> {
   /** Verified (or anonymous, on an optional route): attach `auth` and continue the chain. */
-  pass(auth: A): R;
+  pass(auth: A, req: Req, res: Res, next: Next): R;
   /** A rejection to answer here (`errors: 'respond'`): render `error.status/headers/body`. */
-  respond(error: AuthError): R;
+  respond(error: AuthError, req: Req, res: Res, next: Next): R;
   /** For the framework's error handling: an `AuthError` with `errors: 'throw'`, or a bug. */
-  fail(error: unknown): R;
+  fail(error: unknown, req: Req, res: Res, next: Next): R;
 }
 
 /** A route's guard, checked once when the route is declared. */
@@ -58,8 +60,15 @@ export interface RouteGuard<Req, A = AuthInfo> {
    * at once (a repeat token), otherwise when it is. Returns what that function returns, or a
    * promise of it. `request` is what holds the headers (node's `IncomingMessage` where the
    * framework has one: its raw header list is the fastest to read and shows a repeated header).
+   * `res` and `next` (the framework's response and continuation, say) are handed to `outcome`.
    */
-  run<R>(req: Req, request: RequestLike, outcome: Outcome<R, A>): Awaitable<R>;
+  run<R, Res = undefined, Next = undefined>(
+    req: Req,
+    request: RequestLike,
+    outcome: Outcome<R, A, Req, Res, Next>,
+    res?: Res,
+    next?: Next,
+  ): Awaitable<R>;
 }
 
 const OPTION_PATH = 'options';
@@ -71,16 +80,22 @@ const OPTION_PATH = 'options';
  * ```ts
  * import type { IncomingMessage, ServerResponse } from 'node:http';
  * import { createVerifier } from 'resource-guard';
+ * import type { AuthInfo } from 'resource-guard';
  * import { routeGuard } from 'resource-guard/kit';
+ * import type { Outcome } from 'resource-guard/kit';
  *
  * const verifier = createVerifier({ issuer: 'https://tenant.logto.app/oidc', audience: 'https://shopping.api' });
+ * type Next = (error?: unknown) => void;
  * const guard = routeGuard<IncomingMessage>(verifier, { scopes: ['read:products'] });
- * function middleware(req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) {
- *   guard.run(req, req, {
- *     pass: () => next(),
- *     respond: (error) => res.writeHead(error.status, error.headers).end(JSON.stringify(error.body)),
- *     fail: next,
- *   });
+ * // Once, not per request: the outcome gets the request, `res` and `next` of each call.
+ * const outcome: Outcome<void, AuthInfo, IncomingMessage, ServerResponse, Next> = {
+ *   pass: (_auth, _req, _res, next) => next(),
+ *   respond: (error, _req, res) =>
+ *     void res.writeHead(error.status, error.headers).end(JSON.stringify(error.body)),
+ *   fail: (error, _req, _res, next) => next(error),
+ * };
+ * function middleware(req: IncomingMessage, res: ServerResponse, next: Next) {
+ *   guard.run(req, req, outcome, res, next);
  * }
  * ```
  */
@@ -122,25 +137,41 @@ export function routeGuard<Req>(
   const attempt = attemptOf(verifier.guard(requirements));
   const respondHere = errors !== 'throw';
 
-  const route = <R>(error: unknown, outcome: Outcome<R, AuthInfo | undefined>): R =>
-    respondHere && error instanceof AuthError ? outcome.respond(error) : outcome.fail(error);
+  const route = <R, Res, Next>(
+    error: unknown,
+    outcome: Outcome<R, AuthInfo | undefined, Req, Res, Next>,
+    req: Req,
+    res: Res,
+    next: Next,
+  ): R =>
+    respondHere && error instanceof AuthError
+      ? outcome.respond(error, req, res, next)
+      : outcome.fail(error, req, res, next);
 
   return Object.freeze({
-    run<R>(
+    run<R, Res, Next>(
       req: Req,
       request: RequestLike,
-      outcome: Outcome<R, AuthInfo | undefined>,
+      outcome: Outcome<R, AuthInfo | undefined, Req, Res, Next>,
+      res?: Res,
+      next?: Next,
     ): Awaitable<R> {
       let result: Awaitable<AuthInfo | undefined>;
       try {
-        result = attempt(request, organization && { organization: organization(req) });
+        result =
+          organization === undefined
+            ? attempt(request)
+            : attempt(request, { organization: organization(req) });
       } catch (error) {
-        return route(error, outcome);
+        return route(error, outcome, req, res as Res, next as Next);
       }
-      if (!(result instanceof Promise)) return outcome.pass(result);
+      if (!(result instanceof Promise)) return outcome.pass(result, req, res as Res, next as Next);
       // `pass` throwing (a bug downstream) rejects the returned promise; it never calls `fail`
-      // too, so a continuation runs at most once.
-      return result.then(outcome.pass, (error: unknown) => route(error, outcome));
+      // too, so a continuation runs at most once. (Closures on this path only: a first sighting.)
+      return result.then(
+        (auth) => outcome.pass(auth, req, res as Res, next as Next),
+        (error: unknown) => route(error, outcome, req, res as Res, next as Next),
+      );
     },
   });
 }

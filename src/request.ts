@@ -64,10 +64,16 @@ function bearerToken(field: string, maxLength: number): string {
 
 const isOws = (code: number) => code === 0x20 || code === 0x09;
 
-/** `Bearer`, case-insensitive, at `at`. */
+/** `Bearer`, case-insensitive, at `at`: compared by character code (no lower-cased copy). */
 function isBearerScheme(field: string, at: number): boolean {
-  return field.length - at >= 6 && field.slice(at, at + 6).toLowerCase() === 'bearer';
+  if (field.length - at < 6) return false;
+  for (let i = 0; i < 6; i++) {
+    // ASCII letters only: `| 0x20` lower-cases A-Z and leaves a-z as they are.
+    if ((field.charCodeAt(at + i) | 0x20) !== BEARER.charCodeAt(i)) return false;
+  }
+  return true;
 }
+const BEARER = 'bearer';
 
 // RFC 9110 §5.6.2 tchar: what an auth-scheme is made of.
 const TCHAR = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]$/;
@@ -122,13 +128,24 @@ function readRawAuthorization(rawHeaders: readonly string[]): string | undefined
   let value: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i];
-    if (typeof name === 'string' && name.length === 13 && name.toLowerCase() === 'authorization') {
+    if (typeof name === 'string' && isAuthorization(name)) {
       if (value !== undefined) throw new Rejection('multiple_credentials');
       value = rawHeaders[i + 1];
     }
   }
   return typeof value === 'string' && !isBlank(value) ? value : undefined;
 }
+
+/** `authorization` in any case, compared by character code (no lower-cased copy). */
+function isAuthorization(name: string): boolean {
+  if (name.length !== 13) return false;
+  for (let i = 0; i < 13; i++) {
+    // `| 0x20` lower-cases A-Z; no other character becomes one of these letters by it.
+    if ((name.charCodeAt(i) | 0x20) !== AUTHORIZATION.charCodeAt(i)) return false;
+  }
+  return true;
+}
+const AUTHORIZATION = 'authorization';
 
 /** Empty, or only SP / HTAB. */
 function isBlank(value: string): boolean {
@@ -144,7 +161,7 @@ function readRecord(record: Readonly<Record<string, HeaderValue>>): HeaderValue 
   let value: HeaderValue;
   let found = false;
   for (const name of Object.keys(record)) {
-    if (name.length !== 13 || name.toLowerCase() !== 'authorization') continue;
+    if (!isAuthorization(name)) continue;
     if (found) throw new Rejection('multiple_credentials');
     found = true;
     value = record[name];

@@ -45,6 +45,29 @@ describe('routeGuard', () => {
     expect(calls).toEqual(['pass app-123', 'pass app-123', 'respond 401 missing_token']);
   });
 
+  it('hands each call its req, res and next: one outcome for every request, sync or not', async () => {
+    const guard = routeGuard<Req>(fixtureVerifier().verifier, { scopes: ['read:products'] });
+    const seen: unknown[][] = [];
+    const outcome: Outcome<string, AuthInfo, Req, { id: string }, () => string> = {
+      pass: (auth, req, res, next) => (seen.push(['pass', auth.clientId, req, res.id]), next()),
+      respond: (error, req, res, next) => (
+        seen.push(['respond', error.reason, req, res.id]),
+        next()
+      ),
+      fail: () => 'failed',
+    };
+    const request = withToken(await mint(key));
+    const [a, b, c] = [{ org: 'a' }, { org: 'b' }, { org: 'c' }];
+    expect(await guard.run(a, request, outcome, { id: 'res-a' }, () => 'next-a')).toBe('next-a');
+    expect(guard.run(b, request, outcome, { id: 'res-b' }, () => 'next-b')).toBe('next-b');
+    expect(guard.run(c, { headers: {} }, outcome, { id: 'res-c' }, () => 'next-c')).toBe('next-c');
+    expect(seen).toEqual([
+      ['pass', 'app-123', a, 'res-a'],
+      ['pass', 'app-123', b, 'res-b'],
+      ['respond', 'missing_token', c, 'res-c'],
+    ]);
+  });
+
   it("errors: 'throw' sends an AuthError to fail; a bug goes to fail in either mode", async () => {
     const { verifier } = fixtureVerifier();
     const throwing = routeGuard<Req>(verifier, { errors: 'throw', scopes: ['write:products'] });

@@ -126,6 +126,21 @@ describe('reading Authorization: Bearer (RFC 6750 §2.1)', () => {
     expect((await answer(headers(['Bearer a', 'Bearer b']))).reason).toBe('multiple_credentials');
   });
 
+  it('node rawHeaders: the name in any case; names that only look alike are other headers', async () => {
+    const raw = (...pairs: string[]) => ({ headers: {}, rawHeaders: pairs });
+    expect((await answer(raw('AUTHORIZATION', 'bEaReR opaque'))).reason).toBe('opaque_token');
+    expect(
+      (await answer(raw('aUtHoRiZaTiOn', 'Bearer abc', 'AUTHORIZATION', 'Bearer def'))).reason,
+    ).toBe('multiple_credentials');
+    // One character off, a longer name, or a scheme one letter off: no Bearer credentials here.
+    for (const name of ['Authorizatiom', 'Authorization2', 'Xuthorization', 'Authorizatio\u00ee']) {
+      expect((await answer(raw(name, 'Bearer abc'))).reason).toBe('missing_token');
+    }
+    for (const scheme of ['Bearar', 'Baerer', 'Bearer\u00a0']) {
+      expect((await answer(raw('Authorization', `${scheme} abc`))).status).not.toBe(200);
+    }
+  });
+
   it('a header set by code (absent from node rawHeaders) is still read', async () => {
     const request = { headers: { authorization: 'Bearer opaque' }, rawHeaders: ['Host', 'x'] };
     expect((await answer(request)).reason).toBe('opaque_token');

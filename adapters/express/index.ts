@@ -1,7 +1,7 @@
-import type { Request, RequestHandler } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AuthInfo, Verifier } from 'resource-guard';
 import { metadataRoute, routeGuard } from 'resource-guard/kit';
-import type { RouteOptions } from 'resource-guard/kit';
+import type { Outcome, RouteOptions } from 'resource-guard/kit';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -34,17 +34,18 @@ export type RequireAuthOptions = RouteOptions<Request>;
  */
 export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): RequestHandler {
   const guard = routeGuard<Request>(verifier, options);
-  return (req, res, next) => {
-    void guard.run(req, req, {
-      pass(auth) {
-        req.auth = auth;
-        next();
-      },
-      respond: (error) => void res.status(error.status).set(error.headers).json(error.body),
-      fail: next,
-    });
-  };
+  return (req, res, next) => void guard.run(req, req, OUTCOME, res, next);
 }
+
+/** One for every request: no closures per request. */
+const OUTCOME: Outcome<void, AuthInfo | undefined, Request, Response, NextFunction> = {
+  pass(auth, req, _res, next) {
+    req.auth = auth;
+    next();
+  },
+  respond: (error, _req, res) => void res.status(error.status).set(error.headers).json(error.body),
+  fail: (error, _req, _res, next) => next(error),
+};
 
 /**
  * Serves the verifier's RFC 9728 metadata at its well-known path (set the `resourceMetadata`

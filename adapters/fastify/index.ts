@@ -1,8 +1,14 @@
-import type { FastifyPluginCallback, FastifyRequest, onRequestHookHandler } from 'fastify';
+import type {
+  FastifyPluginCallback,
+  FastifyReply,
+  FastifyRequest,
+  HookHandlerDoneFunction,
+  onRequestHookHandler,
+} from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
 import type { AuthInfo, Verifier } from 'resource-guard';
 import { metadataRoute, routeGuard } from 'resource-guard/kit';
-import type { RouteOptions } from 'resource-guard/kit';
+import type { Outcome, RouteOptions } from 'resource-guard/kit';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -38,17 +44,25 @@ export function requireAuth(
   options?: RequireAuthOptions,
 ): onRequestHookHandler {
   const guard = routeGuard<FastifyRequest>(verifier, options);
-  return (request, reply, done) => {
-    void guard.run(request, request.raw, {
-      pass(auth) {
-        request.auth = auth ?? null; // null: anonymous, on an optional route
-        done();
-      },
-      respond: (error) => void reply.code(error.status).headers(error.headers).send(error.body),
-      fail: (error) => done(error as Error),
-    });
-  };
+  return (request, reply, done) => void guard.run(request, request.raw, OUTCOME, reply, done);
 }
+
+/** One for every request: no closures per request. */
+const OUTCOME: Outcome<
+  void,
+  AuthInfo | undefined,
+  FastifyRequest,
+  FastifyReply,
+  HookHandlerDoneFunction
+> = {
+  pass(auth, request, _reply, done) {
+    request.auth = auth ?? null; // null: anonymous, on an optional route
+    done();
+  },
+  respond: (error, _request, reply) =>
+    void reply.code(error.status).headers(error.headers).send(error.body),
+  fail: (error, _request, _reply, done) => done(error as Error),
+};
 
 export interface ResourceGuardPluginOptions {
   readonly verifier: Verifier;

@@ -1,7 +1,7 @@
-import type { Context, Middleware } from 'koa';
+import type { Context, Middleware, Next } from 'koa';
 import type { AuthInfo, Verifier } from 'resource-guard';
 import { metadataRoute, routeGuard } from 'resource-guard/kit';
-import type { RouteOptions } from 'resource-guard/kit';
+import type { Outcome, RouteOptions } from 'resource-guard/kit';
 
 declare module 'koa' {
   interface DefaultState {
@@ -34,22 +34,24 @@ export type RequireAuthOptions = RouteOptions<Context>;
  */
 export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): Middleware {
   const guard = routeGuard<Context>(verifier, options);
-  return (ctx, next) =>
-    guard.run<unknown>(ctx, ctx.req, {
-      pass(auth) {
-        ctx.state.auth = auth;
-        return next();
-      },
-      respond(error) {
-        ctx.status = error.status;
-        ctx.set(error.headers);
-        ctx.body = error.body;
-      },
-      fail(error) {
-        throw error;
-      },
-    });
+  return (ctx, next) => guard.run(ctx, ctx.req, OUTCOME, undefined, next);
 }
+
+/** One for every request: no closures per request. */
+const OUTCOME: Outcome<unknown, AuthInfo | undefined, Context, undefined, Next> = {
+  pass(auth, ctx, _res, next) {
+    ctx.state.auth = auth;
+    return next();
+  },
+  respond(error, ctx) {
+    ctx.status = error.status;
+    ctx.set(error.headers);
+    ctx.body = error.body;
+  },
+  fail(error) {
+    throw error;
+  },
+};
 
 /**
  * Serves the verifier's RFC 9728 metadata at its well-known path (set the `resourceMetadata`
