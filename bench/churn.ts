@@ -10,7 +10,8 @@
  */
 import { parseArgs } from 'node:util';
 import { createVerifier } from 'resource-guard';
-import { TokenCache } from '../dist/src/token-cache.js';
+// The cache's source: runAdmission measures its policy alone, not the built package.
+import { TokenCache } from '../src/token-cache.ts';
 import { AUDIENCE, ISSUER, jwksServer } from './fixtures.ts';
 import { mintKey, mintTokens } from './mint.ts';
 import type { MintAlg, MintKey } from './mint.ts';

@@ -4,7 +4,9 @@
  *
  * - paired: for each framework, bare, noop (one do-nothing middleware / hook) and guarded (one
  *   repeated token) are loaded AT THE SAME MOMENT, each by its own wrk, sharing core 0: the ratios
- *   guarded/bare and noop/bare come from the same seconds (sequential runs here swing ±30%).
+ *   guarded/bare and noop/bare come from the same seconds (sequential runs here swing ±30%). All
+ *   three get the same request, `Authorization` header included (bare and noop ignore it): what
+ *   differs is the middleware, not the bytes on the wire.
  * - peer: Express guarded by resource-guard vs by express-oauth2-jwt-bearer, paired the same way.
  * - distinct: a guarded server of its own per framework, alone on core 0; every request carries a
  *   token that server (and every other) has never seen: tokens come from a per-server pool
@@ -36,14 +38,14 @@ const { values: args } = parseArgs({
 const CONNECTIONS = 10;
 const WRK_SCRIPT = fileURLToPath(new URL('./wrk.lua', import.meta.url));
 
-const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
-const wrkVersion = (() => {
+export const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+export const wrkVersion = (() => {
   const out = spawnSync('wrk', ['-v'], { encoding: 'utf8' });
   if (out.error) throw new Error('wrk not found: apt-get install -y wrk');
   return /wrk (\S+)/.exec(`${out.stdout}${out.stderr}`)?.[1] ?? '?';
 })();
 if (hasTaskset) spawnSync('taskset', ['-cp', '1', String(process.pid)]);
-const pin = (core: number, command: string[]) =>
+export const pin = (core: number, command: string[]) =>
   hasTaskset ? ['taskset', '-c', String(core), ...command] : command;
 
 interface Server {
@@ -83,16 +85,17 @@ interface WrkResult {
 }
 
 /** One wrk run: `token` as a static header, or `tokenFile` walked once. Resolves req/s. */
-async function wrk(
+export async function wrk(
   url: string,
   seconds: number,
   load: { token?: string; tokenFile?: string },
+  connections = CONNECTIONS,
 ): Promise<WrkResult & { rps: number }> {
   const header = load.token === undefined ? [] : ['-H', `Authorization: Bearer ${load.token}`];
   const [command, ...rest] = pin(1, [
     'wrk',
     '-t1',
-    `-c${CONNECTIONS}`,
+    `-c${connections}`,
     `-d${seconds}s`,
     '-s',
     WRK_SCRIPT,
@@ -185,8 +188,9 @@ export async function runHttp(
     for (let round = -1; round < rounds; round++) {
       for (const framework of frameworks) {
         const results = await Promise.all([
-          wrk(url(`${framework} bare`), round < 0 ? 2 : seconds, {}),
-          wrk(url(`${framework} noop`), round < 0 ? 2 : seconds, {}),
+          // The same request to all three (the token's header too): only the middleware differs.
+          wrk(url(`${framework} bare`), round < 0 ? 2 : seconds, { token: repeat }),
+          wrk(url(`${framework} noop`), round < 0 ? 2 : seconds, { token: repeat }),
           wrk(url(`${framework} guarded`), round < 0 ? 2 : seconds, { token: repeat }),
         ]);
         if (round < 0) continue; // warm-up

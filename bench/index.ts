@@ -18,6 +18,10 @@ import { runHttp } from './http.ts';
 import type { MemoryResult } from './memory.ts';
 import { runMicro } from './micro.ts';
 import type { MicroRow } from './micro.ts';
+import { runPeers } from './peers.ts';
+import type { PeerRow } from './peers.ts';
+import { runRoute } from './route.ts';
+import type { RouteRow } from './route.ts';
 
 const { values: args } = parseArgs({
   args: process.argv.slice(2).filter((a) => a !== '--'),
@@ -56,6 +60,10 @@ const churnOptions = quick ? { rounds: 5, es256: 200, rs256: 200 } : {};
 const admission: AdmissionRow[] = runAdmission(console.log, quick ? 5 : 15);
 const churn: ChurnRow[] = await runChurn(console.log, churnOptions);
 
+console.log('\n== signature route (inline, thread pool, adaptive; per algorithm and key size) ==');
+const routeRounds = quick ? 3 : 7;
+const route: RouteRow[] = await runRoute(console.log, routeRounds);
+
 let baseline = '';
 const baselineArgs = ['--baseline', args.baseline ?? '', '--candidate', args.candidate ?? './dist'];
 if (args.baseline !== undefined) {
@@ -81,6 +89,10 @@ if (args.baseline !== undefined) {
 
 console.log('\n== HTTP (wrk, GET /products, paired) ==');
 const http = await runHttp(console.log, quick ? { rounds: 1, seconds: 2 } : {});
+
+console.log('\n== peers (distinct tokens, Fastify, per algorithm) ==');
+const peerOptions = quick ? { rounds: 1, seconds: 1 } : { rounds: 3, seconds: 2 };
+const peers: PeerRow[] = await runPeers(console.log, peerOptions);
 
 console.log('\n== memory (floods of distinct tokens; runs in parallel: RSS, not time) ==');
 const memoryArgs = quick ? ['--valid', '100000', '--invalid', '20000'] : [];
@@ -156,6 +168,26 @@ const lines = [
       `| ${r.policy} | ${f(r.ns, 0)} | ${f(r.overNone.median, 0)} [${f(r.overNone.min, 0)}–${f(r.overNone.max, 0)}] | ${r.size.toLocaleString('en')} |`,
   ),
   '',
+  '## Signature route: inline, thread pool or adaptive, per algorithm and key size',
+  '',
+  `Command: \`${tsx} node --import tsx bench/route.ts --rounds ${routeRounds}\`.`,
+  '',
+  'In-process, through src/signature.ts’s own `verifySignature` with the route forced: every request starts in its own turn of the event loop (`setImmediate`, as a socket read would), spends 20 µs of synchronous stand-in framework work, then verifies a signature; 1 or 32 requests in flight. inline = synchronous `crypto.verify` on the event loop; pool = its callback form on libuv’s thread pool; adaptive = inline when it is the only verification of its turn and none is on the pool, the pool otherwise. µs per request (lower is better) and the event loop’s delay p99 in ms during the run (`monitorEventLoopDelay`, 1 ms resolution); medians of interleaved rounds. policy = the route src/signature.ts takes for that key.',
+  '',
+  '| key | in flight | inline µs/req (eld p99) | pool µs/req (eld p99) | adaptive µs/req (eld p99) | policy | policy / best |',
+  '|---|---:|---:|---:|---:|---|---:|',
+  ...[...new Set(route.map((r) => `${r.name}|${r.inflight}`))].map((id) => {
+    const group = route.filter((r) => `${r.name}|${r.inflight}` === id);
+    const cell = (name: string) => {
+      const r = group.find((x) => x.route === name)!;
+      return `${f(r.usPerRequest)} (${f(r.eldP99Ms, 2)})`;
+    };
+    const best = Math.min(...group.map((r) => r.usPerRequest));
+    const policy = group[0]!.policy;
+    const chosen = group.find((r) => r.route === policy);
+    return `| ${group[0]!.name} | ${group[0]!.inflight} | ${cell('inline')} | ${cell('pool')} | ${cell('adaptive')} | ${policy} | ${chosen ? f(chosen.usPerRequest / best, 2) : '?'} |`;
+  }),
+  '',
   ...(baseline
     ? [
         '## Baseline: this build vs another (repeat-token hit path)',
@@ -170,7 +202,7 @@ const lines = [
   '',
   `Command: \`${tsx} node --import tsx bench/http.ts${quick ? ' --rounds 1 --seconds 2' : ''}\`.`,
   '',
-  `Servers in their own processes, all pinned to core 0${http.pinned ? '' : ' (taskset missing: NOT pinned)'}; one wrk per server (\`wrk -t1 -c10\`, bench/wrk.lua) pinned to core 1. GET /products, identical handlers, ES256. Paired: bare, noop (one do-nothing middleware; Fastify: one onRequest hook) and guarded (one repeated token) of a framework are loaded at the same moment for ${http.seconds} s, ${http.rounds} rounds; each ratio is taken within a round: median [min–max]. Their req/s are with three servers sharing one core: compare ratios, not absolute figures.`,
+  `Servers in their own processes, all pinned to core 0${http.pinned ? '' : ' (taskset missing: NOT pinned)'}; one wrk per server (\`wrk -t1 -c10\`, bench/wrk.lua) pinned to core 1. GET /products, identical handlers, ES256; all three servers get the same request, its \`Authorization\` header included (bare and noop ignore it; until commit 398f030 they were sent none, so the header's own parsing counted against the guard). Paired: bare, noop (one do-nothing middleware; Fastify: one onRequest hook) and guarded (one repeated token) of a framework are loaded at the same moment for ${http.seconds} s, ${http.rounds} rounds; each ratio is taken within a round: median [min–max]. Their req/s are with three servers sharing one core: compare ratios, not absolute figures.`,
   '',
   '| framework | bare | noop | guarded, repeat token | noop / bare | guarded / bare (goal ≥ 0.95) | guarded / noop |',
   '|---|---:|---:|---:|---:|---:|---:|',
@@ -189,6 +221,45 @@ const lines = [
   ),
   '',
   `Express, repeat token, paired: resource-guard ${f(http.peer.guarded, 0)} req/s vs express-oauth2-jwt-bearer ${f(http.peer.peer, 0)} req/s: **${range(http.peer.ratio, 2)}×** per round.`,
+  '',
+  '## Distinct tokens vs peers, per algorithm Logto can issue',
+  '',
+  `Command: \`${tsx} node --import tsx bench/peers.ts --rounds ${peerOptions.rounds} --seconds ${peerOptions.seconds}\`.`,
+  '',
+  `Fastify servers in their own processes (bench/peers-server.ts), GET /products behind an \`onRequest\` hook requiring \`read:products\`, identical handlers; every request carries a token that server has never seen (a per-server cursor over one pool per algorithm, never wrapping; a run that runs out is void and redone). resource-guard = its Fastify adapter, default options. fast-jwt ${version('fast-jwt')} = \`createVerifier\` once, \`cache: true\`, the key's PEM taken once from the JWKS (synchronous). @fastify/jwt ${version('@fastify/jwt')} = as its README sets up a public key (\`secret: { public }\`, \`verify: { algorithms, allowedIss, allowedAud }\`, \`request.jwtVerify()\`; its JWKS recipe needs get-jwks, not installed). jose = \`jwtVerify\` + \`createRemoteJWKSet\` by hand. RSA keys are 2048-bit. Servers NOT pinned (both cores: the thread pool's question); wrk \`-t1\` pinned to core 1; one server loaded at a time, the order rotating every round, ${peerOptions.rounds} rounds of ${peerOptions.seconds} s; ratio = resource-guard / peer within a round: median [min–max]; eld p99 = the server's event-loop delay p99 during the run.`,
+  '',
+  '| alg | connections | resource-guard req/s (eld p99 ms) | fast-jwt | @fastify/jwt | jose | rg / fast-jwt | rg / @fastify/jwt | rg / jose | ahead of all (median) |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  ...[
+    ...new Set(peers.filter((r) => r.connections > 1).map((r) => `${r.alg}|${r.connections}`)),
+  ].map((id) => {
+    const group = peers.filter((r) => `${r.alg}|${r.connections}` === id);
+    const get = (server: string) => group.find((r) => r.server === server);
+    const ours = get('resource-guard')!;
+    const cell = (server: string) => {
+      const r = get(server);
+      return r ? `${f(r.rps, 0)} (${f(r.eldP99Ms)})` : '–';
+    };
+    const ratio = (server: string) => {
+      const r = get(server);
+      return r ? range(r.ours, 2) : '–';
+    };
+    const ahead = ['fast-jwt', 'fastify-jwt', 'jose'].every((p) => (get(p)?.ours.median ?? 0) > 1);
+    return `| ${ours.alg} | ${ours.connections} | ${cell('resource-guard')} | ${cell('fast-jwt')} | ${cell('fastify-jwt')} | ${cell('jose')} | ${ratio('fast-jwt')} | ${ratio('fastify-jwt')} | ${ratio('jose')} | ${ahead ? 'met' : '**missed**'} |`;
+  }),
+  '',
+  'The same servers, resource-guard’s signature route forced (to check the default’s choice over HTTP), with 1 and 32 connections (fast-jwt, synchronous, for reference): req/s (eld p99 ms), medians.',
+  '',
+  '| alg | connections | default | inline | pool | adaptive | fast-jwt |',
+  '|---|---:|---:|---:|---:|---:|---:|',
+  ...[...new Set(peers.map((r) => `${r.alg}|${r.connections}`))].map((id) => {
+    const group = peers.filter((r) => `${r.alg}|${r.connections}` === id);
+    const cell = (server: string) => {
+      const r = group.find((x) => x.server === server);
+      return r ? `${f(r.rps, 0)} (${f(r.eldP99Ms)})` : '–';
+    };
+    return `| ${group[0]!.alg} | ${group[0]!.connections} | ${cell('resource-guard')} | ${cell('rg-inline')} | ${cell('rg-pool')} | ${cell('rg-adaptive')} | ${cell('fast-jwt')} |`;
+  }),
   '',
   '## Memory',
   '',

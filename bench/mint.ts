@@ -6,7 +6,7 @@ import { createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { AUDIENCE, ISSUER } from './fixtures.ts';
 
-export type MintAlg = 'ES256' | 'ES384' | 'RS256' | 'EdDSA';
+export type MintAlg = 'ES256' | 'ES384' | 'ES512' | 'RS256' | 'PS256' | 'EdDSA';
 
 export interface MintKey {
   readonly alg: MintAlg;
@@ -18,20 +18,26 @@ export interface MintKey {
 const HASH: Record<MintAlg, string | null> = {
   ES256: 'sha256',
   ES384: 'sha384',
+  ES512: 'sha512',
   RS256: 'sha256',
+  PS256: 'sha256',
   EdDSA: null,
 };
 
 export function mintKey(alg: MintAlg, kid = `mint-${alg.toLowerCase()}`): MintKey {
   const { privateKey } =
-    alg === 'RS256'
+    alg === 'RS256' || alg === 'PS256'
       ? generateKeyPairSync('rsa', { modulusLength: 2048 })
       : alg === 'EdDSA'
         ? generateKeyPairSync('ed25519')
-        : generateKeyPairSync('ec', { namedCurve: alg === 'ES256' ? 'P-256' : 'P-384' });
+        : generateKeyPairSync('ec', { namedCurve: CURVE[alg] as string });
   const jwk = { ...createPublicKey(privateKey).export({ format: 'jwk' }), kid, alg, use: 'sig' };
   return { alg, kid, privateKey, jwk };
 }
+
+const CURVE: Record<string, string> = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' };
+// PS256: PSS padding, salt length = hash length (RFC 7518 §3.5).
+const PSS = { padding: 6, saltLength: 32 };
 
 const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 let serial = 0;
@@ -65,7 +71,7 @@ export async function mintTokens(
           sign(
             HASH[key.alg],
             Buffer.from(input),
-            { key: key.privateKey, dsaEncoding: 'ieee-p1363' },
+            { key: key.privateKey, dsaEncoding: 'ieee-p1363', ...(key.alg === 'PS256' ? PSS : {}) },
             (error, signature) => {
               if (error) return reject(error);
               out[i] = `${input}.${signature.toString('base64url')}`;

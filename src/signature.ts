@@ -26,8 +26,17 @@ const PARAMS: Readonly<Record<string, Params>> = {
   Ed25519: [null, {}],
 };
 
-/** RSA up to 2048 bits verifies in ~25 µs: cheaper inline than a thread-pool round trip. */
-const MAX_INLINE_RSA_BITS = 2048;
+/**
+ * The route per key, decided by bench/route.ts (see bench/RESULTS.md): with one request in flight
+ * the pool's round trip (~40 µs here) costs more than RSA, P-256 or Ed25519 verify (20-60 µs), and
+ * with 32 the pool wins for every key, RSA 2048 included, by using the other core; so those are
+ * adaptive. P-384 and P-521 (0.4-1.1 ms) always go to the pool: inline they would hold the event
+ * loop that long, for a 5-10% gain on a lone request.
+ */
+function routeOf(keyObject: NodeCrypto.KeyObject): Route {
+  const curve = keyObject.asymmetricKeyDetails?.namedCurve;
+  return curve === 'secp384r1' || curve === 'secp521r1' ? 'pool' : 'adaptive';
+}
 
 /**
  * Whether node:crypto's `verify`, called exactly as {@link verifySignature} calls it, gives the
@@ -170,9 +179,47 @@ const VECTORS = {
   ],
 } as const;
 
+/**
+ * Where a key's verifications run: `inline` (synchronous `crypto.verify` on the event loop: no
+ * thread-pool hop, one core), `pool` (its callback form, on libuv's thread pool: the other cores,
+ * the loop free, about 10-30 µs of round trip), or `adaptive`: inline when it is the only
+ * verification of this turn of the event loop and none is on the pool (a lone request: no hop),
+ * on the pool as soon as requests queue up (a busy loop: both cores).
+ */
+type Route = 'inline' | 'pool' | 'adaptive';
+
+/**
+ * @internal For bench/ only: `force` puts every verification on one route (`undefined`: the
+ * policy); `routeFor` tells the policy's route for a key.
+ */
+export const signatureRoute: {
+  force: Route | undefined;
+  readonly routeFor: (key: VerifyKey) => Route | undefined;
+} = { force: undefined, routeFor: (key) => prepare(key)?.route };
+
+/** Verifications on the thread pool now. */
+let pooled = 0;
+/** Whether a verification already ran inline in this turn of the event loop. */
+let inlineThisTurn = false;
+const nextTurn: (run: () => void) => unknown =
+  (globalThis as { setImmediate?: (run: () => void) => unknown }).setImmediate ??
+  ((run) => setTimeout(run, 0));
+const endTurn = () => {
+  inlineThisTurn = false;
+};
+
+function runsInline(route: Route): boolean {
+  const chosen = signatureRoute.force ?? route;
+  if (chosen !== 'adaptive') return chosen === 'inline';
+  if (pooled > 0 || inlineThisTurn) return false;
+  inlineThisTurn = true;
+  nextTurn(endTurn);
+  return true;
+}
+
 interface PreparedKey {
   readonly key: NodeCrypto.KeyObject;
-  readonly inline: boolean;
+  readonly route: Route;
 }
 const prepared = new WeakMap<object, PreparedKey | null>();
 
@@ -191,7 +238,7 @@ function prepare(key: VerifyKey): PreparedKey | null {
       // RSA under 2048 bits is left to jose, which refuses it (RFC 7518 §3.3).
       entry =
         keyObject.type === 'public' && !(rsa && bits < 2048)
-          ? { key: keyObject, inline: rsa && bits <= MAX_INLINE_RSA_BITS }
+          ? { key: keyObject, route: routeOf(keyObject) }
           : null;
     } catch {
       entry = null;
@@ -204,10 +251,11 @@ function prepare(key: VerifyKey): PreparedKey | null {
 /**
  * Verifies the signature of a compact JWS whose header was already checked (algorithm allowed,
  * key chosen for it by jose's key selection). On Node it verifies with node:crypto KeyObjects built
- * once per key: small RSA keys inline, everything slower on the libuv thread pool, so the event
- * loop never runs a long verification. Elsewhere it is jose's `compactVerify`. A differential test
- * holds the two to identical decisions. Synchronous (a boolean) on the inline path, so that a small
- * RSA key costs no promise hop.
+ * once per key, on the route {@link routeOf} gives the key: inline when alone in its turn of the
+ * event loop (no thread-pool hop), on the libuv thread pool when verifications queue up or the key
+ * is slow (P-384, P-521), so the event loop never runs a long one. Elsewhere it is jose's
+ * `compactVerify`. A differential test holds the two to identical decisions. Synchronous (a
+ * boolean) on the inline path, so that a lone verification costs no promise hop.
  */
 export function verifySignature(
   token: string,
@@ -227,7 +275,7 @@ export function verifySignature(
   const { verify } = nodeCrypto;
   // node:crypto throws for some malformed signatures (and a runtime could throw for its own
   // reasons): jose then decides that one, so an exception never stands for "bad signature".
-  if (ready.inline) {
+  if (runsInline(ready.route)) {
     try {
       return verify(hash, input, keyInput, signature);
     } catch {
@@ -237,11 +285,14 @@ export function verifySignature(
   return new Promise((resolve, reject) => {
     const fallback = () => viaJose(token, key, alg).then(resolve, reject);
     try {
+      pooled++;
       verify(hash, input, keyInput, signature, (error, ok) => {
+        pooled--;
         if (error === null) resolve(ok);
         else void fallback();
       });
     } catch {
+      pooled--;
       void fallback();
     }
   });
