@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { instrument } from 'resource-guard/otel';
-import { configFromEnv, startupProblem } from './config.ts';
+import { ConfigError, configFromEnv, startupProblem } from './config.ts';
 import { serve } from './express.ts';
 import { SHOPPING_API, startIssuer } from './issuer.ts';
 import type { DemoApp } from './issuer.ts';
@@ -23,12 +23,14 @@ import type { DemoApp } from './issuer.ts';
 const port = (name: string, fallback: number) => {
   const value = Number(process.env[name] ?? fallback);
   if (!Number.isInteger(value) || value < 0 || value > 65535) {
-    throw new Error(`${name} must be a port number, got ${JSON.stringify(process.env[name])}`);
+    throw new ConfigError(
+      `${name} must be a port number, got ${JSON.stringify(process.env[name])}`,
+    );
   }
   return value;
 };
-const ISSUER_PORT = port('ISSUER_PORT', 3001);
-const METRICS_PORT = port('METRICS_PORT', 9464);
+let ISSUER_PORT = 3001;
+let METRICS_PORT = 9464;
 
 /** resource-guard's metrics, served in Prometheus format by the OpenTelemetry exporter. */
 async function serveMetrics(host: string): Promise<string> {
@@ -44,6 +46,8 @@ async function serveMetrics(host: string): Promise<string> {
 }
 
 async function main() {
+  ISSUER_PORT = port('ISSUER_PORT', ISSUER_PORT);
+  METRICS_PORT = port('METRICS_PORT', METRICS_PORT);
   const host = process.env.HOST?.trim() || '127.0.0.1';
   const metrics = await serveMetrics(host); // before the verifier: it sees the first fetch
   if (process.env.ISSUER || process.env.LOGTO_ENDPOINT) {

@@ -360,6 +360,23 @@ export interface KeyFailure {
  * timeout, or the document's problem.
  */
 export function describeKeyFailure(error: unknown): KeyFailure {
+  const failure = describeRaw(error);
+  return failure.url === undefined ? failure : { ...failure, url: displayUrl(failure.url) };
+}
+
+/**
+ * A URL as diagnostics show it (health reports, events, metric attributes, rejection details): no
+ * credentials, no query (an API key in a JWKS URL must not reach a public health page or a
+ * metrics backend), no fragment.
+ */
+export function displayUrl(url: string): string {
+  if (!URL.canParse(url)) return url.slice(0, 200);
+  const parsed = new URL(url);
+  const query = parsed.search === '' ? '' : '?…';
+  return `${parsed.protocol}//${parsed.host}${parsed.pathname}${query}`;
+}
+
+function describeRaw(error: unknown): KeyFailure {
   if (!(error instanceof KeySourceError)) {
     return {
       url: undefined,
@@ -415,7 +432,7 @@ function innermostMessage(error: unknown): string {
 export class WarmUpError extends Error {
   override readonly name = 'WarmUpError';
   constructor(
-    /** One line per issuer that failed: `<issuer>: <root cause> (<url>)`. */
+    /** One line per issuer that failed: `<issuer>: <root cause> fetching <url>`. */
     readonly failures: readonly string[],
   ) {
     super(`resource-guard: the signing keys could not be loaded.\n  ${failures.join('\n  ')}`);

@@ -1,7 +1,7 @@
 import { createLocalJWKSet } from 'jose';
 import type { JWK, JWTHeaderParameters } from 'jose';
 import { keysFetchChannel, keysStateChannel, publish } from './diagnostics.ts';
-import { describeKeyFailure, KeySourceError, Rejection } from './errors.ts';
+import { describeKeyFailure, displayUrl, KeySourceError, Rejection } from './errors.ts';
 import type { KeyFailure } from './errors.ts';
 import { usableKeys } from './key-source.ts';
 import type { KeySource } from './key-source.ts';
@@ -105,7 +105,7 @@ interface Snapshot {
   readonly byId: ReadonlyMap<string, TrustedKey>;
   readonly byKid: ReadonlyMap<string, readonly TrustedKey[]>;
   readonly fetchedAt: number;
-  /** Where it came from (JWKS URL, or the static set's name). */
+  /** Where it came from (JWKS URL as diagnostics show it, or the static set's name). */
   readonly url: string;
   /** Candidates already selected, by `alg kid`, so a known key is found without a promise. */
   readonly selected: Map<string, readonly Candidate[]>;
@@ -148,7 +148,8 @@ export class RemoteKeySet {
   ) {
     this.#source = source;
     this.#options = options;
-    this.#label = label;
+    // Frozen copies: an event subscriber gets these arrays, and must not change what health() says.
+    this.#label = Object.freeze({ ...label, issuers: Object.freeze([...label.issuers]) });
   }
 
   /** The state at `now` (see {@link KeyState}), published on `resource-guard:keys:state` when it changed. */
@@ -202,7 +203,10 @@ export class RemoteKeySet {
     return this.#label.issuers.map((issuer) => Object.freeze({ issuer, ...report }));
   }
 
-  /** Loads the keys now unless they are fresh; rejects with the failure when none can be had. */
+  /**
+   * Loads the keys now unless the set can already vouch (fresh, or stale within `maxStale`, which
+   * starts a background refresh); rejects with the failure when no keys can be had.
+   */
   async warm(): Promise<void> {
     await this.#usable();
   }
@@ -429,11 +433,11 @@ export class RemoteKeySet {
     this.#failures = 0;
     this.#retryAt = 0;
     this.#lastFailure = undefined;
-    this.#observe(Date.now());
     // In the same tick as the swap: a key no longer listed (or listed changed) stops vouching.
     for (const key of previous?.keys ?? []) {
       if (snapshot.byId.get(key.id) !== key) key.revoke();
     }
+    this.#observe(Date.now()); // observers hear of it after the revocations, never before
     return snapshot;
   }
 
@@ -535,7 +539,7 @@ export class RemoteKeySet {
       // good keys (stale serving, back-off) instead.
       throw new KeySourceError('invalid_document', 'no usable signing key in the set', url);
     }
-    return { keys, byId, byKid, fetchedAt: Date.now(), url, selected: new Map() };
+    return { keys, byId, byKid, fetchedAt: Date.now(), url: displayUrl(url), selected: new Map() };
   }
 }
 

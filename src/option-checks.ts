@@ -276,6 +276,10 @@ export const httpUrl: Check<URL> = (value, path) => {
   if (url?.protocol !== 'https:' && url?.protocol !== 'http:') {
     configError(path, `must be an absolute http(s) URL (got ${describe(value)})`);
   }
+  if (url.username !== '' || url.password !== '') {
+    // fetch() refuses such a URL; and it would be shown wherever the URL is (health, events).
+    configError(path, 'must not carry credentials (user:password@): pass a `fetch` that adds them');
+  }
   return url;
 };
 

@@ -8,7 +8,12 @@
  * URL. Never the token, the subject or the client id.
  */
 import { metrics, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import type { Attributes, MeterProvider, TracerProvider } from '@opentelemetry/api';
+import type {
+  Attributes,
+  MeterProvider,
+  ObservableCallback,
+  TracerProvider,
+} from '@opentelemetry/api';
 import { CHANNELS, subscribeTo } from './diagnostics.ts';
 import type {
   CacheEvictEvent,
@@ -25,7 +30,10 @@ export interface InstrumentOptions {
   readonly tracerProvider?: TracerProvider;
 }
 
-/** What {@link instrument} returns: `stop()` unsubscribes (the instruments stay registered). */
+/**
+ * What {@link instrument} returns: `stop()` unsubscribes and stops observing (the instruments stay
+ * registered with the meter: OpenTelemetry cannot remove them).
+ */
 export interface Instrumentation {
   stop(): void;
 }
@@ -52,8 +60,8 @@ const DURATION_BUCKETS = [
  * | `resource_guard.keys.state` | gauge (1 for the current state, 0 for the others) | `resource_guard.issuer`, `resource_guard.keys.state` |
  * | `resource_guard.cache.evictions` | counter | `resource_guard.reason` |
  *
- * Call it once, before the verifiers are created (a key set's state is known from its next
- * change on). Needs `node:diagnostics_channel` (Node, Bun, Deno, Workers with `nodejs_compat`).
+ * Call it before the verifiers are created (a key set's state is known from its next change
+ * on). A second call with the same meter provider returns the first one's instrumentation. Needs `node:diagnostics_channel` (Node, Bun, Deno, Workers with `nodejs_compat`).
  *
  * @example
  * ```ts
@@ -63,21 +71,32 @@ const DURATION_BUCKETS = [
  * ```
  */
 export function instrument(options: InstrumentOptions = {}): Instrumentation {
-  const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
-  const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE);
+  const meterProvider = options.meterProvider ?? metrics.getMeterProvider();
+  // Once per meter provider: a second call would count every event twice.
+  const running = instrumented.get(meterProvider);
+  if (running !== undefined) return running;
+  const instrumentation = start(meterProvider, options.tracerProvider ?? trace.getTracerProvider());
+  instrumented.set(meterProvider, instrumentation);
+  return instrumentation;
+}
+
+const instrumented = new WeakMap<MeterProvider, Instrumentation>();
+
+function start(meterProvider: MeterProvider, tracerProvider: TracerProvider): Instrumentation {
+  const meter = meterProvider.getMeter(SCOPE);
+  const tracer = tracerProvider.getTracer(SCOPE);
 
   // Decisions are counted here and reported when the metrics are collected: a cache hit costs a
   // fraction of a microsecond, and a synchronous counter would cost it several times that.
   const decisionCounts = new Map<string, { readonly attributes: Attributes; value: number }>();
-  meter
-    .createObservableCounter('resource_guard.decisions', {
-      description: 'Requests (and verify() calls) decided: accepted, refused, anonymous or error',
-      unit: '{decision}',
-    })
-    .addCallback((result) => {
-      for (const { attributes, value } of decisionCounts.values())
-        result.observe(value, attributes);
-    });
+  const decisions = meter.createObservableCounter('resource_guard.decisions', {
+    description: 'Requests (and verify() calls) decided: accepted, refused, anonymous or error',
+    unit: '{decision}',
+  });
+  const observeDecisions: ObservableCallback = (result) => {
+    for (const { attributes, value } of decisionCounts.values()) result.observe(value, attributes);
+  };
+  decisions.addCallback(observeDecisions);
   const decisionDuration = meter.createHistogram('resource_guard.decision.duration', {
     description:
       'Time from the request to the decision; every decision but an accepted cache hit (the bulk of traffic, a fraction of a microsecond)',
@@ -104,7 +123,7 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
     description: "Each issuer's key-set state: 1 for the current one, 0 for the others",
     unit: '1',
   });
-  stateGauge.addCallback((result) => {
+  const observeStates: ObservableCallback = (result) => {
     for (const [issuer, current] of states) {
       for (const state of STATES) {
         result.observe(state === current ? 1 : 0, {
@@ -113,16 +132,18 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
         });
       }
     }
-  });
+  };
+  stateGauge.addCallback(observeStates);
   const keysGauge = meter.createObservableGauge('resource_guard.jwks.keys', {
     description: 'Usable keys in the last key set fetched',
     unit: '{key}',
   });
-  keysGauge.addCallback((result) => {
+  const observeKeys: ObservableCallback = (result) => {
     for (const [issuer, count] of keyCounts) {
       result.observe(count, { 'resource_guard.issuer': issuer });
     }
-  });
+  };
+  keysGauge.addCallback(observeKeys);
 
   const onDecision = (message: unknown) => {
     const event = message as DecisionEvent;
@@ -190,11 +211,17 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
     subscribeTo(CHANNELS.cacheEvict, onEvict),
   ];
   let stopped = false;
-  return Object.freeze({
+  const instrumentation: Instrumentation = Object.freeze({
     stop() {
       if (stopped) return;
       stopped = true;
       for (const stop of stops) stop();
+      // Nothing more is observed (the SDK keeps exporting the last cumulative values it has).
+      decisions.removeCallback(observeDecisions);
+      stateGauge.removeCallback(observeStates);
+      keysGauge.removeCallback(observeKeys);
+      if (instrumented.get(meterProvider) === instrumentation) instrumented.delete(meterProvider);
     },
   });
+  return instrumentation;
 }

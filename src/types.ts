@@ -192,9 +192,10 @@ export interface Verifier {
   /** The RFC 9728 metadata to serve, when the `resourceMetadata` option is set. */
   readonly resourceMetadata: ResourceMetadata | undefined;
   /**
-   * The state of each issuer's keys, for a readiness probe: synchronous, no network. Where a set
-   * is empty, unavailable or stale (and not backing off), it also starts a refresh in the
-   * background, so a probe that keeps asking sees the keys come back without any token traffic.
+   * The state of each issuer's keys, for a readiness probe: synchronous, never waits on the
+   * network. Where a set is empty, unavailable or stale (and not backing off), it also starts a
+   * refresh in the background (not in `requestScoped` mode), so a probe that keeps asking sees the
+   * keys come back without any token traffic.
    */
   health(): readonly KeyHealth[];
   /**

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CHANNELS, createVerifier, WarmUpError } from 'resource-guard';
 import type { AuthError, DecisionEvent, KeysFetchEvent, KeysStateEvent } from 'resource-guard';
-import { fixtureVerifier, jwks, key, useKeySetFixture } from './helpers/key-set-fixture.ts';
+import { fixtureVerifier, jwks, key, next, useKeySetFixture } from './helpers/key-set-fixture.ts';
 import { AUDIENCE, ISSUER, m2mClaims, mint } from './helpers/keys.ts';
 import { clock, outcome } from './helpers/outcome.ts';
 
@@ -234,6 +234,65 @@ describe('verifier.health()', () => {
     const fixed = createVerifier({ issuer: ISSUER, audience: AUDIENCE, jwks: { keys: [key.jwk] } });
     await fixed.warm();
     expect(fixed.health()).toMatchObject([{ state: 'fresh', jwksUri: 'the jwks option', keys: 1 }]);
+  });
+});
+
+describe('what diagnostics show of a URL, and who may change them', () => {
+  it("never a JWKS URL's query or credentials: not in health, events or rejection details", async () => {
+    const fetches = collect<KeysFetchEvent>(CHANNELS.keysFetch);
+    const jwksUri = `${jwks.url}?api_key=SECRET123`; // the test server answers 404 to a query
+    const { verifier, events } = fixtureVerifier({ jwksUri });
+    await outcome(verifier.verify(await mint(key)));
+    const shown = `${jwks.url}?…`;
+    expect(verifier.health()[0]).toMatchObject({
+      jwksUri: shown,
+      lastError: `HTTP 404 fetching ${shown}`,
+    });
+    expect(events[0]?.details).toMatchObject({ url: shown });
+    expect(fetches[0]?.url).toBe(shown);
+    expect(
+      JSON.stringify([verifier.health(), events.map((e) => e.details), fetches]),
+    ).not.toContain('SECRET123');
+    expect(() =>
+      fixtureVerifier({ jwksUri: 'https://user:pass@tenant.example.test/jwks' }),
+    ).toThrow(/jwksUri.*must not carry credentials/);
+  });
+
+  it('a subscriber that changes an event cannot change what health() says', async () => {
+    subscribe(CHANNELS.keysState, mutate);
+    cleanups.push(() => unsubscribe(CHANNELS.keysState, mutate));
+    function mutate(message: unknown) {
+      try {
+        (message as { issuers: string[] }).issuers.length = 0;
+      } catch {
+        // frozen: as it should be
+      }
+    }
+    jwks.behave((_req, res) => res.writeHead(503).end());
+    const { verifier } = fixtureVerifier();
+    await verifier.warm().catch(() => undefined);
+    expect(verifier.health()).toMatchObject([{ issuer: ISSUER, state: 'unavailable' }]);
+  });
+
+  it('tells observers of a new key set only once the keys that left it stopped vouching', async () => {
+    const time = clock();
+    const { verifier } = fixtureVerifier({ keys: { maxAge: 60 } });
+    const token = await mint(key, m2mClaims({ exp: Math.floor(Date.now() / 1000) + 3600 }));
+    await verifier.verify(token);
+    jwks.keys = [next.jwk]; // key rotated out
+    const seen: string[] = [];
+    const listener = (message: unknown) => {
+      if ((message as KeysStateEvent).to === 'fresh') {
+        seen.push('fresh');
+        void outcome(verifier.verify(token)).then((answer) => seen.push(answer));
+      }
+    };
+    subscribe(CHANNELS.keysState, listener);
+    cleanups.push(() => unsubscribe(CHANNELS.keysState, listener));
+    time.advance(61);
+    await outcome(verifier.verify(token)); // stale: serves, and refreshes in the background
+    await vi.waitFor(() => expect(seen).toHaveLength(2));
+    expect(seen).toEqual(['fresh', '401 unknown_kid']);
   });
 });
 

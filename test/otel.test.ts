@@ -236,6 +236,33 @@ describe('resource-guard/otel', () => {
     expect(JSON.stringify(finished.map((span) => span.attributes))).not.toContain(token);
   });
 
+  it('instrument() twice on one meter provider counts once; stop() stops the gauges too', async () => {
+    const provider = new MeterProvider({
+      readers: [new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 })],
+    });
+    const first = instrument({ meterProvider: provider });
+    expect(instrument({ meterProvider: provider })).toBe(first);
+    first.stop();
+    expect(instrument({ meterProvider: provider })).not.toBe(first);
+    // The suite's own instrumentation (beforeEach): stopped, its state gauge reports nothing more.
+    const { verifier } = fixtureVerifier();
+    await verifier.warm();
+    expect(
+      points((await collect()).get('resource_guard.keys.state'), ['resource_guard.keys.state']),
+    ).toContain('resource_guard.keys.state=fresh: 1');
+    instrumentation.stop();
+    jwks.behave((_req, res) => res.writeHead(503).end());
+    const down = fixtureVerifier({ issuer: 'https://down.example.test/oidc' }).verifier;
+    await down.warm().catch(() => undefined);
+    expect(down.health()[0]?.state).toBe('unavailable');
+    const after = points((await collect()).get('resource_guard.keys.state'), [
+      'resource_guard.issuer',
+      'resource_guard.keys.state',
+    ]);
+    expect(after.filter((line) => line.includes('down.example.test'))).toEqual([]);
+    await provider.shutdown();
+  });
+
   it('records nothing once stopped', async () => {
     const { verifier } = fixtureVerifier();
     instrumentation.stop();
