@@ -1,3 +1,5 @@
+import { cacheEvictChannel, publish } from './diagnostics.ts';
+
 /** The verified-token cache's settings. */
 export interface TokenCacheOptions {
   /** Most tokens kept. Default: 10000. */
@@ -114,7 +116,11 @@ export class TokenCache<T> {
     }
     this.#misses++;
     // Expired, or its key is gone: never again. (A set merely too stale may recover.)
-    if (now >= entry.validUntil || !entry.key.trusted) this.#delete(key, entry);
+    if (now >= entry.validUntil) this.#delete(key, entry);
+    else if (!entry.key.trusted) {
+      this.#delete(key, entry);
+      publish(cacheEvictChannel, () => ({ reason: 'revoked', count: 1 }));
+    }
     return undefined;
   }
 
@@ -130,11 +136,16 @@ export class TokenCache<T> {
     this.#order.push({ key: lookup, entry });
     this.#bytes += bytes;
     const { maxEntries, maxBytes } = this.#options;
+    let evicted = 0;
     while (this.#entries.size > maxEntries || this.#bytes > maxBytes) {
       const oldest = this.#order[this.#head++];
       if (oldest === undefined) break;
-      if (this.#entries.get(oldest.key) === oldest.entry) this.#delete(oldest.key, oldest.entry);
+      if (this.#entries.get(oldest.key) === oldest.entry) {
+        this.#delete(oldest.key, oldest.entry);
+        evicted++;
+      }
     }
+    if (evicted > 0) publish(cacheEvictChannel, () => ({ reason: 'capacity', count: evicted }));
     this.#compact();
   }
 

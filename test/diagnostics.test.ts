@@ -9,7 +9,13 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CHANNELS, createVerifier, WarmUpError } from 'resource-guard';
-import type { AuthError, DecisionEvent, KeysFetchEvent, KeysStateEvent } from 'resource-guard';
+import type {
+  AuthError,
+  CacheEvictEvent,
+  DecisionEvent,
+  KeysFetchEvent,
+  KeysStateEvent,
+} from 'resource-guard';
 import { fixtureVerifier, jwks, key, next, useKeySetFixture } from './helpers/key-set-fixture.ts';
 import { AUDIENCE, ISSUER, m2mClaims, mint } from './helpers/keys.ts';
 import { clock, outcome } from './helpers/outcome.ts';
@@ -183,6 +189,28 @@ describe('resource-guard:keys:fetch and keys:state', () => {
       'stale→unavailable',
       'unavailable→fresh',
     ]);
+  });
+});
+
+describe('resource-guard:cache:evict', () => {
+  it('publishes tokens dropped for capacity, and for a key that left the set', async () => {
+    const evictions = collect<CacheEvictEvent>(CHANNELS.cacheEvict);
+    const time = clock();
+    const { verifier } = fixtureVerifier({ cache: { maxEntries: 2 }, keys: { maxAge: 60 } });
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const tokens = await Promise.all([1, 2, 3, 4, 5].map(() => mint(key, m2mClaims({ exp }))));
+    for (const token of tokens) await verifier.verify(token);
+    expect(evictions).toEqual([
+      { reason: 'capacity', count: 1 },
+      { reason: 'capacity', count: 1 },
+      { reason: 'capacity', count: 1 },
+    ]);
+    jwks.keys = [next.jwk]; // the key of the two cached tokens leaves the set
+    time.advance(61);
+    await outcome(verifier.verify(tokens[4] as string)); // stale: answers, refreshes in the background
+    await vi.waitFor(() => expect(verifier.health()[0]?.state).toBe('fresh'));
+    expect(await outcome(verifier.verify(tokens[3] as string))).toBe('401 unknown_kid');
+    expect(evictions.slice(3)).toEqual([{ reason: 'revoked', count: 1 }]);
   });
 });
 
