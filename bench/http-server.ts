@@ -13,7 +13,7 @@ import Fastify from 'fastify';
 import Koa from 'koa';
 import { createVerifier } from 'resource-guard';
 import { requireAuth as expressAuth } from 'resource-guard/express';
-import { requireAuth as fastifyAuth } from 'resource-guard/fastify';
+import { requireAuth as fastifyAuth, resourceGuard } from 'resource-guard/fastify';
 import { requireAuth as koaAuth } from 'resource-guard/koa';
 
 const [framework, variant] = process.argv.slice(2);
@@ -61,6 +61,9 @@ async function start(): Promise<number> {
     return listen(createServer(app.callback()));
   }
   const app = Fastify();
+  // As the README sets it up: the plugin declares `request.auth` (decorateRequest), so setting it
+  // keeps Fastify's request objects in one shape.
+  if (variant === 'guarded') await app.register(resourceGuard, { verifier });
   const hooks = {
     guarded: { onRequest: fastifyAuth(verifier, scopes) },
     noop: { onRequest: (_request: unknown, _reply: unknown, done: () => void) => done() },

@@ -24,7 +24,7 @@ import fastJwt from 'fast-jwt';
 import fastifyJwt from '@fastify/jwt';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { createVerifier } from 'resource-guard';
-import { requireAuth } from 'resource-guard/fastify';
+import { requireAuth, resourceGuard } from 'resource-guard/fastify';
 
 const [variant] = process.argv.slice(2);
 const issuer = process.env.BENCH_ISSUER as string;
@@ -55,6 +55,7 @@ if (variant?.startsWith('rg-') || variant === 'resource-guard') {
     signatureRoute.force = variant.slice(3);
   }
   const verifier = createVerifier({ issuer, audience, jwksUri });
+  await app.register(resourceGuard, { verifier }); // declares request.auth, as the README says
   hook = requireAuth(verifier, { scopes: ['read:products'] });
 } else {
   const { keys } = (await (await fetch(jwksUri)).json()) as { keys: Record<string, unknown>[] };
