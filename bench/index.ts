@@ -172,7 +172,7 @@ const lines = [
   '',
   `Command: \`${tsx} node --import tsx bench/route.ts --rounds ${routeRounds}\`.`,
   '',
-  'In-process, through src/signature.ts’s own `verifySignature` with the route forced: every request starts in its own turn of the event loop (`setImmediate`, as a socket read would), spends 20 µs of synchronous stand-in framework work, then verifies a signature; 1 or 32 requests in flight. inline = synchronous `crypto.verify` on the event loop; pool = its callback form on libuv’s thread pool; adaptive = inline when it is the only verification of its turn and none is on the pool, the pool otherwise. µs per request (lower is better) and the event loop’s delay p99 in ms during the run (`monitorEventLoopDelay`, 1 ms resolution); medians of interleaved rounds. policy = the route src/signature.ts takes for that key.',
+  'In-process, through src/signature.ts’s own `verifySignature` with the route forced: every request starts in its own turn of the event loop (`setImmediate`, as a socket read would), spends 20 µs of synchronous stand-in framework work, then verifies a signature; 1 or 32 requests in flight. inline = synchronous `crypto.verify` on the event loop; pool = its callback form on libuv’s thread pool; adaptive = inline while nothing is on the pool and the turn of the event loop has spent under 1 ms verifying inline, the pool otherwise. µs per request (lower is better) and the event loop’s delay p99 in ms during the run (`monitorEventLoopDelay`, 1 ms resolution); medians of interleaved rounds. policy = the route src/signature.ts takes for that key.',
   '',
   '| key | in flight | inline µs/req (eld p99) | pool µs/req (eld p99) | adaptive µs/req (eld p99) | policy | policy / best |',
   '|---|---:|---:|---:|---:|---|---:|',

@@ -27,11 +27,11 @@ const PARAMS: Readonly<Record<string, Params>> = {
 };
 
 /**
- * The route per key, decided by bench/route.ts (see bench/RESULTS.md): with one request in flight
- * the pool's round trip (~40 µs here) costs more than RSA, P-256 or Ed25519 verify (20-60 µs), and
- * with 32 the pool wins for every key, RSA 2048 included, by using the other core; so those are
- * adaptive. P-384 and P-521 (0.4-1.1 ms) always go to the pool: inline they would hold the event
- * loop that long, for a 5-10% gain on a lone request.
+ * The route per key, decided by bench/route.ts and bench/peers.ts (see bench/RESULTS.md): with
+ * one request in flight the pool's round trip costs about as much as RSA, P-256 or Ed25519 take
+ * to verify (20-60 µs), and with many in flight the pool gains where another core is free; so
+ * those are adaptive. P-384 and P-521 (0.4-1.1 ms) always go to the pool: inline they would hold
+ * the event loop that long, for a 5-10% gain on a lone request.
  */
 function routeOf(keyObject: NodeCrypto.KeyObject): Route {
   const curve = keyObject.asymmetricKeyDetails?.namedCurve;
@@ -182,9 +182,10 @@ const VECTORS = {
 /**
  * Where a key's verifications run: `inline` (synchronous `crypto.verify` on the event loop: no
  * thread-pool hop, one core), `pool` (its callback form, on libuv's thread pool: the other cores,
- * the loop free, about 10-30 µs of round trip), or `adaptive`: inline when it is the only
- * verification of this turn of the event loop and none is on the pool (a lone request: no hop),
- * on the pool as soon as requests queue up (a busy loop: both cores).
+ * the loop free, a round trip of about 20-50 µs), or `adaptive`: inline while nothing is on the
+ * pool and this turn of the event loop has spent less than {@link INLINE_BUDGET_MS} verifying
+ * inline (a lone request, or a caller awaiting one token after another: no hop), on the pool once
+ * requests queue up (a busy loop: both cores, and the loop is never held longer than the budget).
  */
 type Route = 'inline' | 'pool' | 'adaptive';
 
@@ -197,24 +198,34 @@ export const signatureRoute: {
   readonly routeFor: (key: VerifyKey) => Route | undefined;
 } = { force: undefined, routeFor: (key) => prepare(key)?.route };
 
+/** The most time an adaptive key verifies inline in one turn of the event loop, in ms. */
+const INLINE_BUDGET_MS = 1;
 /** Verifications on the thread pool now. */
 let pooled = 0;
-/** Whether a verification already ran inline in this turn of the event loop. */
-let inlineThisTurn = false;
+/** Time spent verifying inline (adaptive keys) in this turn of the event loop, in ms. */
+let inlineMs = 0;
+let turnEnding = false;
 const nextTurn: (run: () => void) => unknown =
   (globalThis as { setImmediate?: (run: () => void) => unknown }).setImmediate ??
   ((run) => setTimeout(run, 0));
 const endTurn = () => {
-  inlineThisTurn = false;
+  inlineMs = 0;
+  turnEnding = false;
 };
 
 function runsInline(route: Route): boolean {
   const chosen = signatureRoute.force ?? route;
   if (chosen !== 'adaptive') return chosen === 'inline';
-  if (pooled > 0 || inlineThisTurn) return false;
-  inlineThisTurn = true;
-  nextTurn(endTurn);
-  return true;
+  return pooled === 0 && inlineMs < INLINE_BUDGET_MS;
+}
+
+/** Counts an inline verification's time against this turn's budget (reset at the next turn). */
+function spentInline(ms: number): void {
+  inlineMs += ms;
+  if (!turnEnding) {
+    turnEnding = true;
+    nextTurn(endTurn);
+  }
 }
 
 interface PreparedKey {
@@ -276,10 +287,13 @@ export function verifySignature(
   // node:crypto throws for some malformed signatures (and a runtime could throw for its own
   // reasons): jose then decides that one, so an exception never stands for "bad signature".
   if (runsInline(ready.route)) {
+    const start = performance.now();
     try {
       return verify(hash, input, keyInput, signature);
     } catch {
       return viaJose(token, key, alg);
+    } finally {
+      spentInline(performance.now() - start);
     }
   }
   return new Promise((resolve, reject) => {
