@@ -6,9 +6,17 @@ import type { Attempt, Guard } from './types.ts';
  * core, so every adapter sees the same registry.
  */
 const attempts = new WeakMap<Guard, Attempt>();
+/** Guards that read the request's method and URL (DPoP's `htm` and `htu`). */
+const targeted = new WeakSet<Guard>();
 
-export function registerAttempt(guard: Guard, attempt: Attempt): void {
+export function registerAttempt(guard: Guard, attempt: Attempt, usesTarget = false): void {
   attempts.set(guard, attempt);
+  if (usesTarget) targeted.add(guard);
+}
+
+/** Whether the guard wants the request's method and URL (its route accepts DPoP). */
+export function usesTarget(guard: Guard): boolean {
+  return targeted.has(guard);
 }
 
 export function attemptOf(guard: Guard): Attempt {

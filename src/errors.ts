@@ -17,7 +17,9 @@ export type AuthErrorCode =
   | 'organization_mismatch'
   | 'machine_required'
   | 'access_denied'
-  | 'temporarily_unavailable';
+  | 'temporarily_unavailable'
+  | 'invalid_dpop_proof'
+  | 'use_dpop_nonce';
 
 /**
  * The exact, machine-readable reason for a rejection. Clients never see it; it reaches
@@ -56,7 +58,24 @@ export type RejectionReason =
   | 'keys_unavailable'
   | 'revocation_unavailable'
   | 'check_unavailable'
-  | 'crypto_unavailable';
+  | 'crypto_unavailable'
+  | 'dpop_required'
+  | 'dpop_bound_token'
+  | 'dpop_unbound_token'
+  | 'cnf_unsupported'
+  | 'dpop_key_mismatch'
+  | 'dpop_proof_missing'
+  | 'dpop_multiple_proofs'
+  | 'dpop_proof_invalid'
+  | 'dpop_proof_alg'
+  | 'dpop_proof_signature'
+  | 'dpop_htm_mismatch'
+  | 'dpop_htu_mismatch'
+  | 'dpop_proof_stale'
+  | 'dpop_ath_mismatch'
+  | 'dpop_replayed'
+  | 'dpop_nonce_required'
+  | 'dpop_replay_unavailable';
 
 interface ReasonInfo {
   readonly code: AuthErrorCode;
@@ -67,6 +86,11 @@ interface ReasonInfo {
 
 const invalidToken = (description: string): ReasonInfo => ({
   code: 'invalid_token',
+  status: 401,
+  description,
+});
+const invalidProof = (description: string): ReasonInfo => ({
+  code: 'invalid_dpop_proof',
   status: 401,
   description,
 });
@@ -158,6 +182,36 @@ export const REASONS: Readonly<Record<RejectionReason, ReasonInfo>> = Object.fre
     status: 503,
     description: 'The signing keys cannot be obtained right now; retry later',
   },
+  // RFC 9449 (DPoP)
+  dpop_required: invalidToken('This resource requires a DPoP-bound access token and a DPoP proof'),
+  dpop_bound_token: invalidToken('The access token is DPoP-bound: present it with the DPoP scheme'),
+  dpop_unbound_token: invalidToken('The access token is not DPoP-bound: present it as Bearer'),
+  cnf_unsupported: invalidToken('The access token is bound to a key in a way not supported here'),
+  dpop_key_mismatch: invalidToken('The DPoP proof key is not the key the token is bound to'),
+  dpop_proof_missing: invalidProof('A DPoP proof is required in the DPoP header'),
+  dpop_multiple_proofs: {
+    code: 'invalid_request',
+    status: 400,
+    description: 'More than one DPoP proof in the request',
+  },
+  dpop_proof_invalid: invalidProof('The DPoP proof is malformed'),
+  dpop_proof_alg: invalidProof('The DPoP proof signing algorithm is not allowed'),
+  dpop_proof_signature: invalidProof('The DPoP proof signature is invalid'),
+  dpop_htm_mismatch: invalidProof('The DPoP proof is for another HTTP method'),
+  dpop_htu_mismatch: invalidProof('The DPoP proof is for another URL'),
+  dpop_proof_stale: invalidProof('The DPoP proof is too old or issued in the future'),
+  dpop_ath_mismatch: invalidProof('The DPoP proof is for another access token'),
+  dpop_replayed: invalidProof('The DPoP proof was already used'),
+  dpop_nonce_required: {
+    code: 'use_dpop_nonce',
+    status: 401,
+    description: 'Resend the request with a DPoP proof carrying the server nonce',
+  },
+  dpop_replay_unavailable: {
+    code: 'temporarily_unavailable',
+    status: 503,
+    description: 'The DPoP proof cannot be checked for replay right now; retry later',
+  },
 });
 
 /** Parameters of the `WWW-Authenticate: Bearer` challenge that come from the configuration. */
@@ -166,6 +220,10 @@ export interface ChallengeParams {
   readonly realm?: string | undefined;
   /** RFC 9728 `resource_metadata="..."` on every challenge. */
   readonly resourceMetadata?: string | undefined;
+  /** RFC 9449 §7.1: where the route accepts DPoP, the `algs` of its `DPoP` challenge. */
+  readonly dpopAlgs?: string | undefined;
+  /** `false` where the route accepts DPoP only: no `Bearer` challenge. Default: `true`. */
+  readonly bearer?: boolean | undefined;
 }
 
 export interface AuthErrorInit {
@@ -178,6 +236,10 @@ export interface AuthErrorInit {
   /** With `keys_unavailable`: seconds for `Retry-After`. */
   readonly retryAfter?: number | undefined;
   readonly challenge?: ChallengeParams | undefined;
+  /** The scheme the request used: its error goes in that challenge. Default: `Bearer`. */
+  readonly scheme?: 'Bearer' | 'DPoP' | undefined;
+  /** RFC 9449 §9: a server nonce for the `DPoP-Nonce` header. */
+  readonly nonce?: string | undefined;
 }
 
 /** JSON body that every adapter renders for an {@link AuthError}. */
@@ -266,19 +328,37 @@ function buildHeaders(info: ReasonInfo, init: AuthErrorInit): Record<string, str
     headers['retry-after'] = String(Math.max(1, Math.ceil(init.retryAfter ?? 30)));
     return headers;
   }
-  const params: string[] = [];
-  const { realm, resourceMetadata } = init.challenge ?? {};
+  const { realm, resourceMetadata, dpopAlgs, bearer } = init.challenge ?? {};
   // Values that would break the quoted header value are left out rather than sent.
   const safe = (value: string | undefined): value is string =>
     value !== undefined && isSafeQuotedValue(value);
-  if (safe(realm)) params.push(`realm="${realm}"`);
+  const error: string[] = [];
   if (info.code !== 'missing_token') {
-    params.push(`error="${info.code}"`, `error_description="${info.description}"`);
+    error.push(`error="${info.code}"`, `error_description="${info.description}"`);
   }
   const scope = init.scopes?.join(' ');
-  if (info.code === 'insufficient_scope' && scope && safe(scope)) params.push(`scope="${scope}"`);
-  if (safe(resourceMetadata)) params.push(`resource_metadata="${resourceMetadata}"`);
-  headers['www-authenticate'] = params.length > 0 ? `Bearer ${params.join(', ')}` : 'Bearer';
+  if (info.code === 'insufficient_scope' && scope && safe(scope)) error.push(`scope="${scope}"`);
+  const challenge = (scheme: string, params: string[]) => {
+    if (safe(realm)) params.unshift(`realm="${realm}"`);
+    if (safe(resourceMetadata)) params.push(`resource_metadata="${resourceMetadata}"`);
+    return params.length > 0 ? `${scheme} ${params.join(', ')}` : scheme;
+  };
+  if (dpopAlgs === undefined) {
+    headers['www-authenticate'] = challenge('Bearer', error);
+    return headers;
+  }
+  // RFC 9449 §7.1: the error goes in the challenge of the scheme the request used (DPoP for a
+  // proof's error); where both schemes are accepted, the other challenge is offered bare.
+  const onDpop =
+    init.scheme === 'DPoP' ||
+    bearer === false ||
+    info.code === 'invalid_dpop_proof' ||
+    info.code === 'use_dpop_nonce';
+  const challenges: string[] = [];
+  if (bearer !== false) challenges.push(challenge('Bearer', onDpop ? [] : error));
+  challenges.push(challenge('DPoP', [...(onDpop ? error : []), `algs="${dpopAlgs}"`]));
+  headers['www-authenticate'] = challenges.join(', ');
+  if (init.nonce !== undefined) headers['dpop-nonce'] = init.nonce;
   return headers;
 }
 
@@ -298,6 +378,8 @@ export class Rejection {
     details?: Readonly<Record<string, unknown>>,
     readonly cause?: unknown,
     readonly retryAfter?: number,
+    /** RFC 9449 §9: the server nonce to hand the client (`use_dpop_nonce`). */
+    readonly nonce?: string,
   ) {
     // Details often quote the token's own (attacker-chosen) values: bound them before they reach
     // a log hook.

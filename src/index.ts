@@ -11,6 +11,7 @@ export type {
   KeyState,
   RequestContext,
   RequestLike,
+  RequestTarget,
   Requirements,
   Verifier,
 } from './types.ts';
@@ -28,6 +29,9 @@ export type { Algorithm, VerifierOptions } from './options.ts';
 export { logto } from './logto.ts';
 export type { LogtoOptions } from './logto.ts';
 export type { KeySetOptions } from './key-set.ts';
+export { MemoryReplayStore } from './replay-store.ts';
+export type { MemoryReplayStoreOptions, ReplayStore } from './replay-store.ts';
+export type { DpopMode, DpopNonceOptions, DpopOptions } from './dpop-options.ts';
 export type { TokenCacheOptions } from './token-cache.ts';
 export {
   authErrorResponse,

@@ -5,7 +5,7 @@
  * whose chain rewards it stays synchronous), the error policy, and the RFC 9728 metadata rule.
  * The adapters for Express, Koa, Fastify, NestJS, Hapi and Hono are built on it; so can yours be.
  */
-import { attemptOf } from './attempts.ts';
+import { attemptOf, usesTarget } from './attempts.ts';
 import { AuthError } from './errors.ts';
 import { configError, isPlainObject } from './option-checks.ts';
 import { isMetadataRequest, RESOURCE_METADATA_HEADERS } from './resource-metadata.ts';
@@ -13,10 +13,13 @@ import type {
   AuthInfo,
   Awaitable,
   RequestLike,
+  RequestTarget,
   Requirements,
   ResourceMetadata,
   Verifier,
 } from './types.ts';
+
+export type { RequestTarget } from './types.ts';
 
 /**
  * How a route answers a failure. `'respond'`: the adapter answers it at once (status,
@@ -74,7 +77,10 @@ export interface RouteGuard<Req, A = AuthInfo> {
 const OPTION_PATH = 'options';
 
 /**
- * Checks a route's options and builds its guard once.
+ * Checks a route's options and builds its guard once. `target` gives the request's method and
+ * target (path and query) as the framework routed it, for DPoP (RFC 9449 `htm`, `htu`); it is
+ * called only on routes that accept DPoP. Without it they are read from `request` (`method`,
+ * `url`), which a mounted router may have rewritten.
  *
  * @example
  * ```ts
@@ -102,18 +108,22 @@ const OPTION_PATH = 'options';
 export function routeGuard<Req>(
   verifier: Verifier,
   options: RouteOptions<Req> & { readonly optional: true },
+  target?: (req: Req) => RequestTarget,
 ): RouteGuard<Req, AuthInfo | undefined>;
 export function routeGuard<Req>(
   verifier: Verifier,
   options?: RouteOptions<Req> & { readonly optional?: false },
+  target?: (req: Req) => RequestTarget,
 ): RouteGuard<Req>;
 export function routeGuard<Req>(
   verifier: Verifier,
   options?: RouteOptions<Req>,
+  target?: (req: Req) => RequestTarget,
 ): RouteGuard<Req, AuthInfo | undefined>;
 export function routeGuard<Req>(
   verifier: Verifier,
   options: RouteOptions<Req> = {},
+  target?: (req: Req) => RequestTarget,
 ): RouteGuard<Req, AuthInfo | undefined> {
   checkVerifier(verifier);
   if (!isPlainObject(options)) configError(OPTION_PATH, 'must be a plain object');
@@ -134,7 +144,13 @@ export function routeGuard<Req>(
   }
   // The requirements (scopes, any, machine, anyOrganization) are checked by the verifier, with
   // a did-you-mean for a misspelt one.
-  const attempt = attemptOf(verifier.guard(requirements));
+  if (target !== undefined && typeof target !== 'function') {
+    configError('target', "must be a function returning the request's method and url");
+  }
+  const guard = verifier.guard(requirements);
+  const attempt = attemptOf(guard);
+  // DPoP's htm and htu: asked of the adapter only on routes that accept DPoP.
+  const targetOf = target !== undefined && usesTarget(guard) ? target : undefined;
   const respondHere = errors !== 'throw';
 
   const route = <R, Res, Next>(
@@ -160,8 +176,10 @@ export function routeGuard<Req>(
       try {
         result =
           organization === undefined
-            ? attempt(request)
-            : attempt(request, { organization: organization(req) });
+            ? targetOf === undefined
+              ? attempt(request)
+              : attempt(request, undefined, targetOf(req))
+            : attempt(request, { organization: organization(req) }, targetOf?.(req));
       } catch (error) {
         return route(error, outcome, req, res as Res, next as Next);
       }

@@ -36,6 +36,9 @@ import {
 /** Rules for exactly the keys of an options interface (a compile error otherwise). */
 type RulesFor<O> = { readonly [K in keyof O]-?: Rule<unknown> };
 
+/** An algorithm resource-guard can verify with. */
+export type Algorithm = (typeof DEFAULT_ALGORITHMS)[number];
+
 /** The JWS algorithms accepted by default: every asymmetric one. Never `none`, never HS*. */
 export const DEFAULT_ALGORITHMS = Object.freeze([
   'RS256',
@@ -172,6 +175,44 @@ const cookieName: Check<string> = (value, path) => {
   return value;
 };
 
+const DPOP_MODES = ['disabled', 'allowed', 'required'] as const;
+const dpopMode: Check<(typeof DPOP_MODES)[number]> = (value, path) => {
+  if (!(DPOP_MODES as readonly unknown[]).includes(value)) {
+    configError(path, "must be 'disabled', 'allowed' or 'required'");
+  }
+  return value as (typeof DPOP_MODES)[number];
+};
+
+/** `scheme://host[:port]`, nothing more. */
+const isOrigin: Item<string> = (value): value is string => {
+  if (!isHttpUrlString(value) || /[?#]/.test(value)) return false;
+  const url = new URL(value);
+  return url.pathname === '/' && url.username === '' && url.password === '';
+};
+
+const replayStore: Check<{ insertIfAbsent(key: string, ttlMs: number): unknown }> = (
+  value,
+  path,
+) => {
+  if (typeof (value as { insertIfAbsent?: unknown } | null)?.insertIfAbsent !== 'function') {
+    configError(path, 'must be a replay store: an object with insertIfAbsent(key, ttlMs)');
+  }
+  return value as { insertIfAbsent(key: string, ttlMs: number): unknown };
+};
+
+const nonceSecret: Check<Uint8Array> = (value, path) => {
+  const bytes =
+    typeof value === 'string'
+      ? new TextEncoder().encode(value)
+      : value instanceof Uint8Array
+        ? value.slice()
+        : undefined;
+  if (bytes === undefined || bytes.length < 32) {
+    configError(path, 'must be a string or a Uint8Array of at least 32 bytes');
+  }
+  return bytes;
+};
+
 /** `createVerifier(options)`. Every duration in seconds. */
 const VERIFIER = {
   rules: {
@@ -226,11 +267,61 @@ const VERIFIER = {
     maxTokenLength: withDefault(count('characters', 1, MAX_TOKEN_LENGTH), 8192),
     /** The `fetch` for discovery and the JWKS. Default: global fetch. */
     fetch: optional(func<typeof globalThis.fetch>()),
+    /** DPoP (RFC 9449). Default: off. */
+    dpop: optional((value, path) => resolveLevel(value, DPOP, path)),
   },
   path: 'options',
   prefix: '',
   noun: 'a createVerifier() option',
   hints: ROUTE_HINTS,
+};
+
+/** `dpop.nonce`: stateless server nonces (RFC 9449 §9). */
+const DPOP_NONCE = {
+  rules: {
+    /** The secret shared by every instance: a string or bytes, at least 32 of them. Required. */
+    secret: required(nonceSecret),
+    /** Seconds per nonce; a nonce is good for its step and the next. From 1 to 86400. Default: 300. */
+    step: withDefault(seconds(1, 86_400), 300),
+  },
+  path: 'dpop.nonce',
+  prefix: 'dpop.nonce.',
+  noun: 'a `dpop.nonce` option',
+  hints: {},
+};
+
+/** `dpop`: RFC 9449 sender-constrained tokens. */
+const DPOP = {
+  rules: {
+    /** `'disabled'`, `'allowed'` or `'required'`. Default: `'allowed'`. */
+    mode: withDefault(dpopMode, 'allowed' as const),
+    /** The API's public origin(s), for `htu`: `https://api.example.com`. Default: none. */
+    origin: optional(oneOrMore(isOrigin, 'an http(s) origin (scheme://host[:port])', 'origins')),
+    /** Take the origin's host from the request's Host header. Default: false. */
+    trustHost: withDefault(boolean, false),
+    /** Proof algorithms, a non-empty array. Default: every asymmetric one. */
+    algorithms: withDefault(
+      list(isAlgorithm, DEFAULT_ALGORITHMS.join(' / '), 1),
+      DEFAULT_ALGORITHMS as readonly string[],
+    ),
+    /** Seconds a proof is accepted after its `iat`, from 1 to 3600. Default: 60. */
+    maxAge: withDefault(seconds(1, 3600), 60),
+    /** Where used proofs are remembered. Default: a new in-memory store (one process). */
+    replay: optional(replayStore),
+    /** Longest wait for the replay store, from 0.001 to 60 (then 503). Default: 1. */
+    replayTimeout: withDefault(seconds(0.001, 60), 1),
+    /** Server nonces. Default: off. */
+    nonce: optional((value, path) => resolveLevel(value, DPOP_NONCE, path)),
+    /** Longest proof accepted, in characters, from 256 to 65536. Default: 8192. */
+    maxProofLength: withDefault(count('characters', 256, 65_536), 8192),
+  },
+  path: 'dpop',
+  prefix: 'dpop.',
+  noun: 'a `dpop` option',
+  hints: {
+    publicOrigin: 'the public origin is `dpop.origin`',
+    origins: 'give one origin or an array of them as `dpop.origin`',
+  },
 };
 
 /** A Logto custom domain: a host name, or an http(s) origin. */
@@ -298,6 +389,8 @@ const REQUIREMENTS = {
     checks: optional(record(func<(auth: never) => unknown>())),
     /** A request without credentials proceeds anonymously. Default: false. */
     optional: withDefault(boolean, false),
+    /** DPoP on this route. Default: the verifier's `dpop.mode`. */
+    dpop: optional(dpopMode),
   } satisfies RulesFor<Requirements>,
   path: 'requirements',
   prefix: '',
@@ -317,4 +410,6 @@ export const OPTION_RULES = Object.freeze({
   resourceMetadata: RESOURCE_METADATA,
   requirements: REQUIREMENTS,
   logto: LOGTO,
+  dpop: DPOP,
+  dpopNonce: DPOP_NONCE,
 }) satisfies Readonly<Record<string, Level<Rules>>>;

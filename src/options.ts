@@ -10,11 +10,14 @@ import type { ResourceMetadata, ResourceMetadataOptions } from './resource-metad
 import { configError, resolveLevel } from './option-checks.ts';
 import type { Covers } from './option-checks.ts';
 import { DEFAULT_ALGORITHMS, OPTION_RULES } from './option-rules.ts';
+import type { Algorithm } from './option-rules.ts';
+import { resolveDpop } from './dpop-options.ts';
+import type { DpopNonceOptions, DpopOptions, ResolvedDpopOptions } from './dpop-options.ts';
 
 export { DEFAULT_ALGORITHMS };
 
 /** An algorithm resource-guard can verify with a key from a JWKS. */
-export type Algorithm = (typeof DEFAULT_ALGORITHMS)[number];
+export type { Algorithm } from './option-rules.ts';
 
 /**
  * How to verify access tokens. Every duration is in seconds. An unknown or misspelt key, at any
@@ -131,6 +134,12 @@ export interface VerifierOptions {
    * (detected by `navigator.userAgent`), else `false`.
    */
   readonly requestScoped?: boolean;
+  /**
+   * DPoP (RFC 9449): sender-constrained tokens, `Authorization: DPoP` with a proof, checked on
+   * every request and accepted once (see {@link DpopOptions}). Without it, DPoP is off, and a
+   * DPoP-bound token (`cnf`) is refused: it cannot be used as a Bearer token. Default: off.
+   */
+  readonly dpop?: DpopOptions;
 }
 
 export interface ResolvedOptions {
@@ -157,6 +166,7 @@ export interface ResolvedOptions {
   readonly checkTimeout: number;
   readonly cookie: string | undefined;
   readonly getToken: ((request: RequestLike) => unknown) | undefined;
+  readonly dpop: ResolvedDpopOptions | undefined;
 }
 
 /** What route requirements are once checked: every flag present, lists frozen. */
@@ -169,6 +179,9 @@ export interface ResolvedRequirements extends Requirements {
 
 // A compile error when an option has no rule, or a rule no option.
 const _everyOptionHasARule: Covers<typeof OPTION_RULES.verifier.rules, VerifierOptions> = true;
+const _everyDpopOptionHasARule: Covers<typeof OPTION_RULES.dpop.rules, DpopOptions> = true;
+const _everyNonceOptionHasARule: Covers<typeof OPTION_RULES.dpopNonce.rules, DpopNonceOptions> =
+  true;
 
 /**
  * Checks the options and fills in defaults, without touching the caller's object. Throws a
@@ -223,6 +236,7 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
     checkTimeout: options.checkTimeout,
     cookie: options.cookie,
     getToken: options.getToken as ResolvedOptions['getToken'],
+    dpop: options.dpop && resolveDpop(options.dpop),
   };
 }
 
@@ -246,10 +260,8 @@ const NO_REQUIREMENTS: ResolvedRequirements = Object.freeze({
  */
 export function resolveRequirements(input: Requirements | undefined): ResolvedRequirements {
   if (input === undefined) return NO_REQUIREMENTS;
-  const { scopes, any, machine, organization, anyOrganization, optional, ...rules } = resolveLevel(
-    input,
-    OPTION_RULES.requirements,
-  );
+  const { scopes, any, machine, organization, anyOrganization, optional, dpop, ...rules } =
+    resolveLevel(input, OPTION_RULES.requirements);
   if (organization !== undefined && anyOrganization) {
     configError(
       'anyOrganization',
@@ -270,5 +282,6 @@ export function resolveRequirements(input: Requirements | undefined): ResolvedRe
     resolved.checks = rules.checks as NonNullable<Requirements['checks']>;
   }
   if (organization !== undefined) resolved.organization = organization;
+  if (dpop !== undefined) resolved.dpop = dpop;
   return Object.freeze(resolved);
 }

@@ -250,3 +250,41 @@ function readHeader(request: RequestLike, name: string): string | undefined {
   }
   return values.length === 0 ? undefined : values.join('; ');
 }
+
+/**
+ * The token of an `Authorization: DPoP <token>` field (RFC 9449 §7.1), by the same rules as
+ * Bearer's (one field, the scheme case-insensitive, `1*SP token68`); `undefined` when there is no
+ * `Authorization` field or it holds another scheme. Throws a {@link Rejection} like
+ * {@link extractBearerToken}.
+ */
+export function extractDpopToken(request: RequestLike, maxLength: number): string | undefined {
+  if (request === null || typeof request !== 'object') {
+    throw new TypeError('authenticate() needs a request with headers');
+  }
+  const raw = request.rawHeaders;
+  let field = Array.isArray(raw) ? readRawAuthorization(raw) : undefined;
+  if (field === undefined) {
+    if (request.headers == null) throw new TypeError('authenticate() needs a request with headers');
+    field = readAuthorization(request.headers);
+  }
+  if (field === undefined) return undefined;
+  let start = 0;
+  let end = field.length;
+  while (start < end && isOws(field.charCodeAt(start))) start++;
+  while (end > start && isOws(field.charCodeAt(end - 1))) end--;
+  if (end - start < 4 || field.slice(start, start + 4).toLowerCase() !== 'dpop') return undefined;
+  let at = start + 4;
+  if (at < end && field.charCodeAt(at) !== 0x20) {
+    if (TCHAR.test(field[at] as string)) return undefined; // a longer scheme name, `DPoPx`
+    throw new Rejection('malformed_header');
+  }
+  if (field.includes(',', start) && hasTwoCredentials(field.slice(start, end))) {
+    throw new Rejection('multiple_credentials');
+  }
+  while (at < end && field.charCodeAt(at) === 0x20) at++;
+  const length = end - at;
+  if (length > maxLength) throw new Rejection('token_too_large', { length, maxLength });
+  const token = field.slice(at, end);
+  if (!B64TOKEN.test(token)) throw new Rejection('malformed_header');
+  return token;
+}

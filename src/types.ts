@@ -19,6 +19,11 @@ export interface AccessTokenClaims extends JWTPayload {
   /** Space-delimited scopes; absent when none were granted. */
   readonly scope?: string;
   readonly organization_id?: string;
+  /**
+   * RFC 7800 confirmation: `jkt` for a DPoP-bound token (RFC 9449 §6.1), the thumbprint of the key
+   * whose proof must come with it. A token with `cnf` is accepted only with that proof.
+   */
+  readonly cnf?: { readonly jkt?: string; readonly [member: string]: unknown };
 }
 
 /**
@@ -117,6 +122,11 @@ export interface Requirements {
    * `verify(token)`. Default: `false`.
    */
   readonly optional?: boolean;
+  /**
+   * DPoP (RFC 9449) on this route: `'disabled'`, `'allowed'` (Bearer or DPoP) or `'required'`
+   * (DPoP only). Needs the verifier's `dpop` option. Default: the verifier's `dpop.mode`.
+   */
+  readonly dpop?: 'disabled' | 'allowed' | 'required';
 }
 
 /** Requirements that let a request without credentials through ({@link Requirements.optional}). */
@@ -138,6 +148,13 @@ export interface RequestLike {
   readonly headers: HeadersGetter | Readonly<Record<string, HeaderValue>>;
   /** node's raw header list, when present, lets a duplicated `Authorization` header be caught. */
   readonly rawHeaders?: readonly string[];
+  /** The HTTP method (`GET`), for DPoP's `htm`. A node `IncomingMessage` and a Web `Request` have it. */
+  readonly method?: string | undefined;
+  /**
+   * The request target (`/products?x=1`, or a Web `Request`'s absolute URL, whose origin is
+   * ignored: it comes from the verifier's `dpop.origin`), for DPoP's `htu`.
+   */
+  readonly url?: string | undefined;
 }
 
 /** What only the request knows: the organization it is about (a route parameter, a header). */
@@ -165,7 +182,17 @@ export interface Guard<Anonymous extends undefined = never> {
 export type Attempt = (
   request: RequestLike,
   context?: RequestContext,
+  target?: RequestTarget,
 ) => Awaitable<AuthInfo | undefined>;
+
+/**
+ * A request's method and target (path and query) as the framework routed it (Express's
+ * `originalUrl`, not a mounted router's `url`), for DPoP's `htm` and `htu`.
+ */
+export interface RequestTarget {
+  readonly method: string | undefined;
+  readonly url: string | undefined;
+}
 
 /** Verifies access tokens. Build one per API at start-up and share it between routes. */
 export interface Verifier {

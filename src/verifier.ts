@@ -3,7 +3,10 @@ import { chain } from './awaitable.ts';
 import { decisionChannel, noteVerifierCreated } from './diagnostics.ts';
 import type { DecisionEvent } from './diagnostics.ts';
 import { discoverJwksUri } from './discovery.ts';
+import { Dpop, refuseBoundToken } from './dpop.ts';
+import type { DpopMode, DpopPresentation } from './dpop.ts';
 import { AuthError, isSafeQuotedValue, Rejection, reportRejection, WarmUpError } from './errors.ts';
+import { configError } from './option-checks.ts';
 import type { ChallengeParams } from './errors.ts';
 import { RemoteKeySet } from './key-set.ts';
 import { fetchedKeys, staticKeys } from './key-source.ts';
@@ -21,6 +24,7 @@ import type {
   KeyHealth,
   RequestContext,
   RequestLike,
+  RequestTarget,
   Requirements,
   Verifier,
 } from './types.ts';
@@ -40,9 +44,13 @@ export type { RejectionEvent } from './errors.ts';
  * `nbf`, `iat`, `maxTokenAge`; required claims and their types; then, on every request, the
  * route's organization rule, machine-only and scopes.
  *
+ * With the `dpop` option, a request with `Authorization: DPoP` must carry a DPoP proof (RFC 9449)
+ * for this method, URL and token, signed by the key the token is bound to (`cnf.jkt`), and
+ * never seen before. Without it, and on Bearer requests, a token bound to a key (`cnf`) is refused.
+ *
  * What it does NOT check: revocation (a JWT access token stays valid until `exp`; Logto cannot
- * revoke it), sender constraint (DPoP `cnf`), custom claim values beyond presence, or anything
- * about the request other than its `Authorization` header.
+ * revoke it), mTLS binding (`cnf` `x5t#S256`: refused), custom claim values beyond presence, or
+ * anything about the request other than its `Authorization` (and `DPoP`) headers, method and URL.
  *
  * @example
  * ```ts
@@ -63,6 +71,20 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const challenge: ChallengeParams = {
     realm: config.realm ?? defaultRealm(config.audiences),
     resourceMetadata: config.resourceMetadata?.url,
+  };
+  const dpop = config.dpop && new Dpop(config.dpop, config.clockTolerance, config.maxTokenLength);
+  // RFC 9449 §7.1: the challenges of a route, by its DPoP mode.
+  const challenges: Readonly<Record<DpopMode, ChallengeParams>> = {
+    disabled: challenge,
+    allowed: { ...challenge, dpopAlgs: dpop?.algs },
+    required: { ...challenge, dpopAlgs: dpop?.algs, bearer: false },
+  };
+  const modeOf = (requirements: Requirements): DpopMode => {
+    const mode = requirements.dpop ?? config.dpop?.mode ?? 'disabled';
+    if (mode !== 'disabled' && dpop === undefined) {
+      configError('dpop', "on a route needs the verifier's `dpop` option (its public origin)");
+    }
+    return mode;
   };
   const cache = config.cache === false ? undefined : new TokenCache<AuthInfo>(config.cache);
   const inflight = new SingleFlight<AuthInfo>(!config.keys.requestScoped);
@@ -85,14 +107,21 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const verifyFresh = (token: string): Awaitable<AuthInfo> =>
     inflight.run(token, () => chain(verifyToken(token, config, keySets), remember));
 
-  const toAuthError = (error: unknown, requirements: Requirements): unknown => {
+  const toAuthError = (
+    error: unknown,
+    requirements: Requirements,
+    mode: DpopMode = 'disabled',
+    scheme: 'Bearer' | 'DPoP' = 'Bearer',
+  ): unknown => {
     if (!(error instanceof Rejection)) return error;
     const authError = new AuthError(error.reason, {
       details: error.details,
       cause: error.cause,
       scopes: requirements.scopes,
       retryAfter: error.retryAfter,
-      challenge,
+      challenge: challenges[mode],
+      scheme,
+      nonce: error.nonce,
     });
     reportRejection(config.onRejected, authError);
     return authError;
@@ -123,20 +152,30 @@ export function createVerifier(options: VerifierOptions): Verifier {
     });
   };
 
+  /** A Bearer token (or one from a cookie, `getToken`, `verify()`): never a key-bound one. */
+  const admitBearer = (auth: AuthInfo, requirements: Requirements): Awaitable<AuthInfo> => {
+    if (auth.claims.cnf !== undefined) refuseBoundToken(auth.claims.cnf);
+    return admit(auth, requirements);
+  };
+
   /**
    * Reads the token (none, on an optional route: anonymous), answers a repeat from the cache
    * (whose key still vouches for it) without further work, verifies a first sighting, then admits
    * it either way. Returns the AuthInfo (or a promise of it); throws (or rejects with) an
-   * AuthError. Published on `resource-guard:decision` when someone listens.
+   * AuthError. A route that accepts DPoP first looks for `Authorization: DPoP`. Published on
+   * `resource-guard:decision` when someone listens.
    */
   function attempt<I>(
     input: I,
     read: (input: I) => string,
     requirements: Requirements,
     fromHeader: boolean,
+    target?: RequestTarget,
   ): Awaitable<AuthInfo | undefined> {
-    if (decisionChannel.hasSubscribers) return observed(input, read, requirements, fromHeader);
-    return decide(input, read, requirements, fromHeader, undefined);
+    if (decisionChannel.hasSubscribers) {
+      return observed(input, read, requirements, fromHeader, target);
+    }
+    return decide(input, read, requirements, fromHeader, undefined, target);
   }
 
   /** {@link attempt} with its outcome, cache use and duration published. */
@@ -145,12 +184,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
     read: (input: I) => string,
     requirements: Requirements,
     fromHeader: boolean,
+    target: RequestTarget | undefined,
   ): Awaitable<AuthInfo | undefined> {
     const start = performance.now();
     const trace = { cached: false };
     let result: Awaitable<AuthInfo | undefined>;
     try {
-      result = decide(input, read, requirements, fromHeader, trace);
+      result = decide(input, read, requirements, fromHeader, trace, target);
     } catch (error) {
       publishRefusal(error, trace.cached, start);
       throw error;
@@ -177,8 +217,17 @@ export function createVerifier(options: VerifierOptions): Verifier {
     requirements: Requirements,
     fromHeader: boolean,
     trace: { cached: boolean } | undefined,
+    target: RequestTarget | undefined,
   ): Awaitable<AuthInfo | undefined> {
+    let mode: DpopMode = 'disabled';
     try {
+      mode = modeOf(requirements);
+      if (mode !== 'disabled' && fromHeader) {
+        const presented = (dpop as Dpop).read(input as RequestLike, target);
+        if (presented !== undefined) {
+          return attemptDpop(input, read, presented, requirements, mode, trace);
+        }
+      }
       let token: string;
       try {
         token = read(input);
@@ -187,26 +236,61 @@ export function createVerifier(options: VerifierOptions): Verifier {
         if (anonymous && requirements.optional === true) return undefined;
         throw error;
       }
+      if (mode === 'required') throw new Rejection('dpop_required');
       const cached = cache?.get(token, Date.now());
       let result: Awaitable<AuthInfo>;
       if (cached !== undefined) {
         if (trace !== undefined) trace.cached = true;
-        result = admit(cached, requirements);
+        result = admitBearer(cached, requirements);
       } else {
         if (fromHeader) checkBearerSyntax(token);
         const fresh = verifyFresh(token);
         result =
           fresh instanceof Promise
-            ? fresh.then((auth) => admit(auth, requirements))
-            : admit(fresh, requirements);
+            ? fresh.then((auth) => admitBearer(auth, requirements))
+            : admitBearer(fresh, requirements);
       }
       if (!(result instanceof Promise)) return result;
       return result.catch((error: unknown) => {
-        throw toAuthError(error, requirements);
+        throw toAuthError(error, requirements, mode);
       });
     } catch (error) {
-      throw toAuthError(error, requirements);
+      throw toAuthError(error, requirements, mode);
     }
+  }
+
+  /**
+   * `Authorization: DPoP`: the token verified (or found in the cache) as always, then the proof
+   * checked against it and the request, on every request; then the route's requirements.
+   */
+  function attemptDpop<I>(
+    input: I,
+    read: (input: I) => string,
+    presented: DpopPresentation,
+    requirements: Requirements,
+    mode: DpopMode,
+    trace: { cached: boolean } | undefined,
+  ): Promise<AuthInfo> {
+    if (sources !== undefined) {
+      // A cookie or `getToken` offering a token too: two credentials (RFC 6750 §2).
+      let other = false;
+      try {
+        read(input);
+        other = true;
+      } catch (error) {
+        if (!(error instanceof Rejection && error.reason === 'missing_token')) throw error;
+      }
+      if (other) throw new Rejection('multiple_credentials');
+    }
+    const { token } = presented;
+    const cached = cache?.get(token, Date.now());
+    if (cached !== undefined && trace !== undefined) trace.cached = true;
+    const verified = cached ?? verifyFresh(token);
+    return Promise.resolve(verified)
+      .then((auth) => (dpop as Dpop).check(presented, auth).then(() => admit(auth, requirements)))
+      .catch((error: unknown) => {
+        throw toAuthError(error, requirements, mode, 'DPoP');
+      });
   }
 
   /** {@link attempt}, always as a promise. */
@@ -265,6 +349,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       check(request, readRequest, () => resolveRequirements(requirements), true),
     guard(requirements?: Requirements) {
       const resolved = resolveRequirements(requirements);
+      const usesTarget = modeOf(resolved) !== 'disabled';
       const forRequest = (context: RequestContext | undefined): Requirements =>
         context === undefined
           ? resolved
@@ -276,8 +361,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
       const guard = ((request: RequestLike, context?: RequestContext) =>
         check(request, readRequest, forRequest(context), true)) as Guard;
       // No closure per request: the reader is fixed, the request passed through.
-      registerAttempt(guard, (request, context) =>
-        attempt(request, readRequest, forRequest(context), true),
+      registerAttempt(
+        guard,
+        (request, context, target) =>
+          attempt(request, readRequest, forRequest(context), true, target),
+        usesTarget,
       );
       return Object.freeze(guard);
     },

@@ -14,6 +14,9 @@ const logtoBase: LogtoOptions = {
   audience: 'https://shopping.api',
 };
 
+const ORIGIN = 'https://api.example';
+const SECRET = 'a nonce secret of at least 32 characters';
+
 /** Where an option of each level goes, to build a whole input around one patch. */
 const levels = {
   verifier: (patch: object) => createVerifier({ ...base, ...patch } as VerifierOptions),
@@ -22,6 +25,9 @@ const levels = {
   resourceMetadata: (patch: object) => createVerifier({ ...base, resourceMetadata: patch }),
   requirements: (patch: object) => createVerifier(base).guard(patch as Requirements),
   logto: (patch: object) => createVerifier(logto({ ...logtoBase, ...patch } as LogtoOptions)),
+  dpop: (patch: object) => createVerifier({ ...base, dpop: { origin: ORIGIN, ...patch } }),
+  dpopNonce: (patch: object) =>
+    createVerifier({ ...base, dpop: { origin: ORIGIN, nonce: { secret: SECRET, ...patch } } }),
 } satisfies Record<keyof typeof OPTION_RULES, unknown>;
 type LevelName = keyof typeof levels;
 
@@ -449,6 +455,9 @@ describe('any value at any option path', () => {
     if (level === 'verifier') return createVerifier(value as VerifierOptions);
     if (level === 'logto') return createVerifier(logto(value as LogtoOptions));
     if (level === 'requirements') return createVerifier(base).guard(value as Requirements);
+    if (level === 'dpopNonce') {
+      return createVerifier({ ...base, dpop: { origin: ORIGIN, nonce: value as never } });
+    }
     return createVerifier({ ...base, [level]: value });
   };
 

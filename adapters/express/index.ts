@@ -33,7 +33,7 @@ export type RequireAuthOptions = RouteOptions<Request>;
  * ```
  */
 export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): RequestHandler {
-  const guard = routeGuard<Request>(verifier, options);
+  const guard = routeGuard<Request>(verifier, options, target);
   return (req, res, next) => void guard.run(req, req, OUTCOME, res, next);
 }
 
@@ -46,6 +46,9 @@ const OUTCOME: Outcome<void, AuthInfo | undefined, Request, Response, NextFuncti
   respond: (error, _req, res) => void res.status(error.status).set(error.headers).json(error.body),
   fail: (error, _req, _res, next) => next(error),
 };
+
+/** The request as routed, for DPoP: `originalUrl` (a mounted router rewrites `url`). */
+const target = (req: Request) => ({ method: req.method, url: req.originalUrl });
 
 /**
  * Serves the verifier's RFC 9728 metadata at its well-known path (set the `resourceMetadata`

@@ -43,7 +43,7 @@ export function requireAuth(
   verifier: Verifier,
   options?: RequireAuthOptions,
 ): onRequestHookHandler {
-  const guard = routeGuard<FastifyRequest>(verifier, options);
+  const guard = routeGuard<FastifyRequest>(verifier, options, target);
   return (request, reply, done) => void guard.run(request, request.raw, OUTCOME, reply, done);
 }
 
@@ -63,6 +63,12 @@ const OUTCOME: Outcome<
     void reply.code(error.status).headers(error.headers).send(error.body),
   fail: (error, _request, _reply, done) => done(error as Error),
 };
+
+/** The request as sent, for DPoP (`rewriteUrl` changes `url`, not `originalUrl`). */
+const target = (request: FastifyRequest) => ({
+  method: request.method,
+  url: request.originalUrl,
+});
 
 export interface ResourceGuardPluginOptions {
   readonly verifier: Verifier;

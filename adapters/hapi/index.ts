@@ -86,7 +86,11 @@ export const resourceGuard: Plugin<ResourceGuardPluginOptions> = {
 
 function scheme(verifier: Verifier): ServerAuthScheme<StrategyOptions> {
   return (_server, options) => {
-    const guard = routeGuard<Request>(verifier, options);
+    // For DPoP: the request as sent (`request.setUrl()` may have rewritten `request.url`).
+    const guard = routeGuard<Request>(verifier, options, (request) => ({
+      method: request.raw.req.method,
+      url: request.raw.req.url,
+    }));
     return {
       authenticate: (request, h) =>
         guard.run(request, request.raw.req, {

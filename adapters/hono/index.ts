@@ -50,7 +50,11 @@ export function requireAuth(
   options?: RequireAuthOptions,
 ): MiddlewareHandler<OptionalAuthEnv>;
 export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): MiddlewareHandler {
-  const guard = routeGuard<Context>(verifier, options);
+  // For DPoP: the URL's path and query count; its origin comes from the verifier's `dpop.origin`.
+  const guard = routeGuard<Context>(verifier, options, (c) => ({
+    method: c.req.method,
+    url: c.req.url,
+  }));
   // Promise.resolve of next()'s promise is that promise itself: no extra one for a repeat token.
   return (c: Context<OptionalAuthEnv>, next) =>
     Promise.resolve(

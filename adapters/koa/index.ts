@@ -33,7 +33,7 @@ export type RequireAuthOptions = RouteOptions<Context>;
  * ```
  */
 export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): Middleware {
-  const guard = routeGuard<Context>(verifier, options);
+  const guard = routeGuard<Context>(verifier, options, target);
   return (ctx, next) => guard.run(ctx, ctx.req, OUTCOME, undefined, next);
 }
 
@@ -52,6 +52,9 @@ const OUTCOME: Outcome<unknown, AuthInfo | undefined, Context, undefined, Next> 
     throw error;
   },
 };
+
+/** The request as routed, for DPoP: `originalUrl` (koa-mount rewrites `url`). */
+const target = (ctx: Context) => ({ method: ctx.method, url: ctx.originalUrl });
 
 /**
  * Serves the verifier's RFC 9728 metadata at its well-known path (set the `resourceMetadata`

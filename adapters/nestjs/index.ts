@@ -25,6 +25,10 @@ import type { RouteGuard, RouteOptions } from 'resource-guard/kit';
 export interface HttpRequest {
   readonly params: Readonly<Record<string, string | undefined>>;
   readonly headers: IncomingHttpHeaders;
+  readonly method?: string;
+  /** The target as sent (Express's and Fastify's `originalUrl`; `url` otherwise). */
+  readonly originalUrl?: string;
+  readonly url?: string;
 }
 
 /**
@@ -68,7 +72,7 @@ export class RouteGuards implements OnModuleInit {
   of(requirements: RequireAuthOptions): RouteGuard<HttpRequest> {
     let guard = this.#guards.get(requirements);
     if (guard === undefined) {
-      guard = routeGuard(this.options.verifier, requirements);
+      guard = routeGuard(this.options.verifier, requirements, target);
       this.#guards.set(requirements, guard);
     }
     return guard;
@@ -98,6 +102,9 @@ export class RouteGuards implements OnModuleInit {
     }
   }
 }
+
+/** The request as routed, for DPoP. */
+const target = (req: HttpRequest) => ({ method: req.method, url: req.originalUrl ?? req.url });
 
 /**
  * Verifies the bearer token against the requirements of `@RequireAuth` (the handler's, else the
