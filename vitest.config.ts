@@ -13,7 +13,7 @@ export default defineConfig({
       { find: /^resource-guard\/testing$/, replacement: here('./src/testing.ts') },
       { find: /^resource-guard\/otel$/, replacement: here('./src/otel.ts') },
       {
-        find: /^resource-guard\/(express|koa|fastify|nestjs|hapi|hono)$/,
+        find: /^resource-guard\/(express|koa|fastify|nestjs|hapi|hono|redis)$/,
         replacement: here('./adapters/$1/index.ts'),
       },
     ],

@@ -1,6 +1,8 @@
 import { pathToFileURL } from 'node:url';
+import { createClient } from 'redis';
 import { createVerifier, WarmUpError } from 'resource-guard';
-import type { KeyHealth, Verifier } from 'resource-guard';
+import type { DpopOptions, KeyHealth, Verifier } from 'resource-guard';
+import { redisReplayStore } from 'resource-guard/redis';
 
 /**
  * The shopping API's configuration, from the environment:
@@ -8,6 +10,12 @@ import type { KeyHealth, Verifier } from 'resource-guard';
  * - `AUDIENCE`: the API resource indicator. Default: https://shopping.api
  * - `JWKS_URI`: optional; default from the issuer's discovery document
  * - `PORT` (default 3000), `HOST` (default 127.0.0.1)
+ * - `DPOP`: `allowed` (Bearer or DPoP) or `required` (DPoP only); unset: DPoP off
+ * - `PUBLIC_ORIGIN`: the origin clients call (`https://api.example.com` behind a proxy), which
+ *   DPoP proofs name; comma-separated for several. Default: `http://HOST:PORT` (and
+ *   `http://localhost:PORT` on loopback)
+ * - `REDIS_URL`: remember used DPoP proofs in Redis, shared by every instance of the API; unset:
+ *   in memory (right for one instance only)
  */
 export interface ApiConfig {
   readonly issuer: string;
@@ -15,6 +23,9 @@ export interface ApiConfig {
   readonly jwksUri?: string;
   readonly port: number;
   readonly host: string;
+  readonly dpop?: 'allowed' | 'required';
+  readonly publicOrigins?: readonly string[];
+  readonly redisUrl?: string;
 }
 
 export class ConfigError extends Error {
@@ -35,13 +46,54 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     throw new ConfigError(`PORT must be a port number, got ${JSON.stringify(env.PORT)}`);
   }
   const jwksUri = env.JWKS_URI?.trim();
+  const host = env.HOST?.trim() || '127.0.0.1';
+  const dpop = env.DPOP?.trim();
+  if (dpop && dpop !== 'allowed' && dpop !== 'required') {
+    throw new ConfigError(`DPOP is allowed or required (or unset), got ${JSON.stringify(dpop)}`);
+  }
+  const publicOrigins = env.PUBLIC_ORIGIN?.split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean);
+  if (dpop && !publicOrigins?.length && port === 0) {
+    throw new ConfigError('DPOP with PORT=0 needs PUBLIC_ORIGIN: the origin clients call');
+  }
+  const redisUrl = env.REDIS_URL?.trim();
   return {
     issuer,
     audience: env.AUDIENCE?.trim() || 'https://shopping.api',
     ...(jwksUri ? { jwksUri } : {}),
     port,
-    host: env.HOST?.trim() || '127.0.0.1',
+    host,
+    ...(dpop ? { dpop: dpop as 'allowed' | 'required' } : {}),
+    ...(publicOrigins?.length ? { publicOrigins } : {}),
+    ...(redisUrl ? { redisUrl } : {}),
   };
+}
+
+/**
+ * DPoP as configured: proofs must name the public origin; used proofs are remembered in Redis
+ * when `REDIS_URL` is set (every instance then refuses a proof another one accepted).
+ */
+function dpopFromConfig(config: ApiConfig & { dpop: 'allowed' | 'required' }): DpopOptions {
+  const loopback = ['127.0.0.1', 'localhost', '::1'].includes(config.host);
+  const origins = config.publicOrigins ?? [
+    `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`,
+    ...(loopback ? [`http://localhost:${config.port}`] : []),
+  ];
+  if (config.redisUrl === undefined) return { mode: config.dpop, origin: origins };
+  // Commands fail at once while Redis is unreachable (a 503), rather than queue until it is back.
+  const redis = createClient({ url: config.redisUrl, disableOfflineQueue: true });
+  let down = false;
+  redis.on('error', (error: Error) => {
+    if (!down) console.warn(`Redis unreachable (DPoP requests get 503): ${error.message}`);
+    down = true;
+  });
+  redis.on('ready', () => {
+    if (down) console.warn('Redis reachable again');
+    down = false;
+  });
+  redis.connect().catch(() => undefined); // reconnects on its own; errors reported above
+  return { mode: config.dpop, origin: origins, replay: redisReplayStore(redis) };
 }
 
 /** The verifier every example uses: rejections are logged by reason, never with the token. */
@@ -56,6 +108,7 @@ export function verifierFromConfig(config: ApiConfig): Verifier {
       scopesSupported: ['read:products', 'write:products'],
     },
     onRejected: (event) => console.warn(`rejected: ${event.reason}`, event.details),
+    ...(config.dpop ? { dpop: dpopFromConfig({ ...config, dpop: config.dpop }) } : {}),
   });
 }
 

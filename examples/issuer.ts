@@ -2,7 +2,9 @@
  * A Logto-shaped authorization server for local development and tests, built on oidc-provider
  * (the library Logto itself is built on). It issues client-credentials access tokens exactly as a
  * Logto tenant does: ES384 keys with RFC 7638 thumbprint kids, `typ: at+jwt`, issuer
- * `<endpoint>/oidc`, `aud` = the resource indicator, `scope` from the app's roles.
+ * `<endpoint>/oidc`, `aud` = the resource indicator, `scope` from the app's roles. A token request
+ * with a DPoP proof (RFC 9449) gets a DPoP-bound token (`cnf.jkt`), as oidc-provider's `dPoP`
+ * feature issues them (Logto keeps that feature off for now).
  *
  * Not part of the package: a stand-in for your Logto tenant.
  */
@@ -13,6 +15,8 @@ import type { AddressInfo } from 'node:net';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import type { JWK } from 'jose';
 import type Provider from 'oidc-provider';
+import { createProof } from './dpop-proof.ts';
+import type { ProofKey } from './dpop-proof.ts';
 
 /** A machine-to-machine app registered with the issuer. */
 export interface DemoApp {
@@ -50,11 +54,17 @@ export interface Issuer {
   /**
    * Gets a token the way Logto's M2M guide does. With `organization`, an organization-level
    * token: for `resource` = an API, the token carries `organization_id`; for `resource` =
-   * `urn:logto:organization:<id>`, it is an organization token.
+   * `urn:logto:organization:<id>`, it is an organization token. With `dpop`, a token bound to
+   * that key (`cnf.jkt`), to be presented with `Authorization: DPoP` and a proof.
    */
   token(
     app: DemoApp,
-    options?: { resource?: string | null; scope?: string; organization?: string },
+    options?: {
+      resource?: string | null;
+      scope?: string;
+      organization?: string;
+      dpop?: ProofKey;
+    },
   ): Promise<string>;
   /** Adds a new signing key; with `grace: false` the old key leaves the JWKS at once. */
   rotate(options?: { grace?: boolean }): Promise<JWK>;
@@ -173,6 +183,8 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
       features: {
         devInteractions: { enabled: false },
         clientCredentials: { enabled: true },
+        // RFC 9449: a token request carrying a DPoP proof gets a token bound to its key.
+        dPoP: { enabled: true },
         introspection: { enabled: false },
         revocation: { enabled: false },
         resourceIndicators: {
@@ -239,7 +251,7 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
     get signingKeys() {
       return keys;
     },
-    async token(demo, { resource = SHOPPING_API, scope, organization } = {}) {
+    async token(demo, { resource = SHOPPING_API, scope, organization, dpop } = {}) {
       const body = new URLSearchParams({ grant_type: 'client_credentials' });
       if (resource !== null) body.set('resource', resource);
       if (scope !== undefined) body.set('scope', scope);
@@ -249,6 +261,9 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
         headers: {
           authorization: `Basic ${Buffer.from(`${demo.id}:${demo.secret}`).toString('base64')}`,
           'content-type': 'application/x-www-form-urlencoded',
+          ...(dpop && {
+            dpop: await createProof(dpop, { method: 'POST', url: `${issuer}/token` }),
+          }),
         },
         body,
       });

@@ -8,8 +8,10 @@ import { connect } from 'node:net';
 import { createHmac } from 'node:crypto';
 import type { JWK, JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createVerifier } from 'resource-guard';
+import { createVerifier, MemoryReplayStore } from 'resource-guard';
 import type { RejectionEvent, Verifier } from 'resource-guard';
+import { createProof, generateProofKey } from '../../examples/dpop-proof.ts';
+import type { ProofKey } from '../../examples/dpop-proof.ts';
 import { bearer } from '../helpers/http.ts';
 import { issuer, readerToken, useIssuerFixture, writerToken } from '../helpers/issuer-fixture.ts';
 import { readerClaims, signedBy } from '../helpers/issuer-tokens.ts';
@@ -60,9 +62,21 @@ const RM = 'resource_metadata="https://shopping.api/.well-known/oauth-protected-
 useIssuerFixture();
 
 let signingKey: JWK;
-beforeAll(() => {
+/** DPoP: the client's key, tokens bound to it by the issuer (read, and read + write). */
+let proofKey: ProofKey;
+let boundReader: string;
+let boundWriter: string;
+beforeAll(async () => {
   signingKey = issuer.signingKeys[0] as JWK;
+  proofKey = await generateProofKey();
+  [boundReader, boundWriter] = await Promise.all([
+    issuer.token(issuer.apps.reader, { scope: 'read:products', dpop: proofKey }),
+    issuer.token(issuer.apps.writer, { scope: 'write:products', dpop: proofKey }),
+  ]);
 });
+
+/** The API's public origin as DPoP clients call it (behind a proxy: not the loopback address). */
+const PUBLIC = 'https://shopping.example';
 
 const signed = (claims: JWTPayload, header?: Record<string, unknown>) =>
   signedBy(issuer, claims, header);
@@ -97,6 +111,10 @@ describe.each(targets)('adapter contract: $name', (target) => {
   let down: Running;
   /** The same API with the opt-in token cookie and a revocation hook. */
   let extra: Running;
+  /** The same API with DPoP allowed, server nonces on, and a replay store a test can stop. */
+  let dpopApi: Running;
+  let replayDown = false;
+  let nonce: string;
   let verifier: Verifier;
   const events: RejectionEvent[] = [];
 
@@ -129,10 +147,152 @@ describe.each(targets)('adapter contract: $name', (target) => {
       }),
     );
   });
+  beforeAll(async () => {
+    const memory = new MemoryReplayStore();
+    dpopApi = await target.start(
+      createVerifier({
+        issuer: issuer.issuer,
+        audience: 'https://shopping.api',
+        dpop: {
+          origin: PUBLIC,
+          nonce: { secret: 'the contract suite shares this nonce secret' },
+          replay: {
+            insertIfAbsent: (key, ttlMs) =>
+              replayDown
+                ? Promise.reject(new Error('replay store down'))
+                : memory.insertIfAbsent(key, ttlMs),
+          },
+        },
+      }),
+    );
+  });
   afterAll(async () => {
     await api.close();
     await down.close();
     await extra.close();
+    await dpopApi.close();
+  });
+
+  /** `Authorization: DPoP` and a fresh proof for `method PUBLIC+path` (with the server nonce). */
+  const dpopHeaders = async (
+    token: string,
+    method: string,
+    path: string,
+    withNonce = true,
+  ): Promise<Record<string, string>> => ({
+    authorization: `DPoP ${token}`,
+    dpop: await createProof(proofKey, {
+      method,
+      url: `${PUBLIC}${path}`,
+      accessToken: token,
+      ...(withNonce ? { nonce } : {}),
+    }),
+  });
+
+  it('DPoP: a proof without the server nonce gets use_dpop_nonce and a DPoP-Nonce header', async () => {
+    const answer = await send(`${dpopApi.url}/products`, {
+      headers: await dpopHeaders(boundReader, 'GET', '/products', false),
+    });
+    expect(answer.status).toBe(401);
+    expect(answer.body?.error).toBe('use_dpop_nonce');
+    expect(answer.headers['www-authenticate']).toMatch(
+      /^Bearer realm="https:\/\/shopping\.api", DPoP realm="https:\/\/shopping\.api", error="use_dpop_nonce", error_description="[^"]+", algs="[^"]+"$/,
+    );
+    nonce = answer.headers['dpop-nonce'] as string;
+    expect(nonce).toMatch(/^\d+\.[\w-]{22}$/);
+  });
+
+  it('DPoP: a bound token with a proof for this method and URL is accepted, once', async () => {
+    const headers = await dpopHeaders(boundReader, 'GET', '/products');
+    const answer = await send(`${dpopApi.url}/products`, { headers });
+    expect(answer.status).toBe(200);
+    expect(answer.body?.client).toBe('shopping-reader');
+    const replay = await send(`${dpopApi.url}/products`, { headers });
+    expect(replay.status).toBe(401);
+    expect(replay.body?.error).toBe('invalid_dpop_proof');
+    // The query is not part of htu; the path is, as the framework routed it.
+    const query = await send(`${dpopApi.url}/products?page=2`, {
+      headers: await dpopHeaders(boundReader, 'GET', '/products'),
+    });
+    expect(query.status).toBe(200);
+    const one = await send(`${dpopApi.url}/products/p-1`, {
+      headers: await dpopHeaders(boundReader, 'GET', '/products/p-1'),
+    });
+    expect(one.status).toBe(200);
+    expect(one.body?.id).toBe('p-1');
+  });
+
+  it('DPoP: a proof for another path or method is refused; a POST needs a POST proof', async () => {
+    const path = await send(`${dpopApi.url}/products/p-1`, {
+      headers: await dpopHeaders(boundReader, 'GET', '/products'),
+    });
+    expect(path.status).toBe(401);
+    expect(path.body?.error).toBe('invalid_dpop_proof');
+    const body = JSON.stringify({ name: 'Kettle', price: 20 });
+    const method = await send(`${dpopApi.url}/products`, {
+      method: 'POST',
+      headers: {
+        ...(await dpopHeaders(boundWriter, 'GET', '/products')),
+        'content-type': 'application/json',
+      },
+      body,
+    });
+    expect(method.status).toBe(401);
+    const created = await send(`${dpopApi.url}/products`, {
+      method: 'POST',
+      headers: {
+        ...(await dpopHeaders(boundWriter, 'POST', '/products')),
+        'content-type': 'application/json',
+      },
+      body,
+    });
+    expect(created.status).toBe(201);
+  });
+
+  it('DPoP: a bound token as Bearer, a plain token as DPoP, two proofs: refused', async () => {
+    const asBearer = await send(`${dpopApi.url}/products`, { headers: bearer(boundReader) });
+    expect(asBearer.status).toBe(401);
+    expect(asBearer.body?.error).toBe('invalid_token');
+    expect(asBearer.headers['www-authenticate']).toMatch(
+      /^Bearer realm="[^"]+", error="invalid_token", error_description="[^"]+", DPoP realm="[^"]+", algs="[^"]+"$/,
+    );
+    // Without DPoP on the verifier, a bound token is refused as Bearer too.
+    expect((await send(`${api.url}/products`, { headers: bearer(boundReader) })).status).toBe(401);
+    const plain = await send(`${dpopApi.url}/products`, {
+      headers: await dpopHeaders(readerToken, 'GET', '/products'),
+    });
+    expect(plain.status).toBe(401);
+    expect(plain.body?.error).toBe('invalid_token');
+    const first = await dpopHeaders(boundReader, 'GET', '/products');
+    const second = await dpopHeaders(boundReader, 'GET', '/products');
+    const two = await send(`${dpopApi.url}/products`, {
+      headers: { ...first, dpop: [first.dpop as string, second.dpop as string] },
+    });
+    expect(two.status).toBe(400);
+    expect(two.body?.error).toBe('invalid_request');
+    // A plain token as Bearer still works where DPoP is only allowed.
+    expect((await send(`${dpopApi.url}/products`, { headers: bearer(readerToken) })).status).toBe(
+      200,
+    );
+  });
+
+  it('DPoP: no credentials → both challenges; a replay store outage → 503, never a 2xx', async () => {
+    const none = await send(`${dpopApi.url}/products`);
+    expect(none.status).toBe(401);
+    expect(none.headers['www-authenticate']).toMatch(
+      /^Bearer realm="https:\/\/shopping\.api", DPoP realm="https:\/\/shopping\.api", algs="[^"]+"$/,
+    );
+    replayDown = true;
+    try {
+      const outage = await send(`${dpopApi.url}/products`, {
+        headers: await dpopHeaders(boundReader, 'GET', '/products'),
+      });
+      expect(outage.status).toBe(503);
+      expect(Number(outage.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(outage.text).not.toContain('replay store down');
+    } finally {
+      replayDown = false;
+    }
   });
 
   it('GET /products/featured: optional authentication, never a downgrade', async () => {

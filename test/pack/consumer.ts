@@ -5,6 +5,8 @@ import type { AuthInfo, RejectionEvent, VerifierOptions } from 'resource-guard';
 import { requireAuth } from 'resource-guard/express';
 import { requireAuth as koaAuth } from 'resource-guard/koa';
 import { resourceGuard } from 'resource-guard/fastify';
+import { redisReplayStore } from 'resource-guard/redis';
+import type { DpopOptions, ReplayStore } from 'resource-guard';
 
 const options: VerifierOptions = {
   issuer: 'https://tenant.logto.app/oidc',
@@ -32,6 +34,13 @@ app.get(
   (_req, res) => res.end(),
 );
 void resourceGuard;
+const replay: ReplayStore = redisReplayStore({ sendCommand: async () => 'OK' });
+const dpop: DpopOptions = { mode: 'required', origin: 'https://api.shop.example', replay };
+app.get(
+  '/dpop',
+  requireAuth(createVerifier({ ...options, dpop }), { dpop: 'required' }),
+  (req, res) => res.json({ jkt: req.auth?.claims.cnf?.jkt }),
+);
 void (async () => {
   try {
     const auth = await verifier.verify<{ organization_id?: string }>('token');

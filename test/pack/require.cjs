@@ -17,6 +17,7 @@ assert.deepEqual(names, [
   'resource-guard/nestjs',
   'resource-guard/hapi',
   'resource-guard/hono',
+  'resource-guard/redis',
   'resource-guard/testing',
   'resource-guard/otel',
 ]);
@@ -36,6 +37,8 @@ assert.equal(typeof loaded['resource-guard/hono'].requireAuth, 'function');
 assert.equal(typeof loaded['resource-guard/hapi'].resourceGuard, 'object');
 assert.equal(typeof loaded['resource-guard/testing'].createTestIssuer, 'function');
 assert.equal(typeof loaded['resource-guard/otel'].instrument, 'function');
+assert.equal(typeof loaded['resource-guard/redis'].redisReplayStore, 'function');
+assert.equal(typeof core.MemoryReplayStore, 'function');
 
 // The same module instances as import(): one key cache, one AuthError class.
 const verifier = core.createVerifier({

@@ -11,6 +11,7 @@ import * as nestAdapter from 'resource-guard/nestjs';
 import * as kit from 'resource-guard/kit';
 import * as testing from 'resource-guard/testing';
 import * as otel from 'resource-guard/otel';
+import * as redisStore from 'resource-guard/redis';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import express from 'express';
 
@@ -33,6 +34,16 @@ assert.equal(typeof nestAdapter.ResourceGuardModule, 'function');
 assert.equal(typeof kit.routeGuard, 'function');
 assert.equal(typeof testing.createTestIssuer, 'function');
 assert.equal(typeof otel.instrument, 'function');
+assert.equal(typeof redisStore.redisReplayStore, 'function');
+// The Redis store needs no redis package at run time: it drives the client it is given.
+{
+  const sent = [];
+  const store = redisStore.redisReplayStore({
+    sendCommand: async (args) => (sent.push(args), 'OK'),
+  });
+  assert.equal(await store.insertIfAbsent('k', 1500), true);
+  assert.deepEqual(sent, [['SET', 'rg:dpop:k', '1', 'NX', 'PX', '1500']]);
+}
 
 // A real token, a real JWKS on loopback, the Express adapter from the tarball.
 const { privateKey, publicKey } = await generateKeyPair('ES384');
