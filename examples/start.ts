@@ -3,8 +3,9 @@
  *
  * - With ISSUER or LOGTO_ENDPOINT set: the API against that tenant.
  * - Otherwise: an embedded, Logto-shaped authorization server on 127.0.0.1:3001 (issuer
- *   http://127.0.0.1:3001/oidc) with two demo M2M apps, and the API on 127.0.0.1:3000. It prints
- *   ready-to-paste commands that get a token and call the API.
+ *   http://127.0.0.1:3001/oidc) with two demo M2M apps, and the API on 127.0.0.1:3000 accepting
+ *   Bearer and DPoP tokens (`DPOP=allowed` unless set). It calls the API both ways once, then
+ *   prints ready-to-paste commands that get a token and call the API.
  *
  * Either way: OpenTelemetry metrics in Prometheus format on 127.0.0.1:9464/metrics
  * (METRICS_PORT), and the keys' health at GET /health/keys on the API.
@@ -16,9 +17,11 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { instrument } from 'resource-guard/otel';
 import { ConfigError, configFromEnv, startupProblem } from './config.ts';
+import { generateProofKey } from './dpop-proof.ts';
 import { serve } from './express.ts';
 import { SHOPPING_API, startIssuer } from './issuer.ts';
 import type { DemoApp } from './issuer.ts';
+import { createM2MClient } from './m2m-client.ts';
 
 const port = (name: string, fallback: number) => {
   const value = Number(process.env[name] ?? fallback);
@@ -45,6 +48,16 @@ async function serveMetrics(host: string): Promise<string> {
   return `http://${host}:${(server.address() as AddressInfo).port}/metrics`;
 }
 
+/** A free port on `host` (bound, then released), for an API that must know its port up front. */
+async function freePort(host: string): Promise<number> {
+  const probe = createServer();
+  probe.listen(0, host);
+  await once(probe, 'listening');
+  const { port: free } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return free;
+}
+
 async function main() {
   ISSUER_PORT = port('ISSUER_PORT', ISSUER_PORT);
   METRICS_PORT = port('METRICS_PORT', METRICS_PORT);
@@ -59,9 +72,31 @@ Keys' health:         http://${config.host}:${apiPort}/health/keys`);
     return;
   }
   const issuer = await startIssuer({ port: ISSUER_PORT });
-  const config = configFromEnv({ ...process.env, ISSUER: issuer.issuer });
-  const { port: apiPort } = (await serve(config)).address() as AddressInfo;
-  const api = `http://${config.host}:${apiPort}`;
+  // DPoP proofs name the API's origin, so its port must be known before the verifier is built.
+  const apiPort = process.env.PORT === '0' ? String(await freePort(host)) : process.env.PORT;
+  const config = configFromEnv({
+    ...process.env,
+    ISSUER: issuer.issuer,
+    DPOP: process.env.DPOP ?? 'allowed',
+    ...(apiPort === undefined ? {} : { PORT: apiPort }),
+  });
+  const { port: listening } = (await serve(config)).address() as AddressInfo;
+  const api = `http://${config.host}:${listening}`;
+
+  // Both ways, once: a Bearer token, and a DPoP-bound token with a proof per request.
+  for (const dpop of [undefined, await generateProofKey()]) {
+    const client = createM2MClient({
+      tokenEndpoint: issuer.tokenEndpoint,
+      appId: issuer.apps.reader.id,
+      appSecret: issuer.apps.reader.secret,
+      resource: SHOPPING_API,
+      scope: 'read:products',
+      ...(dpop ? { dpop } : {}),
+    });
+    const response = await client.fetch(`${api}/products`);
+    await response.body?.cancel();
+    console.log(`${dpop ? 'DPoP  ' : 'Bearer'} GET /products → ${response.status}`);
+  }
 
   const tokenCommand = (app: DemoApp, scope: string) =>
     [
@@ -108,6 +143,11 @@ Operations: the keys' health (a readiness probe) and resource-guard's metrics (P
 4. Or run the M2M client example (token cached until it expires, one retry on 401):
 
 LOGTO_ENDPOINT=${issuer.endpoint} APP_ID=${reader.id} APP_SECRET=${reader.secret} npm run example:m2m
+
+5. DPoP (RFC 9449): the same client with a key; its token is bound to the key (cnf.jkt) and
+   every call carries a fresh proof (this API: DPOP=${config.dpop ?? 'off'}):
+
+DPOP=1 LOGTO_ENDPOINT=${issuer.endpoint} APP_ID=${reader.id} APP_SECRET=${reader.secret} npm run example:m2m
 `);
 }
 
