@@ -3,13 +3,14 @@
  * token (§6.1, `cnf.jkt`), server nonces (§9) and replay (§11.1). The verifier calls it for a
  * request whose `Authorization` scheme is `DPoP`; every decision about DPoP is made here.
  */
-import { calculateJwkThumbprint, compactVerify, errors, importJWK } from 'jose';
+import { calculateJwkThumbprint, importJWK } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
 import { Rejection } from './errors.ts';
 import { NonceIssuer } from './dpop-nonce.ts';
 import type { ResolvedDpopOptions } from './dpop-options.ts';
 import { nodeCrypto } from './node-crypto.ts';
 import { extractDpopToken } from './request.ts';
+import { verifySignature } from './signature.ts';
 import type {
   AuthInfo,
   Awaitable,
@@ -49,7 +50,7 @@ export class Dpop {
   readonly #clockTolerance: number;
   readonly #maxTokenLength: number;
   readonly #nonces: NonceIssuer | undefined;
-  readonly #keys = new Map<string, Promise<{ key: CryptoKey; jkt: string }>>();
+  readonly #headers = new Map<string, ProofHeader | Promise<ProofHeader>>();
   /** `algs="..."` of the challenge. */
   readonly algs: string;
 
@@ -93,23 +94,29 @@ export class Dpop {
    */
   async check(presented: DpopPresentation, auth: AuthInfo): Promise<void> {
     const jkt = boundKey(auth.claims.cnf);
-    const { header, payload, headerSegment } = decodeProof(presented.proof);
-    const alg = checkProofHeader(header, this.#options.algorithms);
-    const htu = this.#checkClaims(payload, presented);
-    const ath = await sha256(auth.token);
-    if (typeof payload.ath !== 'string') throw proofRejection('no ath claim');
-    if (payload.ath !== ath) throw new Rejection('dpop_ath_mismatch');
-    const key = await this.#keyOf(headerSegment, header.jwk as JWK, alg);
-    try {
-      await compactVerify(presented.proof, key.key, { algorithms: [alg] });
-    } catch (cause) {
-      if (cause instanceof errors.JWSSignatureVerificationFailed) {
-        throw new Rejection('dpop_proof_signature', { alg }, cause);
-      }
-      throw proofRejection('not a verifiable JWS', { code: (cause as { code?: unknown }).code });
+    const { proof } = presented;
+    const match = COMPACT_JWS.exec(proof);
+    if (match === null) throw proofRejection('not a compact JWS');
+    if (!isCanonicalBase64url(match[3] as string)) {
+      // One signature, one spelling (unused trailing bits zero), as for access tokens.
+      throw proofRejection('non-canonical signature encoding');
     }
-    if (key.jkt !== jkt) {
-      throw new Rejection('dpop_key_mismatch', { expected: jkt, actual: key.jkt });
+    const payload = jsonObject(match[2] as string);
+    if (payload === undefined) throw proofRejection('the payload is not a base64url JSON object');
+    // Header checks, key import and thumbprint: once per distinct header (one per client key).
+    const known = this.#headers.get(match[1] as string);
+    const header =
+      known === undefined || known instanceof Promise
+        ? await this.#headerOf(match[1] as string)
+        : known;
+    const htu = this.#checkClaims(payload, presented);
+    if (typeof payload.ath !== 'string') throw proofRejection('no ath claim');
+    if (payload.ath !== (await sha256(auth.token))) throw new Rejection('dpop_ath_mismatch');
+    if (!(await verifySignature(proof, header.key, header.alg))) {
+      throw new Rejection('dpop_proof_signature', { alg: header.alg });
+    }
+    if (header.jkt !== jkt) {
+      throw new Rejection('dpop_key_mismatch', { expected: jkt, actual: header.jkt });
     }
     if (this.#nonces !== undefined && !(await this.#nonces.isValid(payload.nonce))) {
       const nonce = await this.#nonces.current();
@@ -121,12 +128,7 @@ export class Dpop {
         nonce,
       );
     }
-    await this.#remember(`${key.jkt} ${htu} ${payload.jti as string}`);
-  }
-
-  /** A nonce to hand out now; `undefined` when nonces are off. */
-  nonce(): Promise<string> | undefined {
-    return this.#nonces?.current();
+    await this.#remember(`${header.jkt} ${htu} ${payload.jti as string}`);
   }
 
   /** `htm`, `htu`, `iat`, `jti`: returns the normalised `htu`. */
@@ -179,18 +181,27 @@ export class Dpop {
     return first === undefined ? undefined : `${first}${path}`;
   }
 
-  /** The proof key, imported and thumbprinted once per distinct protected header. */
-  #keyOf(segment: string, jwk: JWK, alg: string): Promise<{ key: CryptoKey; jkt: string }> {
-    let entry = this.#keys.get(segment);
-    if (entry === undefined) {
-      entry = importProofKey(jwk, alg);
-      entry.catch(() => this.#keys.delete(segment));
-      if (this.#keys.size >= MAX_KEYS) {
-        const oldest = this.#keys.keys().next();
-        if (oldest.done !== true) this.#keys.delete(oldest.value);
-      }
-      this.#keys.set(segment, entry);
+  /**
+   * A protected header decoded and checked, its key imported and thumbprinted: remembered per
+   * distinct header segment (a client sends the same one with every proof), at most
+   * {@link MAX_KEYS}, oldest forgotten first. A header that fails is not remembered.
+   */
+  #headerOf(segment: string): Promise<ProofHeader> {
+    const known = this.#headers.get(segment);
+    if (known !== undefined) return Promise.resolve(known);
+    const header = jsonObject(segment);
+    if (header === undefined) throw proofRejection('the header is not a base64url JSON object');
+    const alg = checkProofHeader(header, this.#options.algorithms);
+    const entry = importProofKey(header.jwk as JWK, alg).then((prepared) => {
+      if (this.#headers.get(segment) === entry) this.#headers.set(segment, prepared);
+      return prepared;
+    });
+    entry.catch(() => this.#headers.delete(segment));
+    if (this.#headers.size >= MAX_KEYS) {
+      const oldest = this.#headers.keys().next();
+      if (oldest.done !== true) this.#headers.delete(oldest.value);
     }
+    this.#headers.set(segment, entry);
     return entry;
   }
 
@@ -198,23 +209,12 @@ export class Dpop {
   async #remember(identity: string): Promise<void> {
     const key = await sha256(identity);
     const ttlMs = Math.ceil((this.#options.maxAge + 2 * this.#clockTolerance) * 1000);
-    const timeoutMs = this.#options.replayTimeout * 1000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     let fresh: unknown;
     try {
-      fresh = await Promise.race([
-        Promise.resolve().then(() => this.#options.replay.insertIfAbsent(key, ttlMs)),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`the replay store took longer than ${timeoutMs} ms`)),
-            timeoutMs,
-          );
-        }),
-      ]);
+      fresh = this.#options.replay.insertIfAbsent(key, ttlMs);
+      if (fresh instanceof Promise) fresh = await this.#bounded(fresh);
     } catch (cause) {
       throw new Rejection('dpop_replay_unavailable', undefined, cause, RETRY_AFTER);
-    } finally {
-      clearTimeout(timer);
     }
     if (fresh === false) throw new Rejection('dpop_replayed');
     if (fresh !== true) {
@@ -225,6 +225,19 @@ export class Dpop {
         RETRY_AFTER,
       );
     }
+  }
+
+  /** The store's answer, or a rejection once `replayTimeout` has passed. */
+  #bounded(answer: Promise<unknown>): Promise<unknown> {
+    const timeoutMs = this.#options.replayTimeout * 1000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`the replay store took longer than ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    return Promise.race([answer, timeout]).finally(() => clearTimeout(timer));
   }
 }
 
@@ -256,23 +269,23 @@ export function refuseBoundToken(cnf: unknown): void {
   throw new Rejection('cnf_unsupported', { problem: 'a Bearer request cannot prove possession' });
 }
 
-interface DecodedProof {
-  readonly header: Record<string, unknown>;
-  readonly payload: Record<string, unknown>;
-  readonly headerSegment: string;
+/** A proof header once checked: its algorithm, its key imported, the key's thumbprint. */
+interface ProofHeader {
+  readonly alg: string;
+  readonly key: CryptoKey;
+  readonly jkt: string;
 }
 
 const COMPACT_JWS = /^([\w-]+)\.([\w-]+)\.([\w-]*)$/;
+const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
-function decodeProof(proof: string): DecodedProof {
-  const match = COMPACT_JWS.exec(proof);
-  if (match === null) throw proofRejection('not a compact JWS');
-  const header = jsonObject(match[1] as string);
-  const payload = jsonObject(match[2] as string);
-  if (header === undefined || payload === undefined) {
-    throw proofRejection('segments are not base64url JSON objects');
-  }
-  return { header, payload, headerSegment: match[1] as string };
+/** Unpadded base64url whose unused trailing bits are zero (RFC 4648 §3.5). */
+function isCanonicalBase64url(segment: string): boolean {
+  const rest = segment.length % 4;
+  if (rest === 1) return false;
+  if (rest === 0) return true;
+  const last = B64URL.indexOf(segment[segment.length - 1] as string);
+  return (last & (rest === 2 ? 0x0f : 0x03)) === 0;
 }
 
 function jsonObject(segment: string): Record<string, unknown> | undefined {
@@ -316,7 +329,7 @@ function checkProofHeader(
   return alg;
 }
 
-async function importProofKey(jwk: JWK, alg: string): Promise<{ key: CryptoKey; jkt: string }> {
+async function importProofKey(jwk: JWK, alg: string): Promise<ProofHeader> {
   let key: CryptoKey | Uint8Array;
   let jkt: string;
   try {
@@ -328,7 +341,7 @@ async function importProofKey(jwk: JWK, alg: string): Promise<{ key: CryptoKey; 
   if (key instanceof Uint8Array || key.type !== 'public') {
     throw proofRejection('jwk is not a public key');
   }
-  return { key, jkt };
+  return { alg, key, jkt };
 }
 
 /**
