@@ -227,7 +227,10 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
     resourceMetadata:
       options.resourceMetadata === undefined
         ? undefined
-        : buildResourceMetadata(options.resourceMetadata, audiences, issuers),
+        : withDpop(
+            buildResourceMetadata(options.resourceMetadata, audiences, issuers),
+            options.dpop,
+          ),
     maxTokenLength: options.maxTokenLength,
     jwks: options.jwks,
     isRevoked: options.isRevoked as ResolvedOptions['isRevoked'],
@@ -238,6 +241,23 @@ export function resolveOptions(input: VerifierOptions): ResolvedOptions {
     getToken: options.getToken as ResolvedOptions['getToken'],
     dpop: options.dpop && resolveDpop(options.dpop),
   };
+}
+
+/**
+ * RFC 9728 §2 with DPoP on: `dpop_signing_alg_values_supported`, and
+ * `dpop_bound_access_tokens_required` when every route requires it by default.
+ */
+function withDpop(
+  metadata: ResourceMetadata,
+  dpop: { readonly mode: string; readonly algorithms: readonly string[] } | undefined,
+): ResourceMetadata {
+  if (dpop === undefined || dpop.mode === 'disabled') return metadata;
+  const document = Object.freeze({
+    ...metadata.document,
+    dpop_signing_alg_values_supported: [...dpop.algorithms],
+    ...(dpop.mode === 'required' ? { dpop_bound_access_tokens_required: true } : {}),
+  });
+  return Object.freeze({ ...metadata, document });
 }
 
 /** Cloudflare Workers says so in `navigator.userAgent`. */

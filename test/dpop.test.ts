@@ -736,3 +736,36 @@ describe('an unsupported proof algorithm', () => {
     );
   });
 });
+
+describe('RFC 9728 metadata with DPoP', () => {
+  it('announces the proof algorithms, and that DPoP is required where it is', async () => {
+    const metadata = (mode: 'allowed' | 'required') =>
+      createVerifier({
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        jwks: { keys: [fx.issuerKey.jwk] },
+        resourceMetadata: {},
+        dpop: { origin: ORIGIN, mode, algorithms: ['ES256', 'EdDSA'] },
+      }).resourceMetadata?.document;
+    expect(metadata('allowed')).toMatchObject({
+      dpop_signing_alg_values_supported: ['ES256', 'EdDSA'],
+    });
+    expect(metadata('allowed')).not.toHaveProperty('dpop_bound_access_tokens_required');
+    expect(metadata('required')).toMatchObject({ dpop_bound_access_tokens_required: true });
+  });
+});
+
+describe('one proof, one spelling', () => {
+  it('a signature whose unused trailing bits are set is refused (not a second valid proof)', async () => {
+    const token = await fx.bound(key);
+    const valid = await proof(key, 'GET', URL_, token);
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = alphabet.indexOf(valid.at(-1) as string);
+    const variant = valid.slice(0, -1) + alphabet[last | 1];
+    expect(variant).not.toBe(valid);
+    expect(await outcome(fx.verifier.authenticate(dpopRequest(token, variant)))).toBe(
+      '401 dpop_proof_invalid',
+    );
+    expect(await outcome(fx.verifier.authenticate(dpopRequest(token, valid)))).toBe('ok');
+  });
+});
