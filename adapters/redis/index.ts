@@ -28,7 +28,7 @@ export interface RedisReplayStoreOptions {
  * import { createVerifier } from 'resource-guard';
  * import { redisReplayStore } from 'resource-guard/redis';
  *
- * const redis = createClient({ url: process.env.REDIS_URL, disableOfflineQueue: true });
+ * const redis = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', disableOfflineQueue: true });
  * redis.on('error', (error: Error) => console.warn('redis:', error.message));
  * await redis.connect();
  *
