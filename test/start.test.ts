@@ -83,9 +83,13 @@ describe('npm start', () => {
     expect(read.status).toBe(200);
     expect((await fetch(`${health}/products`)).status).toBe(401);
 
+    // npm start calls the API once with a Bearer token and once with DPoP (both accepted), then
+    // this test reads once more.
+    expect(output).toMatch(/Bearer GET \/products → 200/);
+    expect(output).toMatch(/DPoP {3}GET \/products → 200/);
     const text = await (await fetch(metrics as string)).text();
     expect(text).toMatch(
-      /resource_guard_decisions_total\{[^}]*resource_guard_outcome="accepted"[^}]*\} 1/,
+      /resource_guard_decisions_total\{[^}]*resource_guard_outcome="accepted"[^}]*\} 3/,
     );
     expect(text).toMatch(
       /resource_guard_decisions_total\{[^}]*resource_guard_reason="missing_token"[^}]*\} 1/,
