@@ -75,11 +75,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ApiConfig {
  * when `REDIS_URL` is set (every instance then refuses a proof another one accepted).
  */
 function dpopFromConfig(config: ApiConfig & { dpop: 'allowed' | 'required' }): DpopOptions {
-  const loopback = ['127.0.0.1', 'localhost', '::1'].includes(config.host);
-  const origins = config.publicOrigins ?? [
-    `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`,
-    ...(loopback ? [`http://localhost:${config.port}`] : []),
-  ];
+  const origins = dpopOrigins(config);
   if (config.redisUrl === undefined) return { mode: config.dpop, origin: origins };
   // Commands fail at once while Redis is unreachable (a 503), rather than queue until it is back.
   const redis = createClient({ url: config.redisUrl, disableOfflineQueue: true });
@@ -94,6 +90,17 @@ function dpopFromConfig(config: ApiConfig & { dpop: 'allowed' | 'required' }): D
   });
   redis.connect().catch(() => undefined); // reconnects on its own; errors reported above
   return { mode: config.dpop, origin: origins, replay: redisReplayStore(redis) };
+}
+
+/** The origins DPoP proofs must name: PUBLIC_ORIGIN, else the API's own address. */
+function dpopOrigins(config: ApiConfig): readonly string[] {
+  const loopback = ['127.0.0.1', 'localhost', '::1'].includes(config.host);
+  return (
+    config.publicOrigins ?? [
+      `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`,
+      ...(loopback ? [`http://localhost:${config.port}`] : []),
+    ]
+  );
 }
 
 /** The verifier every example uses: rejections are logged by reason, never with the token. */
@@ -122,6 +129,12 @@ export async function startVerifier(config: ApiConfig): Promise<Verifier> {
   console.log(
     `Issuer ${config.issuer}, audience ${config.audience}, keys from ${config.jwksUri ?? 'discovery'}`,
   );
+  if (config.dpop) {
+    const store = config.redisUrl ? 'in Redis (REDIS_URL)' : 'in memory (one instance)';
+    console.log(
+      `DPoP ${config.dpop}: proofs name ${dpopOrigins(config).join(' or ')}; used proofs kept ${store}`,
+    );
+  }
   try {
     for (const { issuer, keys, jwksUri } of await verifier.warm()) {
       console.log(`Keys of ${issuer}: ${keys} from ${jwksUri}`);

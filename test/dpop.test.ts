@@ -769,3 +769,77 @@ describe('one proof, one spelling', () => {
     expect(await outcome(fx.verifier.authenticate(dpopRequest(token, valid)))).toBe('ok');
   });
 });
+
+describe('where the request’s method and URL come from', () => {
+  it('Express: a router mounted at /api checks htu against originalUrl, not the router’s url', async () => {
+    const { default: express } = await import('express');
+    const { requireAuth } = await import('resource-guard/express');
+    const { createServer } = await import('node:http');
+    const app = express();
+    const router = express.Router();
+    router.get('/products', requireAuth(fx.verifier), (_req, res) => void res.json({ ok: true }));
+    app.use('/api', router);
+    const server = createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as import('node:net').AddressInfo;
+    try {
+      const token = await fx.bound(key);
+      const call = async (path: string) =>
+        (
+          await fetch(`http://127.0.0.1:${port}/api/products`, {
+            headers: {
+              authorization: `DPoP ${token}`,
+              dpop: await proof(key, 'GET', `${ORIGIN}${path}`, token),
+            },
+          })
+        ).status;
+      expect(await call('/api/products')).toBe(200);
+      expect(await call('/products')).toBe(401);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('the kit asks the adapter for the target only on routes that accept DPoP', async () => {
+    const { routeGuard } = await import('resource-guard/kit');
+    const { verifier } = await dpopFixture({}, fx.issuerKey);
+    const plainVerifier = createVerifier({
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      jwks: { keys: [fx.issuerKey.jwk] },
+    });
+    let asked = 0;
+    const target = () => (asked++, { method: 'GET', url: '/products' });
+    const outcomeOf = { pass: () => 'pass', respond: () => 'respond', fail: () => 'fail' };
+    const bearer = { headers: { authorization: `Bearer ${await fx.plain()}` } };
+    await routeGuard(plainVerifier, {}, target).run({}, bearer, outcomeOf);
+    await routeGuard(verifier, { dpop: 'disabled' }, target).run({}, bearer, outcomeOf);
+    expect(asked).toBe(0);
+    const token = await fx.bound(key);
+    const request = {
+      headers: { authorization: `DPoP ${token}`, dpop: await proof(key, 'GET', URL_, token) },
+    };
+    expect(await routeGuard(verifier, {}, target).run({}, request, outcomeOf)).toBe('pass');
+    expect(asked).toBe(1);
+  });
+
+  it('a DPoP request and a token from another source (getToken) is two credentials: 400', async () => {
+    const token = await fx.bound(key);
+    const { verifier } = await dpopFixture({ getToken: () => 'x.y.z' }, fx.issuerKey);
+    expect(
+      await outcome(
+        verifier.authenticate(dpopRequest(token, await proof(key, 'GET', URL_, token))),
+      ),
+    ).toBe('400 multiple_credentials');
+  });
+
+  it('a request whose URL is unknown cannot prove htu: refused, never a 500', async () => {
+    const token = await fx.bound(key);
+    const request = {
+      headers: { authorization: `DPoP ${token}`, dpop: await proof(key, 'GET', URL_, token) },
+    };
+    expect(await outcome(fx.verifier.authenticate(request))).toBe('401 dpop_htm_mismatch');
+    const noUrl = { ...request, method: 'GET' };
+    expect(await outcome(fx.verifier.authenticate(noUrl))).toBe('401 dpop_htu_mismatch');
+  });
+});
