@@ -223,7 +223,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
     try {
       mode = modeOf(requirements);
       if (mode !== 'disabled' && fromHeader) {
-        const presented = (dpop as Dpop).read(input as RequestLike, target);
+        let presented: DpopPresentation | undefined;
+        try {
+          presented = (dpop as Dpop).read(input as RequestLike, target);
+        } catch (error) {
+          throw toAuthError(error, requirements, mode, 'DPoP'); // its challenge: DPoP's
+        }
         if (presented !== undefined) {
           return attemptDpop(input, read, presented, requirements, mode, trace);
         }

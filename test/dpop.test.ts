@@ -843,3 +843,27 @@ describe('where the request’s method and URL come from', () => {
     expect(await outcome(fx.verifier.authenticate(noUrl))).toBe('401 dpop_htu_mismatch');
   });
 });
+
+describe('errors of the DPoP request itself', () => {
+  it('two proofs, or a malformed DPoP field, are answered on the DPoP challenge', async () => {
+    const token = await fx.bound(key);
+    const two = await rejection(
+      fx.verifier.authenticate(
+        dpopRequest(token, [
+          await proof(key, 'GET', URL_, token),
+          await proof(key, 'GET', URL_, token),
+        ]),
+      ),
+    );
+    expect(two.headers['www-authenticate']).toMatch(
+      /^Bearer realm="[^"]+", DPoP realm="[^"]+", error="invalid_request", error_description="[^"]+", algs="[^"]+"$/,
+    );
+    const malformed = await rejection(
+      fx.verifier.authenticate({ headers: { authorization: 'DPoP abc{}', dpop: 'x' } }),
+    );
+    expect(malformed.reason).toBe('malformed_header');
+    expect(malformed.headers['www-authenticate']).toMatch(
+      /, DPoP realm="[^"]+", error="invalid_request"/,
+    );
+  });
+});

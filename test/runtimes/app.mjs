@@ -25,6 +25,20 @@ hono.get('/hono', requireAuth(honoVerifier, { scopes: ['read:products'] }), (c) 
   c.json({ client: c.get('auth').clientId }),
 );
 
+// DPoP (RFC 9449) required, with server nonces: proof checks, nonces and replay on this runtime's
+// crypto (WebCrypto where node:crypto is absent).
+const dpopVerifier = createVerifier({ ...options.dpop, onRejected: logServerFaults('dpop') });
+
+async function dpop(request) {
+  try {
+    const auth = await dpopVerifier.authenticate(request, { scopes: ['read:products'] });
+    return Response.json({ client: auth.clientId, jkt: auth.claims.cnf?.jkt ?? null });
+  } catch (error) {
+    if (error instanceof AuthError) return authErrorResponse(error);
+    throw error;
+  }
+}
+
 async function web(request) {
   try {
     const auth = await verifier.authenticate(request, { scopes: ['read:products'] });
@@ -54,6 +68,7 @@ export default {
   fetch(request) {
     const { pathname } = new URL(request.url);
     if (pathname === '/web') return web(request);
+    if (pathname === '/dpop') return dpop(request);
     if (pathname === '/web/health') return health(verifier);
     if (pathname === '/hono/health') return health(honoVerifier);
     if (pathname === '/hono') return hono.fetch(request);

@@ -27,6 +27,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { createProof, generateProofKey } from '../../examples/dpop-proof.ts';
 import { startIssuer } from '../../examples/issuer.ts';
 import type { Issuer } from '../../examples/issuer.ts';
 
@@ -380,6 +381,56 @@ async function runLine(line: Line, target: Target, checks: Check[]): Promise<voi
   }
 }
 
+/** The public origin DPoP proofs name (the runtime listens elsewhere: behind a proxy, say). */
+const DPOP_ORIGIN = 'https://api.smoke.example';
+
+/**
+ * DPoP on the runtime (`/dpop`, DPoP required, server nonces on): a bound token from the issuer
+ * with a fresh proof passes once, after the server nonce; a replay, a proof for another method or
+ * token, and the bound token as Bearer are refused. Runs before the lines rotate keys.
+ */
+async function runDpop(line: Line, target: Target, checks: Check[]): Promise<void> {
+  const key = await generateProofKey();
+  const token = await line.issuer.token(line.issuer.apps.reader, {
+    scope: 'read:products',
+    dpop: key,
+  });
+  const url = `${target.url}/dpop`;
+  const htu = `${DPOP_ORIGIN}/dpop`;
+  const send = async (headers: Record<string, string>) => {
+    try {
+      const response = await fetch(url, { headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT) });
+      const text = await response.text();
+      return { status: String(response.status), response, text };
+    } catch (error) {
+      return { status: 'hung', response: undefined, text: String(error) };
+    }
+  };
+  const check = (label: string, status: string, expected: number, detail = '') => {
+    const ok = status === String(expected);
+    checks.push({ line: 'dpop', label, expected: [expected], got: status, ok });
+    console.log(`  ${ok ? 'ok  ' : 'FAIL'} /dpop ${label}: ${status}${ok ? '' : ` ${detail}`}`);
+  };
+  const proof = (nonce?: string, method = 'GET', accessToken = token) =>
+    createProof(key, { method, url: htu, accessToken, ...(nonce ? { nonce } : {}) });
+  const dpop = async (p: string) => ({ authorization: `DPoP ${token}`, dpop: p });
+
+  const first = await send(await dpop(await proof()));
+  const nonce = first.response?.headers.get('dpop-nonce') ?? undefined;
+  check('a proof without the server nonce: use_dpop_nonce', first.status, 401, first.text);
+  const valid = await proof(nonce);
+  const accepted = await send(await dpop(valid));
+  check('a bound token with a fresh proof and the nonce', accepted.status, 200, accepted.text);
+  const replayed = await send(await dpop(valid));
+  check('the same proof again (replay)', replayed.status, 401, replayed.text);
+  const post = await send(await dpop(await proof(nonce, 'POST')));
+  check('a proof for another method', post.status, 401, post.text);
+  const other = await send(await dpop(await proof(nonce, 'GET', `${token}x`)));
+  check('a proof for another token (ath)', other.status, 401, other.text);
+  const bearer = await send({ authorization: `Bearer ${token}` });
+  check('the bound token as Bearer', bearer.status, 401, bearer.text);
+}
+
 /** Thrown when a line's requests keep hanging: its verifier is wedged. */
 class Wedged extends Error {}
 
@@ -391,7 +442,18 @@ async function main(): Promise<number> {
     jwksUri: line.front.url,
     keys: KEYS,
   });
-  prepareApp({ web: config(lines[0]), hono: config(lines[1]) });
+  prepareApp({
+    web: config(lines[0]),
+    hono: config(lines[1]),
+    dpop: {
+      ...config(lines[0]),
+      dpop: {
+        mode: 'required',
+        origin: DPOP_ORIGIN,
+        nonce: { secret: 'the runtime smoke test shares this secret' },
+      },
+    },
+  });
   let target: Target | undefined;
   const checks: Check[] = [];
   try {
@@ -417,6 +479,7 @@ async function main(): Promise<number> {
       signal: AbortSignal.timeout(REQUEST_TIMEOUT),
     }).then((r) => r.text());
     console.log(`${targetName}: ${inside}`);
+    await runDpop(lines[0], started, checks);
     await Promise.all(lines.map((line) => runLine(line, started, checks)));
   } finally {
     await target?.close();
