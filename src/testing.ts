@@ -3,7 +3,7 @@
  * JWKS, and `mint()` for access tokens your guarded routes accept. For tests only: import it from
  * test files, never from application code; it refuses to run when `NODE_ENV=production`.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
@@ -267,5 +267,82 @@ export async function createTestIssuer(options: TestIssuerOptions = {}): Promise
     mint,
     rotate,
     close: served?.close ?? (() => Promise.resolve()),
+  });
+}
+
+/** A DPoP client key for tests (RFC 9449), from {@link createDpopKey}. */
+export interface TestDpopKey {
+  /** The key's RFC 7638 thumbprint: bind a token to it with `mint({ claims: { cnf: { jkt } } })`. */
+  readonly jkt: string;
+  /** A fresh proof (new `jti`, `iat` now) for one request: `htm`, `htu` (no query), `ath`. */
+  proof(request: TestDpopRequest): Promise<string>;
+  /** `{ authorization: 'DPoP <token>', dpop: <proof> }` for one request. */
+  headers(
+    token: string,
+    request: Omit<TestDpopRequest, 'token'>,
+  ): Promise<{ authorization: string; dpop: string }>;
+}
+
+export interface TestDpopRequest {
+  /** `GET`, `POST`, ... */
+  readonly method: string;
+  /** The URL as the API's `dpop.origin` names it, e.g. `https://api.test/products`. */
+  readonly url: string;
+  /** The access token the request carries (its hash becomes `ath`). */
+  readonly token?: string;
+  /** The server's `DPoP-Nonce`, when it asks for one. */
+  readonly nonce?: string;
+}
+
+/**
+ * A DPoP client key for testing an API with the `dpop` option: mint a token bound to it, then
+ * send each request with a fresh proof.
+ *
+ * @example
+ * ```ts
+ * import { createVerifier } from 'resource-guard';
+ * import { createDpopKey, createTestIssuer } from 'resource-guard/testing';
+ *
+ * const testIssuer = await createTestIssuer({ audience: 'https://shopping.api' });
+ * const verifier = createVerifier({
+ *   ...testIssuer.verifierOptions,
+ *   dpop: { mode: 'required', origin: 'https://api.test' },
+ * });
+ * const key = await createDpopKey();
+ * const token = await testIssuer.mint({ claims: { cnf: { jkt: key.jkt } } });
+ * const headers = await key.headers(token, { method: 'GET', url: 'https://api.test/products' });
+ * await verifier.authenticate({ method: 'GET', url: '/products', headers });
+ * ```
+ */
+export async function createDpopKey(): Promise<TestDpopKey> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const jwk = await exportJWK(publicKey);
+  const jkt = await calculateJwkThumbprint(jwk);
+  const proof = (request: TestDpopRequest): Promise<string> => {
+    if (typeof request?.method !== 'string' || typeof request.url !== 'string') {
+      fail('request', 'needs a `method` and a `url` (strings)');
+    }
+    const htu = new URL(request.url);
+    htu.search = '';
+    htu.hash = '';
+    return new SignJWT({
+      jti: randomBytes(16).toString('base64url'),
+      htm: request.method,
+      htu: htu.href,
+      ...(request.token === undefined
+        ? {}
+        : { ath: createHash('sha256').update(request.token).digest('base64url') }),
+      ...(request.nonce === undefined ? {} : { nonce: request.nonce }),
+    })
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk })
+      .setIssuedAt()
+      .sign(privateKey);
+  };
+  return Object.freeze({
+    jkt,
+    proof,
+    async headers(token: string, request: Omit<TestDpopRequest, 'token'>) {
+      return { authorization: `DPoP ${token}`, dpop: await proof({ ...request, token }) };
+    },
   });
 }

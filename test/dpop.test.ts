@@ -867,3 +867,24 @@ describe('errors of the DPoP request itself', () => {
     );
   });
 });
+
+describe('resource-guard/testing: createDpopKey', () => {
+  it('binds a minted token to a key and signs proofs a DPoP verifier accepts, once', async () => {
+    const { createDpopKey, createTestIssuer } = await import('resource-guard/testing');
+    const testIssuer = await createTestIssuer({ audience: 'https://shopping.api' });
+    const verifier = createVerifier({
+      ...testIssuer.verifierOptions,
+      dpop: { mode: 'required', origin: 'https://api.test' },
+    });
+    const dpopKey = await createDpopKey();
+    const token = await testIssuer.mint({ claims: { cnf: { jkt: dpopKey.jkt } } });
+    const headers = await dpopKey.headers(token, {
+      method: 'GET',
+      url: 'https://api.test/products?x=1',
+    });
+    const request = { method: 'GET', url: '/products', headers };
+    expect(await outcome(verifier.authenticate(request))).toBe('ok');
+    expect(await outcome(verifier.authenticate(request))).toBe('401 dpop_replayed');
+    expect(() => dpopKey.proof({} as never)).toThrow(TypeError);
+  });
+});
