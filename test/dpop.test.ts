@@ -3,6 +3,7 @@
  * schemes and challenges of §7, nonces (§9) and replay (§11.1), through `authenticate()`.
  */
 import fc from 'fast-check';
+import type { AddressInfo } from 'node:net';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import { createHmac } from 'node:crypto';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
@@ -781,7 +782,7 @@ describe('where the request’s method and URL come from', () => {
     app.use('/api', router);
     const server = createServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as import('node:net').AddressInfo;
+    const { port } = server.address() as AddressInfo;
     try {
       const token = await fx.bound(key);
       const call = async (path: string) =>
