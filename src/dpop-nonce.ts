@@ -16,27 +16,28 @@ export interface ResolvedNonceOptions {
   readonly step: number;
 }
 
-/** Issues and checks nonces; the MACs of recent steps are computed once and remembered. */
+/**
+ * Issues and checks nonces; the MACs of recent steps are computed once and remembered. With
+ * `shared: false` (runtimes where a promise must not cross requests) only settled values are
+ * remembered: concurrent first computations each run their own.
+ */
 export class NonceIssuer {
   readonly #step: number;
-  readonly #key: Promise<CryptoKey>;
+  readonly #secret: Uint8Array;
+  readonly #shared: boolean;
+  #key: CryptoKey | Promise<CryptoKey> | undefined;
   /** step → its nonce (a handful: the current, the previous, the next). */
-  readonly #nonces = new Map<number, Promise<string>>();
+  readonly #nonces = new Map<number, string | Promise<string>>();
 
-  constructor(options: ResolvedNonceOptions) {
+  constructor(options: ResolvedNonceOptions, shared = true) {
     this.#step = options.step;
-    this.#key = crypto.subtle.importKey(
-      'raw',
-      options.secret as Uint8Array<ArrayBuffer>,
-      { name: 'HMAC', hash: 'SHA-256' },
-      false,
-      ['sign'],
-    );
+    this.#secret = options.secret;
+    this.#shared = shared;
   }
 
   /** The nonce to hand out now. */
   current(now = Date.now()): Promise<string> {
-    return this.#nonceOf(Math.floor(now / 1000 / this.#step));
+    return Promise.resolve(this.#nonceOf(Math.floor(now / 1000 / this.#step)));
   }
 
   /** Whether `nonce` was issued in this step or the previous one (and so is not expired). */
@@ -50,25 +51,50 @@ export class NonceIssuer {
     return (await this.#nonceOf(step)) === nonce;
   }
 
-  #nonceOf(step: number): Promise<string> {
-    let nonce = this.#nonces.get(step);
-    if (nonce === undefined) {
-      nonce = this.#key.then(async (key) => {
-        const mac = await crypto.subtle.sign(
-          'HMAC',
-          key,
-          new TextEncoder().encode(`resource-guard dpop nonce ${step}`),
-        );
-        return `${step}.${base64url(new Uint8Array(mac, 0, MAC_BYTES))}`;
-      });
-      // A failure is not remembered: the next request computes it again.
-      nonce.catch(() => this.#nonces.delete(step));
-      this.#nonces.set(step, nonce);
-      for (const known of this.#nonces.keys()) {
-        if (known < step - 1 || known > step + 1) this.#nonces.delete(known);
-      }
+  #keyOf(): CryptoKey | Promise<CryptoKey> {
+    if (this.#key !== undefined) return this.#key;
+    const pending = crypto.subtle
+      .importKey(
+        'raw',
+        this.#secret as Uint8Array<ArrayBuffer>,
+        { name: 'HMAC', hash: 'SHA-256' },
+        false,
+        ['sign'],
+      )
+      .then((key) => (this.#key = key));
+    if (this.#shared) {
+      this.#key = pending;
+      pending.catch(() => (this.#key = undefined));
     }
-    return nonce;
+    return pending;
+  }
+
+  #nonceOf(step: number): string | Promise<string> {
+    const known = this.#nonces.get(step);
+    if (known !== undefined) return known;
+    const pending = Promise.resolve(this.#keyOf()).then(async (key) => {
+      const mac = await crypto.subtle.sign(
+        'HMAC',
+        key,
+        new TextEncoder().encode(`resource-guard dpop nonce ${step}`),
+      );
+      const nonce = `${step}.${base64url(new Uint8Array(mac, 0, MAC_BYTES))}`;
+      this.#remember(step, nonce);
+      return nonce;
+    });
+    if (this.#shared) {
+      this.#remember(step, pending);
+      // A failure is not remembered: the next request computes it again.
+      pending.catch(() => this.#nonces.delete(step));
+    }
+    return pending;
+  }
+
+  #remember(step: number, nonce: string | Promise<string>): void {
+    this.#nonces.set(step, nonce);
+    for (const known of this.#nonces.keys()) {
+      if (known < step - 1 || known > step + 1) this.#nonces.delete(known);
+    }
   }
 }
 

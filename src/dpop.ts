@@ -50,15 +50,23 @@ export class Dpop {
   readonly #clockTolerance: number;
   readonly #maxTokenLength: number;
   readonly #nonces: NonceIssuer | undefined;
+  /** Whether a pending computation may be shared between requests (not on Workers). */
+  readonly #shared: boolean;
   readonly #headers = new Map<string, ProofHeader | Promise<ProofHeader>>();
   /** `algs="..."` of the challenge. */
   readonly algs: string;
 
-  constructor(options: ResolvedDpopOptions, clockTolerance: number, maxTokenLength: number) {
+  constructor(
+    options: ResolvedDpopOptions,
+    clockTolerance: number,
+    maxTokenLength: number,
+    shared = true,
+  ) {
     this.#options = options;
     this.#clockTolerance = clockTolerance;
     this.#maxTokenLength = maxTokenLength;
-    this.#nonces = options.nonce && new NonceIssuer(options.nonce);
+    this.#shared = shared;
+    this.#nonces = options.nonce && new NonceIssuer(options.nonce, shared);
     this.algs = [...options.algorithms].join(' ');
   }
 
@@ -128,7 +136,7 @@ export class Dpop {
         nonce,
       );
     }
-    await this.#remember(`${header.jkt} ${htu} ${payload.jti as string}`);
+    await this.#insert(`${header.jkt} ${htu} ${payload.jti as string}`);
   }
 
   /** `htm`, `htu`, `iat`, `jti`: returns the normalised `htu`. */
@@ -184,7 +192,8 @@ export class Dpop {
   /**
    * A protected header decoded and checked, its key imported and thumbprinted: remembered per
    * distinct header segment (a client sends the same one with every proof), at most
-   * {@link MAX_KEYS}, oldest forgotten first. A header that fails is not remembered.
+   * {@link MAX_KEYS}, oldest forgotten first. A header that fails is not remembered; a pending
+   * import is shared between requests only where promises may cross requests.
    */
   #headerOf(segment: string): Promise<ProofHeader> {
     const known = this.#headers.get(segment);
@@ -192,21 +201,28 @@ export class Dpop {
     const header = jsonObject(segment);
     if (header === undefined) throw proofRejection('the header is not a base64url JSON object');
     const alg = checkProofHeader(header, this.#options.algorithms);
-    const entry = importProofKey(header.jwk as JWK, alg).then((prepared) => {
-      if (this.#headers.get(segment) === entry) this.#headers.set(segment, prepared);
+    const entry: Promise<ProofHeader> = importProofKey(header.jwk as JWK, alg).then((prepared) => {
+      const current = this.#headers.get(segment);
+      if (current === undefined || current === entry) this.#remember(segment, prepared);
       return prepared;
     });
-    entry.catch(() => this.#headers.delete(segment));
-    if (this.#headers.size >= MAX_KEYS) {
+    if (this.#shared) {
+      entry.catch(() => this.#headers.delete(segment));
+      this.#remember(segment, entry);
+    }
+    return entry;
+  }
+
+  #remember(segment: string, entry: ProofHeader | Promise<ProofHeader>): void {
+    if (!this.#headers.has(segment) && this.#headers.size >= MAX_KEYS) {
       const oldest = this.#headers.keys().next();
       if (oldest.done !== true) this.#headers.delete(oldest.value);
     }
     this.#headers.set(segment, entry);
-    return entry;
   }
 
   /** Inserts the proof's identifier, once, within the replay window; 503 when the store fails. */
-  async #remember(identity: string): Promise<void> {
+  async #insert(identity: string): Promise<void> {
     const key = await sha256(identity);
     const ttlMs = Math.ceil((this.#options.maxAge + 2 * this.#clockTolerance) * 1000);
     let fresh: unknown;

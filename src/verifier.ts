@@ -72,7 +72,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
     realm: config.realm ?? defaultRealm(config.audiences),
     resourceMetadata: config.resourceMetadata?.url,
   };
-  const dpop = config.dpop && new Dpop(config.dpop, config.clockTolerance, config.maxTokenLength);
+  const dpop =
+    config.dpop &&
+    new Dpop(config.dpop, config.clockTolerance, config.maxTokenLength, !config.keys.requestScoped);
   // RFC 9449 §7.1: the challenges of a route, by its DPoP mode.
   const challenges: Readonly<Record<DpopMode, ChallengeParams>> = {
     disabled: challenge,

@@ -889,3 +889,28 @@ describe('resource-guard/testing: createDpopKey', () => {
     expect(() => dpopKey.proof({} as never)).toThrow(TypeError);
   });
 });
+
+describe('requestScoped (Cloudflare Workers): nothing pending is shared between requests', () => {
+  it('concurrent first proofs of one key each do their own work, and all verify', async () => {
+    const nonce = { secret: 'a shared secret of thirty-two bytes or more' };
+    const { verifier } = await dpopFixture(
+      { requestScoped: true, dpop: { origin: ORIGIN, nonce } },
+      fx.issuerKey,
+    );
+    const fresh = await makeProofKey();
+    const token = await fx.bound(fresh);
+    const first = await rejection(
+      verifier.authenticate(dpopRequest(token, await proof(fresh, 'GET', URL_, token))),
+    );
+    const issued = first.headers['dpop-nonce'] as string;
+    const proofs = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        proof(fresh, 'GET', URL_, token, { payload: { nonce: issued } }),
+      ),
+    );
+    const answers = await Promise.all(
+      proofs.map((p) => outcome(verifier.authenticate(dpopRequest(token, p)))),
+    );
+    expect(answers).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
+  });
+});
