@@ -203,7 +203,8 @@ export interface Verifier {
   ): Promise<AuthInfo<Claims>>;
   /**
    * Reads the token (`Authorization: Bearer`, or the `cookie` / `getToken` sources when set) from
-   * anything with headers, then verifies it.
+   * anything with headers, then verifies it. With the `dpop` option, `Authorization: DPoP` and its
+   * proof too, checked against the request's `method` and `url`.
    */
   authenticate<Claims extends object = CustomClaims>(
     request: RequestLike,
