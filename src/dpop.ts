@@ -155,7 +155,11 @@ export class Dpop {
     const claimed = normalizeHtu(htu);
     const expected = this.#expectedHtu(presented, claimed);
     if (claimed === undefined || claimed !== expected) {
-      throw new Rejection('dpop_htu_mismatch', { expected: expected ?? null, actual: htu });
+      // Both without query, fragment or credentials: nothing a client put there reaches a log.
+      throw new Rejection('dpop_htu_mismatch', {
+        expected: expected ?? null,
+        actual: claimed ?? 'not an absolute http(s) URL without credentials',
+      });
     }
     const now = Date.now() / 1000;
     const tolerance = this.#clockTolerance;

@@ -409,12 +409,36 @@ describe('hostile proofs and tokens', () => {
     const request = dpopRequest(token, proofs, { ...(scheme ? { scheme } : {}) });
     const error = await rejection(fx.verifier.authenticate(request));
     expect(`${error.status} ${error.reason}`).toBe(expected);
-    const shown = JSON.stringify(error.headers) + JSON.stringify(error.body) + error.message;
+    // Neither the client nor a log sees the token or the proof.
+    const shown =
+      JSON.stringify(error.headers) +
+      JSON.stringify(error.body) +
+      error.message +
+      JSON.stringify(error.details);
     for (const part of [token, ...proofs]
       .flatMap((p) => p.split('.'))
       .filter((p) => p.length > 8)) {
       expect(shown).not.toContain(part);
     }
+  });
+
+  it('the htu in details carries no query, fragment or credentials', async () => {
+    const token = await fx.bound(key);
+    const p = await proof(
+      key,
+      'GET',
+      'https://user:secret@api.shop.example/admin?key=secret#x',
+      token,
+    );
+    const error = await rejection(fx.verifier.authenticate(dpopRequest(token, p)));
+    expect(error.reason).toBe('dpop_htu_mismatch');
+    expect(error.details).toEqual({
+      expected: `${ORIGIN}/products`,
+      actual: 'not an absolute http(s) URL without credentials',
+    });
+    const q = await proof(key, 'GET', `${ORIGIN}/admin?key=secret`, token);
+    const other = await rejection(fx.verifier.authenticate(dpopRequest(token, q)));
+    expect(other.details).toEqual({ expected: `${ORIGIN}/products`, actual: `${ORIGIN}/admin` });
   });
 
   it('a proof reused with another token (same key) is refused', async () => {
