@@ -846,6 +846,7 @@ describe('where the request’s method and URL come from', () => {
     };
     expect(await routeGuard(verifier, {}, target).run({}, request, outcomeOf)).toBe('pass');
     expect(asked).toBe(1);
+    expect(() => routeGuard(verifier, {}, 'originalUrl' as never)).toThrow(/`target`/);
   });
 
   it('a DPoP request and a token from another source (getToken) is two credentials: 400', async () => {
