@@ -3,22 +3,24 @@
  * token (§6.1, `cnf.jkt`), server nonces (§9) and replay (§11.1). The verifier calls it for a
  * request whose `Authorization` scheme is `DPoP`; every decision about DPoP is made here.
  */
-import { calculateJwkThumbprint, importJWK } from 'jose';
-import type { CryptoKey, JWK } from 'jose';
+import type { JWK } from 'jose';
 import { Rejection } from './errors.ts';
+import {
+  checkProofHeader,
+  COMPACT_JWS,
+  importProofKey,
+  isCanonicalBase64url,
+  jsonObject,
+  proofRejection,
+} from './dpop-jws.ts';
+import type { ProofHeader } from './dpop-jws.ts';
+import { MANY, normalizeHtu, originOf, pathOf, readOneHeader, targetOf } from './dpop-request.ts';
 import { NonceIssuer } from './dpop-nonce.ts';
 import type { ResolvedDpopOptions } from './dpop-options.ts';
 import { nodeCrypto } from './node-crypto.ts';
 import { extractDpopToken } from './request.ts';
 import { verifySignature } from './signature.ts';
-import type {
-  AuthInfo,
-  Awaitable,
-  HeadersGetter,
-  HeaderValue,
-  RequestLike,
-  RequestTarget,
-} from './types.ts';
+import type { AuthInfo, Awaitable, RequestLike, RequestTarget } from './types.ts';
 
 export type { RequestTarget } from './types.ts';
 export type { DpopMode } from './dpop-options.ts';
@@ -32,17 +34,12 @@ export interface DpopPresentation {
   readonly host: string | undefined;
 }
 
-/** Members of a private JWK (RFC 7518 §6): a proof's `jwk` must carry none (RFC 9449 §4.3). */
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as const;
 /** Longest `jti` accepted (RFC 9449 asks for at least 96 bits of randomness; 64 characters is ample). */
 const MAX_JTI = 256;
 /** Proof keys remembered (imported once, thumbprinted once), oldest forgotten first. */
 const MAX_KEYS = 1000;
 /** `Retry-After` when the replay store cannot answer. */
 const RETRY_AFTER = 5;
-
-const proofRejection = (problem: string, details?: Record<string, unknown>) =>
-  new Rejection('dpop_proof_invalid', { problem, ...details });
 
 /** The DPoP checks of one verifier. */
 export class Dpop {
@@ -287,163 +284,6 @@ export function refuseBoundToken(cnf: unknown): void {
   const jkt = typeof cnf === 'object' && cnf !== null && (cnf as { jkt?: unknown }).jkt;
   if (typeof jkt === 'string') throw new Rejection('dpop_bound_token');
   throw new Rejection('cnf_unsupported', { problem: 'a Bearer request cannot prove possession' });
-}
-
-/** A proof header once checked: its algorithm, its key imported, the key's thumbprint. */
-interface ProofHeader {
-  readonly alg: string;
-  readonly key: CryptoKey;
-  readonly jkt: string;
-}
-
-const COMPACT_JWS = /^([\w-]+)\.([\w-]+)\.([\w-]*)$/;
-const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-
-/** Unpadded base64url whose unused trailing bits are zero (RFC 4648 §3.5). */
-function isCanonicalBase64url(segment: string): boolean {
-  const rest = segment.length % 4;
-  if (rest === 1) return false;
-  if (rest === 0) return true;
-  const last = B64URL.indexOf(segment[segment.length - 1] as string);
-  return (last & (rest === 2 ? 0x0f : 0x03)) === 0;
-}
-
-function jsonObject(segment: string): Record<string, unknown> | undefined {
-  try {
-    const padded = segment.replace(/-/g, '+').replace(/_/g, '/');
-    const binary = atob(padded + '='.repeat((4 - (padded.length % 4)) % 4));
-    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-    const value: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** RFC 9449 §4.3 steps 4–7 on the header; returns the algorithm. */
-function checkProofHeader(
-  header: Record<string, unknown>,
-  algorithms: ReadonlySet<string>,
-): string {
-  const { typ, alg, jwk } = header;
-  if (
-    typeof typ !== 'string' ||
-    !['dpop+jwt', 'application/dpop+jwt'].includes(typ.toLowerCase())
-  ) {
-    throw proofRejection('typ is not dpop+jwt', { typ: typeof typ === 'string' ? typ : null });
-  }
-  if (typeof alg !== 'string' || !algorithms.has(alg)) {
-    throw new Rejection('dpop_proof_alg', {
-      actual: typeof alg === 'string' ? alg : null,
-      allowed: [...algorithms],
-    });
-  }
-  if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) {
-    throw proofRejection('no jwk header');
-  }
-  const secret = PRIVATE_MEMBERS.filter((name) => name in jwk);
-  if (secret.length > 0) throw proofRejection('jwk holds a private key', { members: secret });
-  if ('crit' in header) throw proofRejection('unsupported crit header');
-  return alg;
-}
-
-async function importProofKey(jwk: JWK, alg: string): Promise<ProofHeader> {
-  let key: CryptoKey | Uint8Array;
-  let jkt: string;
-  try {
-    key = await importJWK({ ...jwk, ext: true }, alg);
-    jkt = await calculateJwkThumbprint(jwk, 'sha256');
-  } catch (cause) {
-    throw new Rejection('dpop_proof_invalid', { problem: 'jwk is not a usable public key' }, cause);
-  }
-  if (key instanceof Uint8Array || key.type !== 'public') {
-    throw proofRejection('jwk is not a public key');
-  }
-  return { alg, key, jkt };
-}
-
-/**
- * `htu` without query and fragment, normalised as a URL (RFC 9449 §4.3: RFC 3986 §6.2.2 and
- * §6.2.3 normalisation): `undefined` for anything but an absolute http(s) URL.
- */
-function normalizeHtu(htu: string): string | undefined {
-  if (!URL.canParse(htu)) return undefined;
-  const url = new URL(htu);
-  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password) {
-    return undefined;
-  }
-  return `${url.origin}${url.pathname}`;
-}
-
-/** The normalised path of a request target; the origin of an absolute one is ignored. */
-function pathOf(url: string | undefined): string | undefined {
-  if (typeof url !== 'string' || url === '') return undefined;
-  try {
-    // An origin-form target is appended, never resolved: `//evil/x` stays a path.
-    const parsed = url.startsWith('/') ? new URL(`http://h${url}`) : new URL(url);
-    return parsed.pathname;
-  } catch {
-    return undefined;
-  }
-}
-
-/** `scheme://host[:port]` when `value` is nothing more; else `undefined`. */
-function originOf(value: string): string | undefined {
-  if (!URL.canParse(value)) return undefined;
-  const url = new URL(value);
-  const bare = `${url.protocol}//${url.host}`;
-  return bare.toLowerCase() === value.toLowerCase() && !url.username ? url.origin : undefined;
-}
-
-/** `method` and `url` of a node `IncomingMessage` or a Web `Request`. */
-function targetOf(request: RequestLike): RequestTarget {
-  const { method, url } = request as { method?: unknown; url?: unknown };
-  return {
-    method: typeof method === 'string' ? method : undefined,
-    url: typeof url === 'string' ? url : undefined,
-  };
-}
-
-const MANY = Symbol('many');
-
-/**
- * One header's single value, `undefined` when absent (or blank), {@link MANY} when it appears
- * twice (two fields, or one joined with a comma, which no compact JWS or host contains).
- */
-function readOneHeader(request: RequestLike, name: string): string | undefined | typeof MANY {
-  let value: HeaderValue;
-  const raw = request.rawHeaders;
-  if (Array.isArray(raw)) {
-    for (let i = 0; i < raw.length; i += 2) {
-      const key = raw[i];
-      if (typeof key === 'string' && key.length === name.length && key.toLowerCase() === name) {
-        if (value !== undefined) return MANY;
-        value = raw[i + 1];
-      }
-    }
-  }
-  if (value === undefined && request.headers != null) {
-    const headers = request.headers;
-    if (typeof (headers as HeadersGetter).get === 'function') {
-      value = (headers as HeadersGetter).get(name);
-    } else {
-      for (const key of Object.keys(headers)) {
-        if (key.length !== name.length || key.toLowerCase() !== name) continue;
-        if (value !== undefined) return MANY;
-        value = (headers as Readonly<Record<string, HeaderValue>>)[key];
-      }
-    }
-  }
-  if (Array.isArray(value)) {
-    if (value.length > 1) return MANY;
-    value = value[0];
-  }
-  if (typeof value !== 'string') return undefined;
-  const trimmed = value.trim();
-  if (trimmed === '') return undefined;
-  return trimmed.includes(',') ? MANY : trimmed;
 }
 
 /** base64url(SHA-256(text)): node's hash where there is one (synchronous, fast), else WebCrypto. */

@@ -1,0 +1,91 @@
+/**
+ * What a DPoP request says about itself: its one `DPoP` header, its method and target, and the
+ * URL comparisons of RFC 9449 §4.3 step 9. Where those come from is the adapter's business (the
+ * kit passes them); what they must be is the verifier's.
+ */
+import type { HeadersGetter, HeaderValue, RequestLike, RequestTarget } from './types.ts';
+
+/**
+ * `htu` without query and fragment, normalised as a URL (RFC 9449 §4.3: RFC 3986 §6.2.2 and
+ * §6.2.3 normalisation): `undefined` for anything but an absolute http(s) URL.
+ */
+export function normalizeHtu(htu: string): string | undefined {
+  if (!URL.canParse(htu)) return undefined;
+  const url = new URL(htu);
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password) {
+    return undefined;
+  }
+  return `${url.origin}${url.pathname}`;
+}
+
+/** The normalised path of a request target; the origin of an absolute one is ignored. */
+export function pathOf(url: string | undefined): string | undefined {
+  if (typeof url !== 'string' || url === '') return undefined;
+  try {
+    // An origin-form target is appended, never resolved: `//evil/x` stays a path.
+    const parsed = url.startsWith('/') ? new URL(`http://h${url}`) : new URL(url);
+    return parsed.pathname;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `scheme://host[:port]` when `value` is nothing more; else `undefined`. */
+export function originOf(value: string): string | undefined {
+  if (!URL.canParse(value)) return undefined;
+  const url = new URL(value);
+  const bare = `${url.protocol}//${url.host}`;
+  return bare.toLowerCase() === value.toLowerCase() && !url.username ? url.origin : undefined;
+}
+
+/** `method` and `url` of a node `IncomingMessage` or a Web `Request`. */
+export function targetOf(request: RequestLike): RequestTarget {
+  const { method, url } = request as { method?: unknown; url?: unknown };
+  return {
+    method: typeof method === 'string' ? method : undefined,
+    url: typeof url === 'string' ? url : undefined,
+  };
+}
+
+export const MANY = Symbol('many');
+
+/**
+ * One header's single value, `undefined` when absent (or blank), {@link MANY} when it appears
+ * twice (two fields, or one joined with a comma, which no compact JWS or host contains).
+ */
+export function readOneHeader(
+  request: RequestLike,
+  name: string,
+): string | undefined | typeof MANY {
+  let value: HeaderValue;
+  const raw = request.rawHeaders;
+  if (Array.isArray(raw)) {
+    for (let i = 0; i < raw.length; i += 2) {
+      const key = raw[i];
+      if (typeof key === 'string' && key.length === name.length && key.toLowerCase() === name) {
+        if (value !== undefined) return MANY;
+        value = raw[i + 1];
+      }
+    }
+  }
+  if (value === undefined && request.headers != null) {
+    const headers = request.headers;
+    if (typeof (headers as HeadersGetter).get === 'function') {
+      value = (headers as HeadersGetter).get(name);
+    } else {
+      for (const key of Object.keys(headers)) {
+        if (key.length !== name.length || key.toLowerCase() !== name) continue;
+        if (value !== undefined) return MANY;
+        value = (headers as Readonly<Record<string, HeaderValue>>)[key];
+      }
+    }
+  }
+  if (Array.isArray(value)) {
+    if (value.length > 1) return MANY;
+    value = value[0];
+  }
+  if (typeof value !== 'string') return undefined;
+  const trimmed = value.trim();
+  if (trimmed === '') return undefined;
+  return trimmed.includes(',') ? MANY : trimmed;
+}
