@@ -206,7 +206,8 @@ export const seconds =
             : ''),
       );
     }
-    if (value > likely && value >= 1000) {
+    // Implausible in seconds, plausible in milliseconds: say so (an absurd value is left alone).
+    if (value > likely && value >= 1000 && value / 1000 <= likely) {
       warnOnce(
         'RESOURCE_GUARD_DURATION',
         `resource-guard: ${path} is ${value} seconds (${humanDuration(value)}). Durations are in ` +
