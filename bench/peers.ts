@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ISSUER, jwksServer } from './fixtures.ts';
-import { wrk } from './http.ts';
+import { hasTaskset, wrk } from './http.ts';
 import { mintKey, mintTokens } from './mint.ts';
 import type { MintAlg } from './mint.ts';
 
@@ -63,7 +63,10 @@ const median = (values: number[]) => {
 
 async function start(variant: string, env: NodeJS.ProcessEnv) {
   const entry = fileURLToPath(new URL('./peers-server.ts', import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry, variant], {
+  // Both cores, explicitly: this process is pinned to core 1 (for wrk), and a child would inherit it.
+  const command = [process.execPath, '--import', 'tsx', entry, variant];
+  const [file, ...rest] = hasTaskset ? ['taskset', '-c', '0,1', ...command] : command;
+  const child: ChildProcess = spawn(file!, rest, {
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
