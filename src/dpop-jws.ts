@@ -71,8 +71,35 @@ export function checkProofHeader(
   }
   const secret = PRIVATE_MEMBERS.filter((name) => name in jwk);
   if (secret.length > 0) throw proofRejection('jwk holds a private key', { members: secret });
+  const { kty, n, e } = jwk as { kty?: unknown; n?: unknown; e?: unknown };
+  // RSA from 2048 to 8192 bits, with a small public exponent: a client's key costs the server one
+  // bounded import and verification, never a 16384-bit or huge-exponent one.
+  if (
+    kty === 'RSA' &&
+    (typeof n !== 'string' ||
+      n.length < MIN_RSA_N ||
+      n.length > MAX_RSA_N ||
+      typeof e !== 'string' ||
+      e.length > MAX_RSA_E)
+  ) {
+    throw proofRejection('jwk is an RSA key outside 2048 to 8192 bits, or with a large exponent');
+  }
   if ('crit' in header) throw proofRejection('unsupported crit header');
   return alg;
+}
+
+/** base64url lengths: 2048 bits (256 bytes), 8192 bits (1024 bytes), an exponent of 6 bytes. */
+const MIN_RSA_N = 342;
+const MAX_RSA_N = 1366;
+const MAX_RSA_E = 8;
+
+/** The RFC 7638 thumbprint of a proof's `jwk`, before any import (a refusal costs no more). */
+export async function proofKeyThumbprint(jwk: JWK): Promise<string> {
+  try {
+    return await calculateJwkThumbprint(jwk, 'sha256');
+  } catch (cause) {
+    throw new Rejection('dpop_proof_invalid', { problem: 'jwk is not a usable public key' }, cause);
+  }
 }
 
 export async function importProofKey(jwk: JWK, alg: string): Promise<ProofHeader> {

@@ -24,7 +24,13 @@ export function pathOf(url: string | undefined): string | undefined {
   try {
     // An origin-form target is appended, never resolved: `//evil/x` stays a path.
     const parsed = url.startsWith('/') ? new URL(`http://h${url}`) : new URL(url);
-    return parsed.pathname;
+    // A target that parsing rewrites (dot segments, `%2e%2e`, `\`, bytes it escapes) is one the
+    // router may read otherwise: `/admin/../products` must not pass a proof for `/products`.
+    const raw = (url.startsWith('/') ? url : url.replace(/^[^:/?#]+:\/\/[^/?#]*/, '')).split(
+      /[?#]/,
+      1,
+    )[0];
+    return raw === parsed.pathname ? parsed.pathname : undefined;
   } catch {
     return undefined;
   }

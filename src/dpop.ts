@@ -11,6 +11,7 @@ import {
   importProofKey,
   isCanonicalBase64url,
   jsonObject,
+  proofKeyThumbprint,
   proofRejection,
 } from './dpop-jws.ts';
 import type { ProofHeader } from './dpop-jws.ts';
@@ -38,6 +39,8 @@ export interface DpopPresentation {
 const MAX_JTI = 256;
 /** Proof keys remembered (imported once, thumbprinted once), oldest forgotten first. */
 const MAX_KEYS = 1000;
+/** Seconds of clock skew a proof's `iat` may have, whatever the token's `clockTolerance`. */
+const MAX_PROOF_SKEW = 60;
 /** `Retry-After` when the replay store cannot answer. */
 const RETRY_AFTER = 5;
 
@@ -60,7 +63,9 @@ export class Dpop {
     shared = true,
   ) {
     this.#options = options;
-    this.#clockTolerance = clockTolerance;
+    // The token's leeway for the issuer's clock, but never more than a minute for a proof: a
+    // pre-generated proof must not stay usable for long (RFC 9449 §11.1).
+    this.#clockTolerance = Math.min(clockTolerance, MAX_PROOF_SKEW);
     this.#maxTokenLength = maxTokenLength;
     this.#shared = shared;
     this.#nonces = options.nonce && new NonceIssuer(options.nonce, shared);
@@ -97,7 +102,7 @@ export class Dpop {
    * last step, so that only a proof that passed everything else consumes its `jti`. Rejects with
    * a {@link Rejection}.
    */
-  async check(presented: DpopPresentation, auth: AuthInfo): Promise<void> {
+  async check(presented: DpopPresentation, auth: AuthInfo, admitted: () => unknown): Promise<void> {
     const jkt = boundKey(auth.claims.cnf);
     const { proof } = presented;
     const match = COMPACT_JWS.exec(proof);
@@ -112,16 +117,17 @@ export class Dpop {
     const known = this.#headers.get(match[1] as string);
     const header =
       known === undefined || known instanceof Promise
-        ? await this.#headerOf(match[1] as string)
+        ? await this.#headerOf(match[1] as string, jkt)
         : known;
+    // The binding first: a proof by any other key (a thief's) costs no signature check.
+    if (header.jkt !== jkt) {
+      throw new Rejection('dpop_key_mismatch', { expected: jkt, actual: header.jkt });
+    }
     const htu = this.#checkClaims(payload, presented);
     if (typeof payload.ath !== 'string') throw proofRejection('no ath claim');
     if (payload.ath !== (await sha256(auth.token))) throw new Rejection('dpop_ath_mismatch');
     if (!(await verifySignature(proof, header.key, header.alg))) {
       throw new Rejection('dpop_proof_signature', { alg: header.alg });
-    }
-    if (header.jkt !== jkt) {
-      throw new Rejection('dpop_key_mismatch', { expected: jkt, actual: header.jkt });
     }
     if (this.#nonces !== undefined && !(await this.#nonces.isValid(payload.nonce))) {
       const nonce = await this.#nonces.current();
@@ -133,6 +139,9 @@ export class Dpop {
         nonce,
       );
     }
+    // The route's own rules (scopes, revocation, ...) before the replay insert, the last step: a
+    // token that may not use this route cannot fill the replay store either.
+    await admitted();
     await this.#insert(`${header.jkt} ${htu} ${payload.jti as string}`);
   }
 
@@ -196,12 +205,17 @@ export class Dpop {
    * {@link MAX_KEYS}, oldest forgotten first. A header that fails is not remembered; a pending
    * import is shared between requests only where promises may cross requests.
    */
-  #headerOf(segment: string): Promise<ProofHeader> {
+  async #headerOf(segment: string, jkt: string): Promise<ProofHeader> {
     const known = this.#headers.get(segment);
-    if (known !== undefined) return Promise.resolve(known);
+    if (known !== undefined) return known;
     const header = jsonObject(segment);
     if (header === undefined) throw proofRejection('the header is not a base64url JSON object');
     const alg = checkProofHeader(header, this.#options.algorithms);
+    // A key the token is not bound to is refused before it is imported, and never remembered.
+    const thumbprint = await proofKeyThumbprint(header.jwk as JWK);
+    if (thumbprint !== jkt) {
+      throw new Rejection('dpop_key_mismatch', { expected: jkt, actual: thumbprint });
+    }
     const entry: Promise<ProofHeader> = importProofKey(header.jwk as JWK, alg).then((prepared) => {
       const current = this.#headers.get(segment);
       if (current === undefined || current === entry) this.#remember(segment, prepared);
@@ -225,7 +239,8 @@ export class Dpop {
   /** Inserts the proof's identifier, once, within the replay window; 503 when the store fails. */
   async #insert(identity: string): Promise<void> {
     const key = await sha256(identity);
-    const ttlMs = Math.ceil((this.#options.maxAge + 2 * this.#clockTolerance) * 1000);
+    // The whole window a proof's iat may be accepted in, both ends included, and a second more.
+    const ttlMs = Math.ceil((this.#options.maxAge + 2 * this.#clockTolerance + 1) * 1000);
     let fresh: unknown;
     try {
       fresh = this.#options.replay.insertIfAbsent(key, ttlMs);

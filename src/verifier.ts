@@ -232,7 +232,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
           throw toAuthError(error, requirements, mode, 'DPoP'); // its challenge: DPoP's
         }
         if (presented !== undefined) {
-          return attemptDpop(input, read, presented, requirements, mode, trace);
+          try {
+            return attemptDpop(input, read, presented, requirements, mode, trace);
+          } catch (error) {
+            // A DPoP request's own failure is answered on the DPoP challenge (RFC 9449 §7.1).
+            throw toAuthError(error, requirements, mode, 'DPoP');
+          }
         }
       }
       let token: string;
@@ -294,7 +299,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
     if (cached !== undefined && trace !== undefined) trace.cached = true;
     const verified = cached ?? verifyFresh(token);
     return Promise.resolve(verified)
-      .then((auth) => (dpop as Dpop).check(presented, auth).then(() => admit(auth, requirements)))
+      .then((auth) =>
+        (dpop as Dpop).check(presented, auth, () => admit(auth, requirements)).then(() => auth),
+      )
       .catch((error: unknown) => {
         throw toAuthError(error, requirements, mode, 'DPoP');
       });
