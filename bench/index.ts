@@ -94,6 +94,28 @@ console.log('\n== peers (distinct tokens, Fastify, per algorithm) ==');
 const peerOptions = quick ? { rounds: 1, seconds: 1 } : { rounds: 3, seconds: 2 };
 const peers: PeerRow[] = await runPeers(console.log, peerOptions);
 
+/** Runs a bench script of its own (it prints its table) and returns what it printed. */
+const script = (file: string, scriptArgs: string[]) =>
+  new Promise<string>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', here(file), ...scriptArgs], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.on('close', () => {
+      process.stdout.write(out);
+      resolve(out.trim());
+    });
+  });
+
+console.log('\n== observability: no subscriber, a subscriber, resource-guard/otel ==');
+const otelArgs = quick ? ['--rounds', '5'] : ['--rounds', '15'];
+const otel = await script('./otel.ts', otelArgs);
+
+console.log('\n== DPoP: a request with a proof vs a Bearer request with a cached token ==');
+const dpopArgs = quick ? ['--rounds', '3'] : ['--rounds', '7'];
+const dpop = await script('./dpop.ts', dpopArgs);
+
 console.log('\n== memory (floods of distinct tokens; runs in parallel: RSS, not time) ==');
 const memoryArgs = quick ? ['--valid', '100000', '--invalid', '20000'] : [];
 const memoryRuns = Number(args['memory-runs']);
@@ -260,6 +282,20 @@ const lines = [
     };
     return `| ${group[0]!.alg} | ${group[0]!.connections} | ${cell('resource-guard')} | ${cell('rg-inline')} | ${cell('rg-pool')} | ${cell('rg-adaptive')} | ${cell('fast-jwt')} |`;
   }),
+  '',
+  '## Observability: what a subscriber and OpenTelemetry cost a request',
+  '',
+  `Command: \`${tsx} node --import tsx bench/otel.ts ${otelArgs.join(' ')}\` (\`npm run bench:otel\`). One verifier and route guard (\`routeGuard().run\`, as the adapters call it), rounds interleaved in rotating order: \`none\` (nobody subscribed: the default), \`subscriber\` (a do-nothing \`node:diagnostics_channel\` subscriber on the decision channel), \`otel\` (\`instrument()\` with the OpenTelemetry SDK's MeterProvider; recording, not exporting). Ratio = µs per request / \`none\`'s in the same round.`,
+  '',
+  otel,
+  '',
+  '## DPoP: what a proof costs',
+  '',
+  `Command: \`${tsx} node --import tsx bench/dpop.ts ${dpopArgs.join(' ')}\` (\`npm run bench:dpop\`). In-process \`authenticate()\`, one request at a time, rounds interleaved; ES256 proofs signed before each round; the Redis store on a real \`redis-server\` on loopback.`,
+  '',
+  '```text',
+  dpop,
+  '```',
   '',
   '## Memory',
   '',

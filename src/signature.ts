@@ -198,8 +198,15 @@ export const signatureRoute: {
   readonly routeFor: (key: VerifyKey) => Route | undefined;
 } = { force: undefined, routeFor: (key) => prepare(key)?.route };
 
-/** The most time an adaptive key verifies inline in one turn of the event loop, in ms. */
-const INLINE_BUDGET_MS = 1;
+/**
+ * The most time an adaptive key verifies inline in one turn of the event loop, in ms: about eight
+ * RS256 or three ES256 verifications. Decided over HTTP with distinct tokens (bench/peers.ts): at
+ * 1 ms RSA stayed inline under load and one core did the work (behind fast-jwt and jose on RS256
+ * and PS256); at 0.2 ms the rest of a busy turn goes to the pool and resource-guard is ahead of
+ * all three. A server's lone request still verifies inline (each request is a turn of its own);
+ * only a caller awaiting many tokens one after another within one turn hops to the pool sooner.
+ */
+const INLINE_BUDGET_MS = 0.2;
 /** Verifications on the thread pool now. */
 let pooled = 0;
 /** Time spent verifying inline (adaptive keys) in this turn of the event loop, in ms. */
