@@ -1,7 +1,7 @@
 /**
  * Where a signature is verified: inline (synchronous `crypto.verify` on the event loop), on libuv's
  * thread pool (its callback form), or adaptive (inline while nothing is on the pool and the turn
- * of the loop has spent under 1 ms verifying inline, else the pool) — per algorithm and key size, with 1
+ * of the loop has spent under 0.2 ms verifying inline, else the pool) — per algorithm and key size, with 1
  * and 32 requests in flight. In-process, through src/signature.ts's own `verifySignature` with the
  * route forced: each request starts in its own turn of the event loop (`setImmediate`, as a
  * socket's data would), spends a fixed 20 µs of synchronous "framework" work (parsing, routing),
