@@ -61,24 +61,18 @@ async function main() {
   const jwk = await exportJWK(publicKey);
   const jkt = await calculateJwkThumbprint(jwk);
   const now = Math.floor(Date.now() / 1000);
-  const token = await new SignJWT({ scope: 'read:products', client_id: 'bench-app', cnf: { jkt } })
-    .setProtectedHeader({ alg: 'ES384', typ: 'at+jwt', kid: issuerKey.kid })
-    .setJti('bench-dpop')
-    .setSubject('bench-app')
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setIssuedAt(now)
-    .setExpirationTime(now + 3600)
-    .sign(issuerKey.privateKey);
-  const plain = await new SignJWT({ scope: 'read:products', client_id: 'bench-app' })
-    .setProtectedHeader({ alg: 'ES384', typ: 'at+jwt', kid: issuerKey.kid })
-    .setJti('bench-bearer')
-    .setSubject('bench-app')
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setIssuedAt(now)
-    .setExpirationTime(now + 3600)
-    .sign(issuerKey.privateKey);
+  const accessToken = (jti: string, extra: Record<string, unknown> = {}) =>
+    new SignJWT({ scope: 'read:products', client_id: 'bench-app', ...extra })
+      .setProtectedHeader({ alg: 'ES384', typ: 'at+jwt', kid: issuerKey.kid })
+      .setJti(jti)
+      .setSubject('bench-app')
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 3600)
+      .sign(issuerKey.privateKey);
+  const token = await accessToken('bench-dpop', { cnf: { jkt } });
+  const plain = await accessToken('bench-bearer');
   const ath = createHash('sha256').update(token).digest('base64url');
   const sign = () =>
     new SignJWT({ jti: randomUUID(), htm: 'GET', htu: URL_, ath })
@@ -157,16 +151,7 @@ async function main() {
     return ((performance.now() - start) * 1000) / n;
   }
   let serial = 0;
-  const freshToken = () =>
-    new SignJWT({ scope: 'read:products', client_id: 'bench-app' })
-      .setProtectedHeader({ alg: 'ES384', typ: 'at+jwt', kid: issuerKey.kid })
-      .setJti(`first-${serial++}`)
-      .setSubject('bench-app')
-      .setIssuer(ISSUER)
-      .setAudience(AUDIENCE)
-      .setIssuedAt(now)
-      .setExpirationTime(now + 3600)
-      .sign(issuerKey.privateKey);
+  const freshToken = () => accessToken(`first-${serial++}`);
   // The first sightings (token verification, key imports) out of the way.
   await memory.authenticate(bearerRequest);
   await memory.authenticate(dpopRequest(await sign()));

@@ -4,24 +4,26 @@
  * future step, the Redis store's command and replies, and the options that keep DPoP strict.
  */
 import { createHmac, randomUUID } from 'node:crypto';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createVerifier, MemoryReplayStore } from 'resource-guard';
 import { redisReplayStore } from 'resource-guard/redis';
-import { ath, dpopFixture, dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
-import type { DpopFixture, ProofKey } from './helpers/dpop.ts';
+import {
+  ath,
+  dpopFixture,
+  dpopRequest,
+  fx,
+  key,
+  ORIGIN,
+  other,
+  proof,
+  useDpopFixture,
+} from './helpers/dpop.ts';
 import { AUDIENCE, ISSUER, signRaw } from './helpers/keys.ts';
 import { outcome } from './helpers/outcome.ts';
 
 const URL_ = `${ORIGIN}/products`;
 
-let key: ProofKey;
-let other: ProofKey;
-let fx: DpopFixture;
-
-beforeAll(async () => {
-  [key, other] = await Promise.all([makeProofKey(), makeProofKey()]);
-  fx = await dpopFixture();
-});
+useDpopFixture();
 
 const present = async (token: string, dpop: string, init?: Parameters<typeof dpopRequest>[2]) =>
   outcome(fx.verifier.authenticate(dpopRequest(token, dpop, init)));

@@ -6,24 +6,28 @@ import fc from 'fast-check';
 import type { AddressInfo } from 'node:net';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import { createHmac } from 'node:crypto';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AuthError, createVerifier, MemoryReplayStore } from 'resource-guard';
 import type { ReplayStore, RejectionEvent, VerifierOptions } from 'resource-guard';
-import { ath, dpopFixture, dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
-import type { DpopFixture, ProofKey } from './helpers/dpop.ts';
+import {
+  ath,
+  dpopFixture,
+  dpopRequest,
+  fx,
+  key,
+  makeProofKey,
+  ORIGIN,
+  other,
+  proof,
+  useDpopFixture,
+} from './helpers/dpop.ts';
+import type { ProofKey } from './helpers/dpop.ts';
 import { AUDIENCE, b64url, ISSUER, makeKey, signRaw } from './helpers/keys.ts';
 import { clock, outcome } from './helpers/outcome.ts';
 
 const URL_ = `${ORIGIN}/products`;
 
-let key: ProofKey;
-let other: ProofKey;
-let fx: DpopFixture;
-
-beforeAll(async () => {
-  [key, other] = await Promise.all([makeProofKey(), makeProofKey()]);
-  fx = await dpopFixture();
-});
+useDpopFixture();
 
 async function rejection(promise: Promise<unknown>): Promise<AuthError> {
   const error = await promise.then(

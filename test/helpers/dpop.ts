@@ -4,6 +4,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { JWK } from 'jose';
+import { beforeAll } from 'vitest';
 import { createVerifier } from 'resource-guard';
 import type { Verifier, VerifierOptions } from 'resource-guard';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint, signRaw } from './keys.ts';
@@ -105,4 +106,16 @@ export function dpopRequest(
       headers[name] === undefined ? rawHeaders[i + 1]! : `${headers[name]}, ${rawHeaders[i + 1]}`;
   }
   return { method, url, headers, rawHeaders };
+}
+
+/** Two proof keys and a default fixture, shared by a test file: call `useDpopFixture()` once. */
+export let key: ProofKey;
+export let other: ProofKey;
+export let fx: DpopFixture;
+
+export function useDpopFixture(): void {
+  beforeAll(async () => {
+    [key, other] = await Promise.all([makeProofKey(), makeProofKey()]);
+    fx = await dpopFixture();
+  });
 }
