@@ -67,7 +67,7 @@ function firstValid(
     if (valid === true) return candidate.trusted;
     if (valid instanceof Promise) {
       return valid.then((ok) =>
-        ok ? candidate.trusted : firstValid(token, header, candidates, i + 1),
+        ok === true ? candidate.trusted : firstValid(token, header, candidates, i + 1),
       );
     }
   }
