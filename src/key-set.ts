@@ -365,20 +365,7 @@ export class RemoteKeySet {
     if (this.#options.requestScoped) return this.#refreshInRequest();
     if (this.#inflight !== undefined) return this.#inflight;
     const now = Date.now();
-    if (now < this.#retryAt) {
-      return Promise.reject(
-        new Rejection(
-          'keys_unavailable',
-          {
-            problem: 'backing off after a failed fetch',
-            failures: this.#failures,
-            ...this.#failureDetails(),
-          },
-          undefined,
-          (this.#retryAt - now) / 1000,
-        ),
-      );
-    }
+    if (now < this.#retryAt) return Promise.reject(this.#backingOff(now));
     this.#lastFetchAt = now;
     const inflight = this.#load().then(
       (snapshot) => this.#apply(snapshot),
@@ -400,18 +387,7 @@ export class RemoteKeySet {
       if (current !== undefined && Date.now() - current.fetchedAt < maxAge * 1000) return current;
     }
     const now = Date.now();
-    if (now < this.#retryAt) {
-      throw new Rejection(
-        'keys_unavailable',
-        {
-          problem: 'backing off after a failed fetch',
-          failures: this.#failures,
-          ...this.#failureDetails(),
-        },
-        undefined,
-        (this.#retryAt - now) / 1000,
-      );
-    }
+    if (now < this.#retryAt) throw this.#backingOff(now);
     this.#lastFetchAt = now;
     this.#fetchingSince = now;
     const order = ++this.#started;
@@ -456,6 +432,20 @@ export class RemoteKeySet {
       },
       cause,
       backoff,
+    );
+  }
+
+  /** A refresh refused while backing off: 503, the last failure's cause, and when to retry. */
+  #backingOff(now: number): Rejection {
+    return new Rejection(
+      'keys_unavailable',
+      {
+        problem: 'backing off after a failed fetch',
+        failures: this.#failures,
+        ...this.#failureDetails(),
+      },
+      undefined,
+      (this.#retryAt - now) / 1000,
     );
   }
 
