@@ -4,9 +4,12 @@
  * 4xx (or a 503 for the server's own outage), never a 500, a hang or the token echoed back.
  * Guards assert the exact status and reason; `it.fails` marks an attack that succeeds (a bug).
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer } from 'node:http';
 import type { ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { inspect } from 'node:util';
+import Hapi from '@hapi/hapi';
 import Router from '@koa/router';
 import express from 'express';
 import Fastify from 'fastify';
@@ -25,6 +28,7 @@ import { bearer } from './helpers/http.ts';
 import { dpopFixture, dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
 import { requireAuth as expressAuth } from 'resource-guard/express';
 import { requireAuth as fastifyAuth } from 'resource-guard/fastify';
+import { resourceGuard, SCHEME } from 'resource-guard/hapi';
 import { requireAuth as honoAuth } from 'resource-guard/hono';
 import { requireAuth as koaAuth } from 'resource-guard/koa';
 
@@ -1060,5 +1064,148 @@ describe('DPoP across the cache, the schemes and the request target', () => {
     expect(await outcome(fx.verifier.verify(plain, { dpop: 'required' }))).toBe(
       '401 dpop_required',
     );
+  });
+});
+
+describe('the token never reaches a log, an event, an error or its inspection', () => {
+  it('hostile and valid-but-refused tokens: onRejected (causes inspected), diagnostics, the AuthError', async () => {
+    const seen: string[] = [];
+    const names = [
+      'resource-guard:decision',
+      'resource-guard:keys:fetch',
+      'resource-guard:keys:state',
+      'resource-guard:cache:evict',
+    ];
+    const listener = (message: unknown) => seen.push(inspect(message, { depth: 20 }));
+    for (const name of names) subscribe(name, listener);
+    try {
+      const { verifier, events } = fixtureVerifier({
+        isRevoked: (auth) => auth.claims.jti === 'revoked',
+        cache: { maxEntries: 1 },
+      });
+      const other = await makeKey('ES384');
+      const valid = await mint(key);
+      const tokens = [
+        valid,
+        await mint(key, m2mClaims({ jti: 'revoked' })),
+        await mint(key, m2mClaims({ exp: NOW() - 600, iat: NOW() - 1200 })),
+        await mint(other, m2mClaims(), { kid: key.kid }),
+        await mint(other),
+        await mint(key, m2mClaims({ aud: 'https://other.api' })),
+        await mint(key, m2mClaims({ iss: `${ISSUER}/` })),
+        await mint(key, m2mClaims(), { typ: 'JWT' }),
+        await mint(key, m2mClaims({ cnf: { jkt: 'x' } })),
+        `${valid.slice(0, -2)}AA`,
+        `${valid}.${valid.split('.')[2]}.x`,
+      ];
+      const errors: unknown[] = [];
+      for (const token of tokens) {
+        for (const request of [
+          { headers: bearer(token) },
+          { headers: { authorization: `Bearer ${token}, Bearer ${token}` } },
+          { headers: { authorization: `Bearer\t${token}` } },
+        ]) {
+          await verifier.authenticate(request, { scopes: ['admin'] }).catch((e: unknown) => {
+            errors.push(e);
+          });
+        }
+        await verifier.verify(token, { scopes: ['admin'] }).catch((e: unknown) => errors.push(e));
+      }
+      expect(errors).toHaveLength(tokens.length * 4);
+      const everything = [
+        ...events.map((event) => inspect(event, { depth: 20, showHidden: true })),
+        ...errors.map((error) => inspect(error, { depth: 20, showHidden: true })),
+        ...errors.map((error) => JSON.stringify(error)),
+        ...errors.map((error) => `${(error as Error).message} ${(error as Error).stack}`),
+        ...errors.map((error) =>
+          inspect((error as Error).cause, { depth: 20, showHidden: true, customInspect: false }),
+        ),
+        ...errors.map((error) => inspect((error as AuthError).details, { depth: 20 })),
+        ...seen,
+      ].join('\n');
+      for (const token of tokens) {
+        for (const part of token.split('.').filter((p) => p.length > 16)) {
+          expect(everything).not.toContain(part.slice(-16));
+        }
+      }
+    } finally {
+      for (const name of names) unsubscribe(name, listener);
+    }
+  });
+});
+
+describe('request-scoped key sets (Workers): the same binding', () => {
+  it('a key dropped from the set stops vouching for its cached tokens once a request refreshes', async () => {
+    const time = clock();
+    const { verifier } = fixtureVerifier({
+      requestScoped: true,
+      keys: { maxAge: 60, cooldown: 1 },
+    });
+    const token = await mint(key);
+    expect(await outcome(verifier.verify(token))).toBe('ok');
+    expect(await outcome(verifier.verify(token))).toBe('ok');
+    jwks.keys = [next.jwk];
+    time.advance(61);
+    expect(await outcome(verifier.verify(token))).toBe('401 unknown_kid');
+    expect(await cold(token, { requestScoped: true })).toBe('401 unknown_kid');
+    jwks.keys = [{ ...next.jwk, kid: key.kid }];
+    time.advance(61);
+    expect(await outcome(verifier.verify(token))).toBe('401 bad_signature');
+  });
+
+  it('concurrent first sightings during a rotation: none is answered by the dropped key', async () => {
+    const time = clock();
+    const { verifier } = fixtureVerifier({ keys: { maxAge: 60, cooldown: 1 } });
+    const tokens = await Promise.all(Array.from({ length: 5 }, () => mint(key)));
+    expect(await outcome(verifier.verify(tokens[0] as string))).toBe('ok');
+    jwks.keys = [next.jwk];
+    time.advance(61);
+    await outcome(verifier.verify(tokens[0] as string)); // starts the background refresh
+    await refreshed(verifier);
+    const answers = await Promise.all(tokens.map((t) => outcome(verifier.verify(t))));
+    expect(answers).toEqual(Array.from({ length: 5 }, () => '401 unknown_kid'));
+  });
+});
+
+describe('hapi auth modes with a token cached by another route', () => {
+  it('optional: anonymous only without credentials; a revoked, expired or scope-less token is refused', async () => {
+    let revoked = false;
+    const { verifier } = fixtureVerifier({ isRevoked: () => revoked });
+    const server = Hapi.server();
+    await server.register({ plugin: resourceGuard, options: { verifier } });
+    server.auth.strategy('open', SCHEME, {});
+    server.auth.strategy('admin', SCHEME, { scopes: ['admin'] });
+    server.route([
+      {
+        method: 'GET',
+        path: '/open',
+        options: { auth: 'open' },
+        handler: () => 'open',
+      },
+      {
+        method: 'GET',
+        path: '/maybe',
+        options: { auth: { strategy: 'admin', mode: 'optional' } },
+        handler: (request) => (request.auth.isAuthenticated ? 'authenticated' : 'anonymous'),
+      },
+    ]);
+    const token = await mint(key);
+    const expired = await mint(key, m2mClaims({ iat: NOW() - 7200, exp: NOW() - 3600 }));
+    const get = async (url: string, headers: Record<string, string> = {}) => {
+      const response = await server.inject({ url, headers });
+      expect(response.payload).not.toContain(token.split('.')[2]);
+      return `${response.statusCode} ${response.payload.slice(0, 40)}`;
+    };
+    expect(await get('/open', bearer(token))).toBe('200 open'); // cached now
+    expect(await get('/maybe')).toBe('200 anonymous');
+    expect(await get('/maybe', { authorization: 'Basic YTpi' })).toBe('200 anonymous');
+    expect(await get('/maybe', bearer(token))).toMatch(/^403 \{"error":"insufficient_scope"/);
+    expect(await get('/maybe', bearer(expired))).toMatch(/^401 \{"error":"invalid_token"/);
+    expect(await get('/maybe', { authorization: `Bearer ${token}, Bearer ${token}` })).toMatch(
+      /^400 \{"error":"invalid_request"/,
+    );
+    revoked = true;
+    expect(await get('/open', bearer(token))).toMatch(/^401 \{"error":"invalid_token"/);
+    expect(await get('/maybe', bearer(token))).toMatch(/^401 \{"error":"invalid_token"/);
   });
 });
