@@ -18,6 +18,12 @@ export class Revocation {
   readonly #memoMs: number;
   readonly #timeoutMs: number;
   readonly #memo = new Map<string, { readonly revoked: boolean; readonly until: number }>();
+  /**
+   * How many "revoked" answers the hook has given. A "not revoked" is remembered only when none
+   * came while it was being asked: an answer from before a revocation is stale, and remembering
+   * it would outlive the memo's own record of the revocation (evicted when full, or expired).
+   */
+  #revocations = 0;
 
   constructor(isRevoked: (auth: AuthInfo) => unknown, memoSeconds: number, timeoutSeconds: number) {
     this.#isRevoked = isRevoked;
@@ -33,13 +39,15 @@ export class Revocation {
       if (known !== undefined && Date.now() < known.until) return this.#answer(known.revoked, auth);
       if (known !== undefined) this.#memo.delete(token);
     }
+    const asked = this.#revocations;
+    const askedAt = this.#memoMs > 0 ? Date.now() : 0;
     let answer: unknown;
     try {
       answer = this.#isRevoked(auth);
     } catch (cause) {
       throw unavailable('the isRevoked hook threw', cause);
     }
-    if (!(answer instanceof Promise)) return this.#settle(answer, auth);
+    if (!(answer instanceof Promise)) return this.#settle(answer, auth, asked, askedAt);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -50,7 +58,7 @@ export class Revocation {
     return Promise.race([answer, timeout]).then(
       (value) => {
         clearTimeout(timer);
-        return this.#settle(value, auth);
+        return this.#settle(value, auth, asked, askedAt);
       },
       (cause: unknown) => {
         clearTimeout(timer);
@@ -61,21 +69,33 @@ export class Revocation {
     );
   }
 
-  #settle(value: unknown, auth: AuthInfo): undefined {
+  /**
+   * `asked`: {@link Revocation.#revocations} when the hook was asked, at `askedAt`: an answer is
+   * remembered for `revocationMemo` from when it was asked, not from when it came.
+   */
+  #settle(value: unknown, auth: AuthInfo, asked: number, askedAt: number): undefined {
     if (typeof value !== 'boolean') {
       throw unavailable('the isRevoked hook answered something other than true or false');
     }
+    if (value) this.#revocations++;
     if (this.#memoMs > 0) {
-      if (this.#memo.size >= MAX_MEMO_ENTRIES) {
-        const oldest = this.#memo.keys().next();
-        if (oldest.done !== true) this.#memo.delete(oldest.value);
-      }
-      // Revocation goes one way: a slow "not revoked" from before never replaces a "revoked".
+      // Revocation goes one way: a slow "not revoked" from before never replaces a "revoked",
+      // and is not remembered at all once any token was revoked while it was being asked.
       const known = this.#memo.get(auth.token);
       if (known?.revoked === true && !value) return this.#answer(true, auth);
-      this.#memo.set(auth.token, { revoked: value, until: Date.now() + this.#memoMs });
+      if (value || asked === this.#revocations)
+        this.#remember(auth.token, value, askedAt + this.#memoMs);
     }
     return this.#answer(value, auth);
+  }
+
+  /** Oldest forgotten first, only to make room for a token not remembered yet. */
+  #remember(token: string, revoked: boolean, until: number): void {
+    if (!this.#memo.delete(token) && this.#memo.size >= MAX_MEMO_ENTRIES) {
+      const oldest = this.#memo.keys().next();
+      if (oldest.done !== true) this.#memo.delete(oldest.value);
+    }
+    this.#memo.set(token, { revoked, until });
   }
 
   #answer(revoked: boolean, auth: AuthInfo): undefined {
