@@ -103,12 +103,13 @@ function bounded(answer: Promise<unknown>, name: string, timeoutMs: number): Pro
 export function checkScopes(granted: readonly string[], requirements: Requirements): void {
   const required = requirements.scopes;
   if (required === undefined || required.length === 0) return;
-  // A handful of scopes: `includes` (exact string equality) beats building a Set per request; a
-  // loop, not a callback, on this every-request path.
+  // A handful of scopes: `includes` (exact string equality) beats building a Set per request; an
+  // indexed loop, not a callback or an iterator (which allocates on a frozen array), on this
+  // every-request path.
   const any = requirements.any === true;
   let ok = !any;
-  for (const scope of required) {
-    if (granted.includes(scope) === any) {
+  for (let i = 0; i < required.length; i++) {
+    if (granted.includes(required[i] as string) === any) {
       ok = any;
       break;
     }
