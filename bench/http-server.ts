@@ -3,7 +3,9 @@
  *   tsx bench/http-server.ts <express|koa|fastify> <bare|noop|guarded|peer>
  * with BENCH_ISSUER, BENCH_JWKS (and BENCH_ALG for the peer) set. Prints `{"port":N}` once listening.
  * Every variant serves GET /products; `guarded` requires read:products with resource-guard,
- * `noop` has one middleware (hook) that does nothing — the framework's own price of a middleware —
+ * `noop` has one middleware (hook) that does nothing — the framework's own price of a middleware —,
+ * `assign` one that only sets `auth` to a constant object where the adapter sets it (`req.auth`,
+ * `ctx.state.auth`, `request.auth`): the floor of any middleware that hands a handler its caller,
  * and `peer` (Express only) requires it with express-oauth2-jwt-bearer.
  */
 import { createServer } from 'node:http';
@@ -27,6 +29,8 @@ const products = [
 ];
 const verifier = createVerifier({ issuer, audience, jwksUri });
 const scopes = { scopes: ['read:products'] };
+/** What `assign` sets: an object, as an AuthInfo is. */
+const CALLER = Object.freeze({ subject: 'bench-app', scopes: ['read:products'] });
 
 async function start(): Promise<number> {
   if (framework === 'express') {
@@ -34,6 +38,12 @@ async function start(): Promise<number> {
     app.disable('etag');
     if (variant === 'guarded') app.use(expressAuth(verifier, scopes));
     if (variant === 'noop') app.use((_req, _res, next) => next());
+    if (variant === 'assign') {
+      app.use((req, _res, next) => {
+        (req as { auth?: unknown }).auth = CALLER;
+        next();
+      });
+    }
     if (variant === 'peer') {
       // Imported by a computed name: its global `Express.Request.auth` type would clash with ours.
       const peer = 'express-oauth2-jwt-bearer';
@@ -55,6 +65,12 @@ async function start(): Promise<number> {
     const app = new Koa();
     if (variant === 'guarded') app.use(koaAuth(verifier, scopes));
     if (variant === 'noop') app.use((_ctx, next) => next());
+    if (variant === 'assign') {
+      app.use((ctx, next) => {
+        (ctx.state as { auth?: unknown }).auth = CALLER;
+        return next();
+      });
+    }
     app.use((ctx) => {
       ctx.body = products;
     });
@@ -64,9 +80,17 @@ async function start(): Promise<number> {
   // As the README sets it up: the plugin declares `request.auth` (decorateRequest), so setting it
   // keeps Fastify's request objects in one shape.
   if (variant === 'guarded') await app.register(resourceGuard, { verifier });
+  // Declared as the plugin declares it, so `assign` keeps the request objects in one shape too.
+  if (variant === 'assign') app.decorateRequest('auth', null);
   const hooks = {
     guarded: { onRequest: fastifyAuth(verifier, scopes) },
     noop: { onRequest: (_request: unknown, _reply: unknown, done: () => void) => done() },
+    assign: {
+      onRequest: (request: { auth?: unknown }, _reply: unknown, done: () => void) => {
+        request.auth = CALLER;
+        done();
+      },
+    },
   };
   app.get('/products', hooks[variant as keyof typeof hooks] ?? {}, async () => products);
   await app.listen({ port: 0, host: '127.0.0.1' });

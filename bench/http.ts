@@ -2,11 +2,13 @@
  * HTTP benchmark: wrk (one thread, 10 connections per server, pinned to core 1) against servers in
  * their own processes, all pinned to core 0, GET /products on loopback. ES256 tokens.
  *
- * - paired: for each framework, bare, noop (one do-nothing middleware / hook) and guarded (one
- *   repeated token) are loaded AT THE SAME MOMENT, each by its own wrk, sharing core 0: the ratios
- *   guarded/bare and noop/bare come from the same seconds (sequential runs here swing ±30%). All
- *   three get the same request, `Authorization` header included (bare and noop ignore it): what
- *   differs is the middleware, not the bytes on the wire.
+ * - paired: for each framework, bare, noop (one do-nothing middleware / hook), assign (one that
+ *   only sets `auth` to a constant object, where the adapter sets it: the floor of any auth
+ *   middleware) and guarded (one repeated token) are loaded AT THE SAME MOMENT, each by its own
+ *   wrk, sharing core 0: the ratios to bare come from the same seconds (sequential runs here swing
+ *   ±30%). All four get the same request, `Authorization` header included (the others ignore it):
+ *   what differs is the middleware, not the bytes on the wire. `--node <binary>` runs the servers
+ *   on another Node (the paired table only).
  * - peer: Express guarded by resource-guard vs by express-oauth2-jwt-bearer, paired the same way.
  * - distinct: a guarded server of its own per framework, alone on core 0; every request carries a
  *   token that server (and every other) has never seen: tokens come from a per-server pool
@@ -32,6 +34,7 @@ const { values: args } = parseArgs({
   options: {
     rounds: { type: 'string', default: '5' },
     seconds: { type: 'string', default: '5' },
+    node: { type: 'string' },
   },
   strict: false,
 });
@@ -58,16 +61,10 @@ async function startServer(
   framework: string,
   variant: string,
   env: NodeJS.ProcessEnv,
+  node = process.execPath,
 ): Promise<Server> {
   const entry = fileURLToPath(new URL('./http-server.ts', import.meta.url));
-  const [command, ...rest] = pin(0, [
-    process.execPath,
-    '--import',
-    'tsx',
-    entry,
-    framework,
-    variant,
-  ]);
+  const [command, ...rest] = pin(0, [node, '--import', 'tsx', entry, framework, variant]);
   const child = spawn(command!, rest, { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const [line] = (await once(child.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
   const { port } = JSON.parse(line.toString()) as { port: number };
@@ -132,14 +129,20 @@ const spread = (values: number[]) => ({
 });
 export type Spread = ReturnType<typeof spread>;
 
-export interface HttpRow {
+/** Paired rounds of one framework: req/s medians, the per-round ratios to bare (and guarded to assign). */
+export interface PairedRow {
   framework: string;
-  /** Paired rounds: req/s medians, and the per-round ratios to bare. */
   bare: number;
   noop: number;
+  assign: number;
   repeat: number;
   noopRatio: Spread;
+  assignRatio: Spread;
   repeatRatio: Spread;
+  repeatToAssign: Spread;
+}
+
+export interface HttpRow extends PairedRow {
   /** Alone on core 0, every token a first sighting. */
   distinct: number;
   distinctP99Ms: number;
@@ -147,8 +150,17 @@ export interface HttpRow {
   distinctRequests: number;
 }
 
+export interface PairedResult {
+  rows: PairedRow[];
+  /** The Node the servers ran on (`process.version` of that binary). */
+  node: string;
+  rounds: number;
+  seconds: number;
+}
+
 export interface HttpResult {
   rows: HttpRow[];
+  node: string;
   /** Express: resource-guard / express-oauth2-jwt-bearer, paired, repeat token. */
   peer: { guarded: number; peer: number; ratio: Spread };
   rounds: number;
@@ -159,48 +171,105 @@ export interface HttpResult {
   pinned: boolean;
 }
 
-export async function runHttp(
-  log = console.log,
-  { rounds = Number(args.rounds), seconds = Number(args.seconds) } = {},
-): Promise<HttpResult> {
-  const frameworks = ['express', 'koa', 'fastify'];
-  const distinctRounds = Math.max(1, Math.min(3, rounds));
-  const distinctSeconds = Math.max(2, Math.min(3, seconds));
+const FRAMEWORKS = ['express', 'koa', 'fastify'];
+const VARIANTS = ['bare', 'noop', 'assign', 'guarded'] as const;
+
+interface Setup {
+  key: ReturnType<typeof mintKey>;
+  repeat: string;
+  env: NodeJS.ProcessEnv;
+  close(): void;
+}
+
+async function setUp(): Promise<Setup> {
   const key = mintKey('ES256');
   const { url: jwksUrl, server: jwks } = await jwksServer([key.jwk as never]);
   const [repeat] = (await mintTokens(key, 1, 'read:products')) as [string];
   const env = { ...process.env, BENCH_ISSUER: ISSUER, BENCH_JWKS: jwksUrl, BENCH_ALG: 'ES256' };
+  return { key, repeat, env, close: () => jwks.close() };
+}
+
+const versionOf = (node: string) =>
+  spawnSync(node, ['-p', 'process.version'], { encoding: 'utf8' }).stdout.trim();
+
+/**
+ * The paired table: per framework, bare, noop, assign and guarded loaded at the same moment.
+ * `node`: the binary the servers run on (default: this one).
+ */
+export async function runPaired(
+  log = console.log,
+  {
+    rounds = Number(args.rounds),
+    seconds = Number(args.seconds),
+    node = (args.node as string | undefined) ?? process.execPath,
+  }: { rounds?: number; seconds?: number; node?: string } = {},
+  setup?: Setup,
+): Promise<PairedResult> {
+  const own = setup ?? (await setUp());
+  const servers: Server[] = [];
+  try {
+    const rows: PairedRow[] = [];
+    for (const framework of FRAMEWORKS) {
+      const group: Server[] = [];
+      for (const variant of VARIANTS) {
+        group.push(await startServer(framework, variant, own.env, node));
+      }
+      servers.push(...group);
+      const samples: number[][] = VARIANTS.map(() => []);
+      for (let round = -1; round < rounds; round++) {
+        const results = await Promise.all(
+          // The same request to all (the token's header too): only the middleware differs.
+          group.map((server) => wrk(server.url, round < 0 ? 2 : seconds, { token: own.repeat })),
+        );
+        if (round < 0) continue; // warm-up
+        results.forEach((r, i) => samples[i]!.push(r.rps));
+        const [b, ...others] = results.map((r) => r.rps) as [number, ...number[]];
+        log(
+          `round ${round + 1}/${rounds} ${framework.padEnd(8)} bare ${b.toFixed(0)} | ${others
+            .map((v, i) => `${VARIANTS[i + 1]} ${v.toFixed(0)} (${(v / b).toFixed(3)})`)
+            .join(' | ')} req/s`,
+        );
+      }
+      const [b, n, a, g] = samples as [number[], number[], number[], number[]];
+      rows.push({
+        framework,
+        bare: median(b),
+        noop: median(n),
+        assign: median(a),
+        repeat: median(g),
+        noopRatio: spread(n.map((v, i) => v / b[i]!)),
+        assignRatio: spread(a.map((v, i) => v / b[i]!)),
+        repeatRatio: spread(g.map((v, i) => v / b[i]!)),
+        repeatToAssign: spread(g.map((v, i) => v / a[i]!)),
+      });
+      for (const server of group) server.child.kill();
+    }
+    return { rows, node: versionOf(node), rounds, seconds };
+  } finally {
+    for (const server of servers) server.child.kill();
+    if (setup === undefined) own.close();
+  }
+}
+
+export async function runHttp(
+  log = console.log,
+  { rounds = Number(args.rounds), seconds = Number(args.seconds) } = {},
+): Promise<HttpResult> {
+  const distinctRounds = Math.max(1, Math.min(3, rounds));
+  const distinctSeconds = Math.max(2, Math.min(3, seconds));
+  const setup = await setUp();
+  const { key, repeat, env } = setup;
   const servers = new Map<string, Server>();
   const dir = mkdtempSync(join(tmpdir(), 'rg-bench-'));
   try {
-    for (const framework of frameworks) {
-      for (const variant of ['bare', 'noop', 'guarded']) {
-        servers.set(`${framework} ${variant}`, await startServer(framework, variant, env));
-      }
+    const paired = await runPaired(log, { rounds, seconds, node: process.execPath }, setup);
+    for (const framework of FRAMEWORKS) {
       // Its own process: its cache never holds a token another run sent.
       servers.set(`${framework} distinct`, await startServer(framework, 'guarded', env));
     }
+    servers.set('express guarded', await startServer('express', 'guarded', env));
     servers.set('express peer', await startServer('express', 'peer', env));
     const url = (name: string) => servers.get(name)!.url;
-
-    // Paired: bare, noop and guarded of one framework at the same moment.
-    const paired = new Map<string, number[][]>(frameworks.map((f) => [f, [[], [], []]]));
-    for (let round = -1; round < rounds; round++) {
-      for (const framework of frameworks) {
-        const results = await Promise.all([
-          // The same request to all three (the token's header too): only the middleware differs.
-          wrk(url(`${framework} bare`), round < 0 ? 2 : seconds, { token: repeat }),
-          wrk(url(`${framework} noop`), round < 0 ? 2 : seconds, { token: repeat }),
-          wrk(url(`${framework} guarded`), round < 0 ? 2 : seconds, { token: repeat }),
-        ]);
-        if (round < 0) continue; // warm-up
-        results.forEach((r, i) => paired.get(framework)![i]!.push(r.rps));
-        const [b, n, g] = results.map((r) => r.rps) as [number, number, number];
-        log(
-          `round ${round + 1}/${rounds} ${framework.padEnd(8)} bare ${b.toFixed(0)} | noop ${n.toFixed(0)} (${(n / b).toFixed(3)}) | guarded ${g.toFixed(0)} (${(g / b).toFixed(3)}) req/s`,
-        );
-      }
-    }
 
     // Peer: resource-guard vs express-oauth2-jwt-bearer, paired.
     const peerSamples: [number[], number[]] = [[], []];
@@ -223,7 +292,7 @@ export async function runHttp(
       { rps: number[]; p99: number[]; tokens: number; requests: number }
     >();
     let highest = 4000;
-    for (const framework of frameworks) {
+    for (const framework of FRAMEWORKS) {
       const pool: string[] = [];
       let cursor = 0;
       const stats = { rps: [] as number[], p99: [] as number[], tokens: 0, requests: 0 };
@@ -260,22 +329,17 @@ export async function runHttp(
     }
 
     return {
-      rows: frameworks.map((framework) => {
-        const [b, n, g] = paired.get(framework)! as [number[], number[], number[]];
-        const d = distinct.get(framework)!;
+      rows: paired.rows.map((row) => {
+        const d = distinct.get(row.framework)!;
         return {
-          framework,
-          bare: median(b),
-          noop: median(n),
-          repeat: median(g),
-          noopRatio: spread(n.map((v, i) => v / b[i]!)),
-          repeatRatio: spread(g.map((v, i) => v / b[i]!)),
+          ...row,
           distinct: median(d.rps),
           distinctP99Ms: median(d.p99),
           distinctTokens: d.tokens,
           distinctRequests: d.requests,
         };
       }),
+      node: paired.node,
       peer: {
         guarded: median(peerSamples[0]),
         peer: median(peerSamples[1]),
@@ -290,21 +354,32 @@ export async function runHttp(
     };
   } finally {
     for (const server of servers.values()) server.child.kill();
-    jwks.close();
+    setup.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const result = await runHttp();
-  for (const row of result.rows) {
+  const show = (rows: readonly PairedRow[]) => {
+    for (const row of rows) {
+      console.log(
+        `${row.framework}: bare ${row.bare.toFixed(0)}, noop/bare ${row.noopRatio.median.toFixed(3)}, assign/bare ${row.assignRatio.median.toFixed(3)}, guarded/bare ${row.repeatRatio.median.toFixed(3)} ` +
+          `[${row.repeatRatio.min.toFixed(3)}–${row.repeatRatio.max.toFixed(3)}], guarded/assign ${row.repeatToAssign.median.toFixed(3)}`,
+      );
+    }
+  };
+  if (typeof args.node === 'string') {
+    const result = await runPaired();
+    console.log(`servers on Node ${result.node}`);
+    show(result.rows);
+  } else {
+    const result = await runHttp();
+    show(result.rows);
+    for (const row of result.rows)
+      console.log(`${row.framework}: distinct ${row.distinct.toFixed(0)} req/s`);
     console.log(
-      `${row.framework}: bare ${row.bare.toFixed(0)}, noop/bare ${row.noopRatio.median.toFixed(3)}, guarded/bare ${row.repeatRatio.median.toFixed(3)} ` +
-        `[${row.repeatRatio.min.toFixed(3)}–${row.repeatRatio.max.toFixed(3)}], distinct ${row.distinct.toFixed(0)} req/s`,
+      `express: resource-guard / express-oauth2-jwt-bearer ${result.peer.ratio.median.toFixed(2)}×`,
     );
   }
-  console.log(
-    `express: resource-guard / express-oauth2-jwt-bearer ${result.peer.ratio.median.toFixed(2)}×`,
-  );
   process.exit(0);
 }

