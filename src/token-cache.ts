@@ -24,9 +24,18 @@ export interface Voucher {
   vouches(now: number): boolean;
 }
 
-interface Entry<T> {
-  readonly token: string;
+/** What a lookup finds: the value, and a note its owner may keep with it. */
+export interface Found<T> {
   readonly value: T;
+  /**
+   * The owner's own memo about the value (the verifier: the route requirements it last passed),
+   * dropped with the entry. Never read by the cache.
+   */
+  note: unknown;
+}
+
+interface Entry<T> extends Found<T> {
+  readonly token: string;
   /** Milliseconds since the epoch before which the entry is not used (a clock stepped back). */
   readonly validFrom: number;
   /** Milliseconds since the epoch after which the entry is never used. */
@@ -102,6 +111,11 @@ export class TokenCache<T> {
 
   /** The value cached for `token`, if it may be answered at `now`. */
   get(token: string, now: number): T | undefined {
+    return this.find(token, now)?.value;
+  }
+
+  /** {@link get}, with the entry's note. */
+  find(token: string, now: number): Found<T> | undefined {
     const key = lookupKey(token);
     const entry = this.#entries.get(key);
     // The short key finds the entry; the whole token must then be equal (a plain comparison,
@@ -112,7 +126,7 @@ export class TokenCache<T> {
     }
     if (now < entry.validUntil && now >= entry.validFrom && entry.key.vouches(now)) {
       this.#misses = 0;
-      return entry.value;
+      return entry;
     }
     this.#misses++;
     // Expired, or its key is gone: never again. (A set merely too stale may recover.)
@@ -131,7 +145,7 @@ export class TokenCache<T> {
     const lookup = lookupKey(token);
     const previous = this.#entries.get(lookup);
     if (previous !== undefined) this.#delete(lookup, previous);
-    const entry: Entry<T> = { token, value, validFrom, validUntil, key, bytes };
+    const entry: Entry<T> = { token, value, note: undefined, validFrom, validUntil, key, bytes };
     this.#entries.set(lookup, entry);
     this.#order.push({ key: lookup, entry });
     this.#bytes += bytes;

@@ -17,6 +17,7 @@ import { Revocation } from './revocation.ts';
 import { checkRequirements } from './requirements.ts';
 import { SingleFlight } from './single-flight.ts';
 import { cacheableWindow, TokenCache } from './token-cache.ts';
+import type { Found } from './token-cache.ts';
 import type {
   AuthInfo,
   Awaitable,
@@ -161,6 +162,22 @@ export function createVerifier(options: VerifierOptions): Verifier {
   };
 
   /**
+   * {@link admitBearer} for a cached token, remembering a pass with the entry: the next hit on the
+   * same route answers without reading the token's claims again. Sound because both sides are
+   * frozen, deeply (the AuthInfo, and the route's resolved requirements, compared by identity),
+   * so the answer cannot change; never with a revocation hook or `checks` (your code: asked on
+   * every request), and a per-request requirements object (an organization route) never matches.
+   */
+  const admitCached = (hit: Found<AuthInfo>, requirements: Requirements): Awaitable<AuthInfo> => {
+    if (hit.note === requirements) return hit.value;
+    const result = admitBearer(hit.value, requirements);
+    if (result === hit.value && revocation === undefined && requirements.checks === undefined) {
+      hit.note = requirements;
+    }
+    return result;
+  };
+
+  /**
    * Reads the token (none, on an optional route: anonymous), answers a repeat from the cache
    * (whose key still vouches for it) without further work, verifies a first sighting, then admits
    * it either way. Returns the AuthInfo (or a promise of it); throws (or rejects with) an
@@ -249,11 +266,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
         throw error;
       }
       if (mode === 'required') throw new Rejection('dpop_required');
-      const cached = cache?.get(token, Date.now());
+      const hit = cache?.find(token, Date.now());
       let result: Awaitable<AuthInfo>;
-      if (cached !== undefined) {
+      if (hit !== undefined) {
         if (trace !== undefined) trace.cached = true;
-        result = admitBearer(cached, requirements);
+        result = admitCached(hit, requirements);
       } else {
         if (fromHeader) checkBearerSyntax(token);
         const fresh = verifyFresh(token);

@@ -6,6 +6,7 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AuthInfo } from 'resource-guard';
 import { routeGuard } from 'resource-guard/kit';
@@ -17,7 +18,7 @@ import { TokenCache } from '../src/token-cache.ts';
 import type { Voucher } from '../src/token-cache.ts';
 import { bearer } from './helpers/http.ts';
 import { fixtureVerifier, key, useKeySetFixture } from './helpers/key-set-fixture.ts';
-import { m2mClaims, mint } from './helpers/keys.ts';
+import { AUDIENCE, m2mClaims, mint } from './helpers/keys.ts';
 
 useKeySetFixture();
 
@@ -239,5 +240,105 @@ describe('the Authorization header, by character code', () => {
   it('an odd-length raw list never reads a name as a value', () => {
     expect(read({ rawHeaders: ['Authorization'], headers: {} })).toBe('missing_token');
     expect(read({ rawHeaders: ['X', 'Authorization', 'Y'], headers: {} })).toBe('missing_token');
+  });
+});
+
+/**
+ * A cached token remembers the route requirements it last passed (src/verifier.ts admitCached), so
+ * a repeat on the same route skips re-reading its claims. Never looser: any interleaving of routes
+ * (scopes all/any, machine, organizations, claim rules, user checks, an organization read from the
+ * request) over tokens of every shape answers exactly what a verifier without a cache answers, and
+ * a revocation hook is still asked on every request.
+ */
+describe('the cached pass per route', () => {
+  const routes: Record<string, Parameters<typeof routeGuard>[1]> = {
+    none: {},
+    read: { scopes: ['read:products'] },
+    write: { scopes: ['write:products'] },
+    both: { scopes: ['read:products', 'write:products'] },
+    either: { scopes: ['read:products', 'write:products'], any: true },
+    machine: { machine: true, scopes: ['read:products'] },
+    anyOrg: { anyOrganization: true },
+    orgFromRequest: { organization: (req: { org?: string }) => req.org },
+    claimEq: { claimEquals: { client_id: 'app-1' } },
+    claimIn: { claimIncludes: { roles: ['admin'] } },
+    checked: { checks: { even: (auth: AuthInfo) => (auth.claims.n as number) % 2 === 0 } },
+  };
+  const outcome: Outcome<string, AuthInfo | undefined, unknown, undefined, undefined> = {
+    pass: () => 'ok',
+    respond: (error) => `${error.status} ${error.reason}`,
+    fail: (error) => `fail ${String(error)}`,
+  };
+
+  it('answers what a cold verifier answers, for any interleaving of routes and tokens', async () => {
+    const shapes = [
+      m2mClaims({ client_id: 'app-1', n: 2 }),
+      m2mClaims({ client_id: 'app-2', scope: 'read:products', n: 3 }),
+      m2mClaims({ client_id: 'app-1', scope: 'write:products', roles: ['admin'], n: 4 }),
+      { ...m2mClaims({ n: 5 }), sub: 'user-1', client_id: 'spa' },
+      m2mClaims({ organization_id: 'org-1', n: 6 }),
+      m2mClaims({ aud: [AUDIENCE, 'urn:logto:organization:org-2'], n: 8 }),
+    ];
+    const tokens = await Promise.all(shapes.map((claims) => mint(key, claims)));
+    const cached = fixtureVerifier().verifier;
+    const cold = fixtureVerifier({ cache: false }).verifier;
+    const guards = Object.fromEntries(
+      Object.entries(routes).map(([name, options]) => [
+        name,
+        [routeGuard(cached, options), routeGuard(cold, options)] as const,
+      ]),
+    );
+    const names = Object.keys(routes);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            route: fc.constantFrom(...names),
+            token: fc.nat(tokens.length - 1),
+            org: fc.constantFrom(undefined, 'org-1', 'org-2'),
+          }),
+          { minLength: 1, maxLength: 30 },
+        ),
+        async (script) => {
+          for (const { route, token, org } of script) {
+            const request = { headers: bearer(tokens[token]!), org };
+            const [hot, fresh] = guards[route]!;
+            const a = await hot.run(request, request, outcome);
+            const b = await fresh.run(request, request, outcome);
+            expect(a, `${route} token ${token} org ${org}`).toBe(b);
+          }
+        },
+      ),
+      { numRuns: 150, seed: 4242 },
+    );
+  });
+
+  it('asks a revocation hook on every request, the same route or not', async () => {
+    let asked = 0;
+    const { verifier } = fixtureVerifier({
+      isRevoked: () => {
+        asked++;
+        return asked > 3;
+      },
+    });
+    const token = await mint(key);
+    const guard = routeGuard(verifier, { scopes: ['read:products'] });
+    const request = { headers: bearer(token) };
+    const answers: string[] = [];
+    for (let i = 0; i < 5; i++) answers.push(await guard.run(request, request, outcome));
+    expect(answers).toEqual(['ok', 'ok', 'ok', '401 revoked', '401 revoked']);
+    expect(asked).toBe(5);
+  });
+
+  it('runs your checks on every request, the same route or not', async () => {
+    let calls = 0;
+    const { verifier } = fixtureVerifier();
+    const token = await mint(key);
+    const guard = routeGuard(verifier, { checks: { alternate: () => calls++ % 2 === 0 } });
+    const request = { headers: bearer(token) };
+    const answers: string[] = [];
+    for (let i = 0; i < 4; i++) answers.push(await guard.run(request, request, outcome));
+    expect(answers).toEqual(['ok', '403 check_failed', 'ok', '403 check_failed']);
+    expect(calls).toBe(4);
   });
 });
