@@ -259,7 +259,7 @@ describe('the cached pass per route', () => {
     either: { scopes: ['read:products', 'write:products'], any: true },
     machine: { machine: true, scopes: ['read:products'] },
     anyOrg: { anyOrganization: true },
-    orgFromRequest: { organization: (req: { org?: string }) => req.org },
+    orgFromRequest: { organization: (req: unknown) => (req as { org?: string }).org },
     claimEq: { claimEquals: { client_id: 'app-1' } },
     claimIn: { claimIncludes: { roles: ['admin'] } },
     checked: { checks: { even: (auth: AuthInfo) => (auth.claims.n as number) % 2 === 0 } },
