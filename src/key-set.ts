@@ -320,7 +320,8 @@ export class RemoteKeySet {
 
   async #refreshForUnknownKid(snapshot: Snapshot): Promise<Snapshot> {
     if (this.#options.requestScoped) {
-      await this.#awaitOtherRefresh();
+      // No await from the last check to the claim in #refreshInRequest (see there).
+      while (this.#otherRefreshUnderWay(Date.now())) await ownTimer();
       const current = this.#snapshot;
       if (current !== undefined && current !== snapshot) return current; // a newer set landed
     }
@@ -347,18 +348,13 @@ export class RemoteKeySet {
   }
 
   /**
-   * Request-scoped: while another request's refresh is under way (and not older than the fetch
-   * timeout: a request that was cut off never finishes its own), wait for it on a timer of this
-   * request's own, never on that request's promise. `true` when one was waited for.
+   * Request-scoped: another request claimed a refresh that is still under way (not older than the
+   * fetch timeout + 1 s: a request that was cut off never finishes its own). A request waits for
+   * it on {@link ownTimer}, never on that request's promise.
    */
-  async #awaitOtherRefresh(): Promise<boolean> {
-    const limit = (this.#options.timeout + 1) * 1000;
-    let waited = false;
-    while (this.#fetchingSince !== undefined && Date.now() - this.#fetchingSince < limit) {
-      waited = true;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    return waited;
+  #otherRefreshUnderWay(now: number): boolean {
+    const since = this.#fetchingSince;
+    return since !== undefined && now - since < (this.#options.timeout + 1) * 1000;
   }
 
   #refresh(): Promise<Snapshot> {
@@ -379,14 +375,24 @@ export class RemoteKeySet {
     return inflight;
   }
 
-  /** Request-scoped: this request's own refresh, or the result of another's it waited for. */
+  /**
+   * Request-scoped: this request's own refresh, or the result of another's it waited for. The
+   * check that no refresh is under way and the claim are one synchronous step, with no await
+   * between them: of the requests that get here in one turn of the event loop (pipelined
+   * requests, HTTP/2 streams, a batch of verify() calls, a cold start) the first claims the
+   * refresh and fetches, the others see the claim and wait.
+   */
   async #refreshInRequest(): Promise<Snapshot> {
-    if (await this.#awaitOtherRefresh()) {
-      const { maxAge } = this.#options;
-      const current = this.#snapshot;
-      if (current !== undefined && Date.now() - current.fetchedAt < maxAge * 1000) return current;
+    let waited = false;
+    while (this.#otherRefreshUnderWay(Date.now())) {
+      waited = true;
+      await ownTimer();
     }
     const now = Date.now();
+    const current = this.#snapshot;
+    if (waited && current !== undefined && now - current.fetchedAt < this.#options.maxAge * 1000) {
+      return current;
+    }
     if (now < this.#retryAt) throw this.#backingOff(now);
     this.#lastFetchAt = now;
     this.#fetchingSince = now;
@@ -531,6 +537,11 @@ export class RemoteKeySet {
     }
     return { keys, byId, byKid, fetchedAt: Date.now(), url: displayUrl(url), selected: new Map() };
   }
+}
+
+/** A 10 ms timer of the calling request's own: request-scoped waits share no promise. */
+function ownTimer(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 10));
 }
 
 /** `ECONNREFUSED fetching https://…/jwks`: a failure in one line. */

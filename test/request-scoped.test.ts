@@ -5,12 +5,13 @@
  * as workerd does. A module-scope verifier must keep answering through rotations and outages.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import fc from 'fast-check';
 import type { JWK } from 'jose';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createVerifier } from 'resource-guard';
 import type { Verifier, VerifierOptions } from 'resource-guard';
-import { outcome } from './helpers/outcome.ts';
-import { AUDIENCE, ISSUER, makeKey, mint } from './helpers/keys.ts';
+import { clock, outcome } from './helpers/outcome.ts';
+import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 
 interface RequestState {
   ended: boolean;
@@ -121,4 +122,45 @@ describe('request-scoped mode (Cloudflare Workers)', () => {
       else delete (globalThis as { navigator?: unknown }).navigator;
     }
   });
+});
+
+describe('request-scoped mode: requests in one turn claim one refresh', () => {
+  // Same-turn requests (pipelined, HTTP/2 streams, a batch, a cold start) once each passed the
+  // "no refresh under way" check before any of them claimed the refresh: one fetch each.
+  it('any batch of concurrent requests, known and unknown kids mixed, costs at most one fetch per cooldown', async () => {
+    const key = await makeKey('ES256');
+    const batch = fc.array(fc.boolean(), { minLength: 1, maxLength: 24 }); // true: an unknown kid
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.tuple(batch, batch, batch, batch), async (batches) => {
+          const time = clock();
+          const { world, fetch } = workerdIssuer();
+          world.keys = [key.jwk];
+          const verifier = workerdVerifier(fetch, {
+            requestScoped: true,
+            keys: { maxAge: 60, maxStale: 600, cooldown: 30, timeout: 1 },
+          });
+          // Cold; fresh within the cooldown; fresh past it; stale (past maxAge).
+          const steps = [0, 10, 25, 61];
+          for (const [i, unknown] of batches.entries()) {
+            time.advance(steps[i] ?? 0);
+            const tokens = await Promise.all(
+              unknown.map((u, n) =>
+                u ? mint(key, m2mClaims(), { kid: `kid-${i}-${n}` }) : mint(key),
+              ),
+            );
+            const before = world.fetches;
+            const answers = await Promise.all(tokens.map((t) => request(verifier, t)));
+            expect(answers).toEqual(unknown.map((u) => (u ? '401 unknown_kid' : 'ok')));
+            // A refresh is due for every request when cold or stale, past the cooldown for a new kid.
+            const due = i === 0 || i === 3 || (i === 2 && unknown.includes(true));
+            expect(world.fetches - before).toBe(due ? 1 : 0);
+          }
+        }),
+        { numRuns: 12, seed: 4242, endOnFailure: true },
+      );
+    } finally {
+      vi.useRealTimers();
+    }
+  }, 30_000);
 });
