@@ -127,10 +127,16 @@ export class RemoteKeySet {
   #snapshot: Snapshot | undefined;
   #inflight: Promise<Snapshot> | undefined;
   #lastFetchAt = Number.NEGATIVE_INFINITY;
-  /** Request-scoped mode: when the refresh under way (if any) started, and the newest applied. */
+  /** Request-scoped: when the refresh under way (if any) started. */
   #fetchingSince: number | undefined;
+  /**
+   * Refreshes are numbered as they start; their answers count in that order, whatever order they
+   * land in: the newest refresh whose keys are in use, and the newest whose outcome (keys or a
+   * failure) health() and the back-off report.
+   */
   #started = 0;
   #applied = 0;
+  #reported = 0;
   #failures = 0;
   #retryAt = 0;
   /** The last failure since the last success. */
@@ -363,9 +369,10 @@ export class RemoteKeySet {
     const now = Date.now();
     if (now < this.#retryAt) return Promise.reject(this.#backingOff(now));
     this.#lastFetchAt = now;
+    const order = ++this.#started;
     const inflight = this.#load().then(
-      (snapshot) => this.#apply(snapshot),
-      (cause: unknown) => this.#fail(cause),
+      (snapshot) => this.#apply(snapshot, order),
+      (cause: unknown) => this.#fail(cause, order),
     );
     this.#inflight = inflight;
     const clear = () => {
@@ -398,23 +405,31 @@ export class RemoteKeySet {
     this.#fetchingSince = now;
     const order = ++this.#started;
     try {
-      const snapshot = await this.#load();
-      // An older fetch that lands after a newer one does not roll the keys back.
-      return order > this.#applied ? this.#apply(snapshot, order) : (this.#snapshot ?? snapshot);
+      return this.#apply(await this.#load(), order);
     } catch (cause) {
-      return this.#fail(cause);
+      return this.#fail(cause, order);
     } finally {
       if (this.#started === order) this.#fetchingSince = undefined;
     }
   }
 
-  #apply(snapshot: Snapshot, order = ++this.#started): Snapshot {
-    this.#applied = order;
+  /**
+   * Refresh `order` fetched `snapshot`. Only request-scoped refreshes can overlap (one older than
+   * the fetch timeout + 1 s is presumed cut off), but the rule holds on both paths: an older
+   * refresh's keys never roll back a newer one's (it gets the keys in use), and its success does
+   * not clear a failure a newer refresh recorded.
+   */
+  #apply(snapshot: Snapshot, order: number): Snapshot {
     const previous = this.#snapshot;
+    if (order < this.#applied && previous !== undefined) return previous;
+    if (order > this.#reported) {
+      this.#reported = order;
+      this.#failures = 0;
+      this.#retryAt = 0;
+      this.#lastFailure = undefined;
+    }
+    this.#applied = order;
     this.#snapshot = snapshot;
-    this.#failures = 0;
-    this.#retryAt = 0;
-    this.#lastFailure = undefined;
     // In the same tick as the swap: a key no longer listed (or listed changed) stops vouching.
     for (const key of previous?.keys ?? []) {
       if (snapshot.byId.get(key.id) !== key) key.revoke();
@@ -423,7 +438,14 @@ export class RemoteKeySet {
     return snapshot;
   }
 
-  #fail(cause: unknown): never {
+  /**
+   * Refresh `order` failed: recorded (failures, back-off, 503) unless a newer refresh's keys are
+   * already in use, which it gets instead (that failure is no longer true).
+   */
+  #fail(cause: unknown, order: number): Snapshot {
+    const current = this.#snapshot;
+    if (order < this.#applied && current !== undefined) return current;
+    this.#reported = Math.max(this.#reported, order);
     this.#failures++;
     this.#lastFailure = describeKeyFailure(cause);
     const backoff = Math.min(2 ** (this.#failures - 1), Math.max(1, this.#options.cooldown));

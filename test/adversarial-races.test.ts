@@ -145,60 +145,58 @@ describe('class 2: a flood of random kids costs the issuer one fetch per cooldow
 });
 
 describe('class 1: an older key-set answer never overwrites a newer one', () => {
-  // BUG: request-scoped key sets order successes (#applied) but not failures: #fail() records
-  // an older refresh's failure even when a newer refresh already succeeded (src/key-set.ts
-  // #refreshInRequest's catch → #fail). The key set then reports a failure that is no longer
-  // true (health: lastError, retryInSeconds) and, for the cooldown, answers a new kid with 503
-  // keys_unavailable ("a new kid while the key set cannot be fetched") instead of 401.
+  // Was a bug, now fixed: request-scoped key sets ordered successes (#applied) but not
+  // failures: #fail() recorded an older refresh's failure even when a newer refresh had already
+  // succeeded (src/key-set.ts #refreshInRequest's catch → #fail). The key set then reported a
+  // failure that was no longer true (health: lastError, retryInSeconds) and, for the cooldown,
+  // answered a new kid with 503 keys_unavailable ("a new kid while the key set cannot be
+  // fetched") instead of 401. Now an older refresh's failure gets the newer keys instead.
   // Reproduced without any same-turn race: refresh A (discovery 1.25 s, then a JWKS request
   // that hangs until the 1.4 s timeout) outlives the `timeout + 1` s others wait for it, so
   // refresh B starts, succeeds at ~2.4 s, and A's timeout lands at ~2.65 s.
-  it.fails(
-    'request-scoped: a refresh that started first and failed last does not mark the keys failing',
-    async () => {
-      const key = await makeKey('ES256');
-      let jwksCalls = 0;
-      const metadata = { issuer: ISSUER, jwks_uri: JWKS_URL };
-      const fetch = (async (input: URL | RequestInfo, init?: RequestInit) => {
-        const url = String(input);
-        if (url.includes('/.well-known/')) {
-          await sleep(1250);
-          return Response.json(metadata);
-        }
-        if (++jwksCalls === 1) {
-          // A: accepted, never answered (until the fetch timeout aborts it)
-          return new Promise<Response>((_, reject) =>
-            init?.signal?.addEventListener('abort', () => reject(new Error('aborted'))),
-          );
-        }
-        return Response.json({ keys: [key.jwk] });
-      }) as typeof globalThis.fetch;
-      const verifier = createVerifier({
-        issuer: ISSUER,
-        audience: AUDIENCE,
-        fetch,
-        requestScoped: true,
-        keys: { timeout: 1.4 },
-      });
-      const token = await mint(key);
-      const first = outcome(verifier.verify(token)); // refresh A
-      await sleep(50);
-      const second = outcome(verifier.verify(token)); // waits timeout + 1 s, then refresh B
-      expect(await second).toBe('ok');
-      expect(await first).toBe('ok'); // A failed, and fell back on B's keys
-      expect(jwksCalls).toBe(2);
-      // The newest refresh succeeded: nothing is failing.
-      expect(verifier.health()[0]).toMatchObject({
-        state: 'fresh',
-        lastError: null,
-        retryInSeconds: null,
-      });
-      // A kid the issuer does not list is the token's fault (401), not an outage (503).
-      expect(await outcome(verifier.verify(await mint(key, m2mClaims(), { kid: 'x' })))).toBe(
-        '401 unknown_kid',
-      );
-    },
-  );
+  it('request-scoped: a refresh that started first and failed last does not mark the keys failing', async () => {
+    const key = await makeKey('ES256');
+    let jwksCalls = 0;
+    const metadata = { issuer: ISSUER, jwks_uri: JWKS_URL };
+    const fetch = (async (input: URL | RequestInfo, init?: RequestInit) => {
+      const url = String(input);
+      if (url.includes('/.well-known/')) {
+        await sleep(1250);
+        return Response.json(metadata);
+      }
+      if (++jwksCalls === 1) {
+        // A: accepted, never answered (until the fetch timeout aborts it)
+        return new Promise<Response>((_, reject) =>
+          init?.signal?.addEventListener('abort', () => reject(new Error('aborted'))),
+        );
+      }
+      return Response.json({ keys: [key.jwk] });
+    }) as typeof globalThis.fetch;
+    const verifier = createVerifier({
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      fetch,
+      requestScoped: true,
+      keys: { timeout: 1.4 },
+    });
+    const token = await mint(key);
+    const first = outcome(verifier.verify(token)); // refresh A
+    await sleep(50);
+    const second = outcome(verifier.verify(token)); // waits timeout + 1 s, then refresh B
+    expect(await second).toBe('ok');
+    expect(await first).toBe('ok'); // A failed, and fell back on B's keys
+    expect(jwksCalls).toBe(2);
+    // The newest refresh succeeded: nothing is failing.
+    expect(verifier.health()[0]).toMatchObject({
+      state: 'fresh',
+      lastError: null,
+      retryInSeconds: null,
+    });
+    // A kid the issuer does not list is the token's fault (401), not an outage (503).
+    expect(await outcome(verifier.verify(await mint(key, m2mClaims(), { kid: 'x' })))).toBe(
+      '401 unknown_kid',
+    );
+  });
 
   it('a pool verification that started before its key was removed and lands after: refused, never cached (guard)', async () => {
     const [key, next] = await Promise.all([makeKey('ES384'), makeKey('ES384')]);

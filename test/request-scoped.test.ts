@@ -12,6 +12,7 @@ import { createVerifier } from 'resource-guard';
 import type { Verifier, VerifierOptions } from 'resource-guard';
 import { clock, outcome } from './helpers/outcome.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
+import type { TestKey } from './helpers/keys.ts';
 
 interface RequestState {
   ended: boolean;
@@ -158,6 +159,75 @@ describe('request-scoped mode: requests in one turn claim one refresh', () => {
           }
         }),
         { numRuns: 12, seed: 4242, endOnFailure: true },
+      );
+    } finally {
+      vi.useRealTimers();
+    }
+  }, 30_000);
+});
+
+describe('request-scoped mode: overlapping refreshes count in the order they started', () => {
+  // A refresh older than the fetch timeout + 1 s is presumed cut off, so another request starts
+  // its own: both can land, in either order. An older refresh's failure once landed over a newer
+  // success (health: lastError and a back-off; a new kid: 503 instead of 401).
+  it("for any outcomes landing in any order, the keys are the newest success's and health reports the newest outcome", async () => {
+    const keys = await Promise.all(Array.from({ length: 5 }, () => makeKey('ES256')));
+    const [key] = keys as [TestKey];
+    const runs = fc
+      .array(fc.boolean(), { minLength: 2, maxLength: 5 }) // each refresh, in start order: ok?
+      .chain((ok) =>
+        fc.tuple(
+          fc.constant(ok),
+          fc.shuffledSubarray([...ok.keys()], { minLength: ok.length, maxLength: ok.length }),
+        ),
+      );
+    try {
+      await fc.assert(
+        fc.asyncProperty(runs, async ([ok, landing]) => {
+          const time = clock();
+          const land: ((ok: boolean) => void)[] = [];
+          const fetch = (() =>
+            new Promise<Response>((resolve) => {
+              const served = keys.slice(0, land.length + 1).map((k) => k.jwk); // i + 1 keys
+              land.push((up) =>
+                resolve(
+                  up ? Response.json({ keys: served }) : new Response('down', { status: 503 }),
+                ),
+              );
+            })) as typeof globalThis.fetch;
+          const verifier = workerdVerifier(fetch, {
+            requestScoped: true,
+            keys: { maxAge: 600, maxStale: 600, cooldown: 30, timeout: 5 },
+          });
+          const token = await mint(key);
+          const answers: Promise<string>[] = [];
+          for (let i = 0; i < ok.length; i++) {
+            if (i > 0) time.advance(6.1); // past timeout + 1 s: this request starts its own refresh
+            answers.push(outcome(verifier.verify(token)));
+            for (let wait = 0; wait < 200 && land.length === i; wait++) await sleep(1);
+            expect(land).toHaveLength(i + 1);
+          }
+          for (const i of landing) {
+            land[i]?.(ok[i] ?? false);
+            await answers[i];
+          }
+          const newest = ok.lastIndexOf(true);
+          const failing = ok.lastIndexOf(false) > newest; // the newest outcome is a failure
+          expect(verifier.health()[0]).toMatchObject({
+            state: newest < 0 ? 'unavailable' : 'fresh',
+            keys: newest + 1, // the newest success's keys, never an older one's
+          });
+          expect(verifier.health()[0]?.lastError === null).toBe(!failing);
+          expect(verifier.health()[0]?.retryInSeconds === null).toBe(!failing);
+          if (newest >= 0) {
+            const unknownKid = await mint(key, m2mClaims(), { kid: 'not-listed' });
+            expect(await outcome(verifier.verify(unknownKid))).toBe(
+              failing ? '503 keys_unavailable' : '401 unknown_kid',
+            );
+          }
+          expect(land).toHaveLength(ok.length); // and no fetch more
+        }),
+        { numRuns: 40, seed: 9449, endOnFailure: true },
       );
     } finally {
       vi.useRealTimers();
