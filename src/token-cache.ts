@@ -1,4 +1,5 @@
 import { cacheEvictChannel, publish } from './diagnostics.ts';
+import { shortKey } from './token-key.ts';
 
 /** The verified-token cache's settings. */
 export interface TokenCacheOptions {
@@ -77,7 +78,7 @@ export function cacheableWindow(
  * oldest-first past `maxEntries` or `maxBytes`. Only successes are ever stored.
  */
 export class TokenCache<T> {
-  /** By {@link lookupKey} of the token; the entry holds the whole token. */
+  /** By {@link shortKey} of the token; the entry holds the whole token. */
   readonly #entries = new Map<number, Entry<T>>();
   /** Insertion order, for oldest-first eviction in O(1): slots of deleted entries are skipped. */
   #order: { readonly key: number; readonly entry: Entry<T> }[] = [];
@@ -116,7 +117,7 @@ export class TokenCache<T> {
 
   /** {@link get}, with the entry's note. */
   find(token: string, now: number): Found<T> | undefined {
-    const key = lookupKey(token);
+    const key = shortKey(token);
     const entry = this.#entries.get(key);
     // The short key finds the entry; the whole token must then be equal (a plain comparison,
     // cheaper than hashing it): no two tokens ever share an answer.
@@ -142,7 +143,7 @@ export class TokenCache<T> {
     const bytes = entryBytes(token);
     if (bytes > this.#options.maxBytes || this.#options.maxEntries === 0) return;
     if (this.#misses >= this.#admitAfter && !this.#seenBefore(token)) return;
-    const lookup = lookupKey(token);
+    const lookup = shortKey(token);
     const previous = this.#entries.get(lookup);
     if (previous !== undefined) this.#delete(lookup, previous);
     const entry: Entry<T> = { token, value, note: undefined, validFrom, validUntil, key, bytes };
@@ -174,7 +175,7 @@ export class TokenCache<T> {
    */
   #seenBefore(token: string): boolean {
     const seen = (this.#seen ??= new Int32Array(seenSlots(this.#admitAfter)));
-    const hash = lookupKey(token) + 1; // 0 is an empty slot
+    const hash = shortKey(token) + 1; // 0 is an empty slot
     const slot = hash & (seen.length - 1);
     if (seen[slot] === hash) return true;
     seen[slot] = hash;
@@ -198,23 +199,6 @@ export class TokenCache<T> {
       .filter((slot) => this.#entries.get(slot.key) === slot.entry);
     this.#head = 0;
   }
-}
-
-/**
- * The map's key: 30 bits hashed from the token's last {@link KEY_CHARS} characters, the end of its
- * signature, which differs between any two tokens an issuer signed. A small integer (no string to
- * allocate or hash: hashing the whole token, 800 characters and more, was most of a hit's cost);
- * two tokens that share it are told apart by the whole-token comparison (a later one replaces
- * the earlier).
- */
-const KEY_CHARS = 12;
-
-function lookupKey(token: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = Math.max(0, token.length - KEY_CHARS); i < token.length; i++) {
-    hash = Math.imul(hash ^ token.charCodeAt(i), 0x01000193);
-  }
-  return (hash ^ (hash >>> 15)) & 0x3fffffff;
 }
 
 const MIN_ADMIT_AFTER = 1024;

@@ -14,7 +14,9 @@ import type { Outcome } from 'resource-guard/kit';
 import { Rejection } from '../src/errors.ts';
 import { extractBearerToken } from '../src/request.ts';
 import { signatureRoute, verifySignature } from '../src/signature.ts';
+import { SingleFlight } from '../src/single-flight.ts';
 import { TokenCache } from '../src/token-cache.ts';
+import { shortKey } from '../src/token-key.ts';
 import type { Voucher } from '../src/token-cache.ts';
 import { bearer } from './helpers/http.ts';
 import { fixtureVerifier, key, useKeySetFixture } from './helpers/key-set-fixture.ts';
@@ -65,6 +67,25 @@ describe('the token cache under a hostile key space', () => {
     expect(cache.get(a, NOW)).toBeUndefined();
     expect(cache.get(b, NOW)).toBe('B');
     expect(cache.size).toBe(1);
+  });
+
+  it('in flight, two tokens sharing the short key never share a verification', async () => {
+    const flight = new SingleFlight<string>();
+    expect(shortKey(a)).toBe(shortKey(b));
+    let runs = 0;
+    const verify = (answer: string) => () => {
+      runs++;
+      return nextTurn().then(() => answer);
+    };
+    const first = flight.run(a, verify('A'));
+    const other = flight.run(b, verify('B')); // its short key is taken: verified on its own
+    const again = flight.run(a, verify('A again')); // the same token: shares the first
+    const ahead = `x${a.slice(1)}`; // differs before the tail: same short key, another token
+    const lookalike = flight.run(ahead, verify('X'));
+    expect(await Promise.all([first, other, again, lookalike])).toEqual(['A', 'B', 'A', 'X']);
+    expect(runs).toBe(3);
+    // Settled: nothing is shared any more.
+    expect(await flight.run(a, verify('A later'))).toBe('A later');
   });
 
   it('a token that differs only before its last 12 characters is a miss', () => {
