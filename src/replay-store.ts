@@ -41,13 +41,30 @@ export interface MemoryReplayStoreOptions {
   readonly maxEntries?: number;
 }
 
+/** TTLs given a lane of their own in a {@link MemoryReplayStore}; a further one shares a lane. */
+const MAX_LANES = 8;
+
+/** The entries of one TTL, key → expiry, in insertion order, which is expiry order. */
+interface Lane {
+  readonly ttl: number;
+  readonly entries: Map<string, number>;
+}
+
 /**
  * The default store: one process's memory, bounded, expired entries swept as new ones arrive.
  * Enough for a single instance; an API served by several needs a shared store
  * (`resource-guard/redis`), or a proof accepted by one instance is accepted by the others.
  */
 export class MemoryReplayStore implements ReplayStore {
-  readonly #entries = new Map<string, number>();
+  /**
+   * The proofs held, in lanes by TTL (the verifier inserts with one TTL: one lane). Within a lane
+   * insertion order is expiry order, so its expired entries are at its front: an insert drops
+   * them from there and looks at nothing else, and a store full of live proofs refuses a new one
+   * in O(1), never walking its entries. Past {@link MAX_LANES} TTLs, a new TTL joins the lane of
+   * the nearest one: its entries are still dropped only once expired, but may wait behind live
+   * ones, as may entries made after the clock stepped back (held longer, never forgotten early).
+   */
+  readonly #lanes: Lane[] = [];
   readonly #maxEntries: number;
 
   constructor(options: MemoryReplayStoreOptions = {}) {
@@ -60,34 +77,45 @@ export class MemoryReplayStore implements ReplayStore {
 
   /** How many entries are held (expired ones included until swept). */
   get size(): number {
-    return this.#entries.size;
+    let size = 0;
+    for (const lane of this.#lanes) size += lane.entries.size;
+    return size;
   }
 
   insertIfAbsent(key: string, ttlMs: number): boolean {
     const now = Date.now();
-    this.#sweep(now, false);
-    const until = this.#entries.get(key);
-    if (until !== undefined && until > now) return false;
-    if (until !== undefined) this.#entries.delete(key);
-    if (this.#entries.size >= this.#maxEntries) {
-      this.#sweep(now, true);
-      if (this.#entries.size >= this.#maxEntries) {
-        throw new Error(`the replay store holds ${this.#maxEntries} unexpired proofs`);
+    let size = 0;
+    for (let i = this.#lanes.length - 1; i >= 0; i--) {
+      const { entries } = this.#lanes[i] as Lane;
+      for (const [held, until] of entries) {
+        if (until > now) break;
+        entries.delete(held);
       }
+      const until = entries.get(key);
+      if (until !== undefined && until > now) return false;
+      if (until !== undefined) entries.delete(key); // expired behind a live one (see #lanes)
+      if (entries.size === 0) this.#lanes.splice(i, 1);
+      size += entries.size;
     }
-    this.#entries.set(key, now + ttlMs);
+    if (size >= this.#maxEntries) {
+      throw new Error(`the replay store holds ${this.#maxEntries} unexpired proofs`);
+    }
+    this.#lane(ttlMs).entries.set(key, now + ttlMs);
     return true;
   }
 
-  /**
-   * Drops expired entries from the oldest: every entry has the verifier's one TTL, so insertion
-   * order is expiry order and this stops at the first live one (amortised O(1)). `all` walks
-   * everything, for entries of other TTLs.
-   */
-  #sweep(now: number, all: boolean): void {
-    for (const [key, until] of this.#entries) {
-      if (until <= now) this.#entries.delete(key);
-      else if (!all) return;
+  /** The lane of `ttl`: its own, a new one, or past {@link MAX_LANES} the nearest TTL's. */
+  #lane(ttl: number): Lane {
+    let nearest: Lane | undefined;
+    for (const lane of this.#lanes) {
+      if (lane.ttl === ttl) return lane;
+      if (nearest === undefined || Math.abs(lane.ttl - ttl) < Math.abs(nearest.ttl - ttl)) {
+        nearest = lane;
+      }
     }
+    if (nearest !== undefined && this.#lanes.length >= MAX_LANES) return nearest;
+    const lane: Lane = { ttl, entries: new Map() };
+    this.#lanes.push(lane);
+    return lane;
   }
 }
