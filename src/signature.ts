@@ -1,4 +1,5 @@
 import { compactVerify, errors as joseErrors, importJWK } from 'jose';
+import { warnOnce } from './diagnostics.ts';
 import { Rejection } from './errors.ts';
 import type { CryptoKey, JWK, KeyObject as JoseKeyObject } from 'jose';
 import type * as NodeCrypto from 'node:crypto';
@@ -196,7 +197,18 @@ type Route = 'inline' | 'pool' | 'adaptive';
 export const signatureRoute: {
   force: Route | undefined;
   readonly routeFor: (key: VerifyKey) => Route | undefined;
-} = { force: undefined, routeFor: (key) => prepare(key)?.route };
+  /** How long a pool verification may take before the pool has ever called back (tests). */
+  poolProofMs: number;
+} = { force: undefined, routeFor: (key) => prepare(key)?.route, poolProofMs: 5000 };
+
+/**
+ * Whether the thread pool has ever called back (`crypto.verify`'s callback form). Until it has,
+ * every pool verification has a watchdog: a runtime whose callback never comes (a partial
+ * node:crypto) must not hang requests. When one fires, the pool is never used again here: every
+ * key verifies inline (which the start-up probe proved), and the waiting verifications go to jose.
+ */
+let poolProven = false;
+let poolBroken = false;
 
 /**
  * The most time an adaptive key verifies inline in one turn of the event loop, in ms: about eight
@@ -221,6 +233,7 @@ const endTurn = () => {
 };
 
 function runsInline(route: Route): boolean {
+  if (poolBroken) return true;
   const chosen = signatureRoute.force ?? route;
   if (chosen !== 'adaptive') return chosen === 'inline';
   return pooled === 0 && inlineMs < INLINE_BUDGET_MS;
@@ -304,17 +317,39 @@ export function verifySignature(
     }
   }
   return new Promise((resolve, reject) => {
+    let settled = false;
+    let watchdog: ReturnType<typeof setTimeout> | undefined;
+    /** Once per verification, whichever comes first: the callback, a throw or the watchdog. */
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      pooled--;
+      if (watchdog !== undefined) clearTimeout(watchdog);
+      return true;
+    };
     const fallback = () => viaJose(token, key, alg).then(resolve, reject);
+    pooled++;
+    if (!poolProven) {
+      watchdog = setTimeout(() => {
+        if (!settle()) return;
+        poolBroken = true;
+        warnOnce(
+          'RESOURCE_GUARD_CRYPTO_POOL',
+          `crypto.verify did not call back within ${signatureRoute.poolProofMs} ms: signatures are verified on the event loop from now on`,
+        );
+        void fallback();
+      }, signatureRoute.poolProofMs);
+      (watchdog as { unref?: () => void }).unref?.();
+    }
     try {
-      pooled++;
       verify(hash, input, keyInput, signature, (error, ok) => {
-        pooled--;
+        if (!settle()) return;
+        poolProven = true;
         if (error === null) resolve(ok);
         else void fallback();
       });
     } catch {
-      pooled--;
-      void fallback();
+      if (settle()) void fallback();
     }
   });
 }
