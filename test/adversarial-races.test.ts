@@ -20,6 +20,7 @@ import { MemoryReplayStore } from '../src/replay-store.ts';
 import { clock, outcome } from './helpers/outcome.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
+import { counted } from './helpers/map-steps.ts';
 
 const JWKS_URL = 'https://issuer.test/jwks';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -318,29 +319,7 @@ describe('class 1: revocation answers count from when they were asked (re-check 
 
 describe('class 2: the DPoP memory replay store under a flood while full', () => {
   /** Counts Map iterator steps while `run` runs (the store's sweep walks its Map). */
-  function mapSteps(run: () => void): number {
-    const proto = Map.prototype as unknown as Record<symbol, () => Iterator<unknown>>;
-    const original = proto[Symbol.iterator] as () => Iterator<unknown>;
-    let steps = 0;
-    proto[Symbol.iterator] = function (this: Map<unknown, unknown>) {
-      const iterator = original.call(this);
-      return {
-        next: () => {
-          steps++;
-          return iterator.next();
-        },
-        [Symbol.iterator]() {
-          return this;
-        },
-      } as Iterator<unknown>;
-    };
-    try {
-      run();
-    } finally {
-      proto[Symbol.iterator] = original;
-    }
-    return steps;
-  }
+  const mapSteps = (run: () => void): number => counted(run).steps;
 
   it('not full: an insert looks at O(1) entries (guard)', () => {
     const store = new MemoryReplayStore({ maxEntries: 5000 });

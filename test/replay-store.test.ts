@@ -9,35 +9,12 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryReplayStore } from 'resource-guard';
+import { counted } from './helpers/map-steps.ts';
 import { clock } from './helpers/outcome.ts';
 
 afterEach(() => {
   vi.useRealTimers();
 });
-
-/** Runs `run`, counting the Map iterator steps it takes (the entries the store looks at). */
-function counted<T>(run: () => T): { result: T; steps: number } {
-  const proto = Map.prototype as unknown as Record<symbol, () => Iterator<unknown>>;
-  const original = proto[Symbol.iterator] as () => Iterator<unknown>;
-  let steps = 0;
-  proto[Symbol.iterator] = function (this: Map<unknown, unknown>) {
-    const iterator = original.call(this);
-    return {
-      next: () => {
-        steps++;
-        return iterator.next();
-      },
-      [Symbol.iterator]() {
-        return this;
-      },
-    } as Iterator<unknown>;
-  };
-  try {
-    return { result: run(), steps };
-  } finally {
-    proto[Symbol.iterator] = original;
-  }
-}
 
 type Answer = 'accepted' | 'replay' | 'refused';
 type Op =
