@@ -791,10 +791,10 @@ async function probe(base: string, token: string): Promise<Answer[]> {
     }
     expect(answer.text).not.toMatch(/\n\s+at /); // no stack frames
   }
+  expect(answers.map((a) => a.status)).toEqual([401, 401, 401, 400, 200, 401, 403]);
+  expect(answers[6]?.challenge).toMatch(/insufficient_scope/);
   return answers;
 }
-
-const expectedStatuses = [401, 401, 401, 400, 200, 401, 403];
 
 describe("adapters with errors: 'throw' and the framework's default error handling", () => {
   it('express: finalhandler renders status and challenge, no frames, no token', async () => {
@@ -816,9 +816,7 @@ describe("adapters with errors: 'throw' and the framework's default error handli
     const server = await serve(app);
     try {
       const answers = await probe(`${server.url}/api`, token);
-      expect(answers.map((a) => a.status)).toEqual(expectedStatuses);
       expect(answers[0]?.challenge).toMatch(/^Bearer/);
-      expect(answers[6]?.challenge).toMatch(/insufficient_scope/);
     } finally {
       await server.close();
     }
@@ -840,9 +838,7 @@ describe("adapters with errors: 'throw' and the framework's default error handli
     const server = await serve(app.callback());
     try {
       const answers = await probe(`${server.url}/api`, token);
-      expect(answers.map((a) => a.status)).toEqual(expectedStatuses);
       expect(answers[1]?.challenge).toMatch(/invalid_token/);
-      expect(answers[6]?.challenge).toMatch(/insufficient_scope/);
     } finally {
       await server.close();
     }
@@ -866,9 +862,7 @@ describe("adapters with errors: 'throw' and the framework's default error handli
     const { port } = app.server.address() as AddressInfo;
     try {
       const answers = await probe(`http://127.0.0.1:${port}/api`, token);
-      expect(answers.map((a) => a.status)).toEqual(expectedStatuses);
       expect(answers[1]?.challenge).toMatch(/invalid_token/);
-      expect(answers[6]?.challenge).toMatch(/insufficient_scope/);
     } finally {
       await app.close();
     }
@@ -893,9 +887,7 @@ describe("adapters with errors: 'throw' and the framework's default error handli
       res.end(req.method === 'HEAD' ? undefined : await response.text());
     });
     try {
-      const answers = await probe(`${server.url}/api`, token);
-      expect(answers.map((a) => a.status)).toEqual(expectedStatuses);
-      expect(answers[6]?.challenge).toMatch(/insufficient_scope/);
+      await probe(`${server.url}/api`, token);
     } finally {
       await server.close();
     }
