@@ -125,6 +125,11 @@ function canonicalJwk(jwk: JWK): string {
  */
 export class RemoteKeySet {
   #snapshot: Snapshot | undefined;
+  /**
+   * Until when (ms) the current snapshot is fresh (`fetchedAt + maxAge`): what a cache hit asks,
+   * kept here so that the hit reads one number of this object, not the snapshot and the options.
+   */
+  #freshUntil = -Infinity;
   #inflight: Promise<Snapshot> | undefined;
   #lastFetchAt = Number.NEGATIVE_INFINITY;
   /** Request-scoped: when the refresh under way (if any) started. */
@@ -223,6 +228,7 @@ export class RemoteKeySet {
    * permitting); no after that, or before the first fetch.
    */
   vouches(now: number): boolean {
+    if (now < this.#freshUntil) return true;
     const snapshot = this.#snapshot;
     if (snapshot === undefined) return false;
     const age = now - snapshot.fetchedAt;
@@ -430,6 +436,7 @@ export class RemoteKeySet {
     }
     this.#applied = order;
     this.#snapshot = snapshot;
+    this.#freshUntil = snapshot.fetchedAt + this.#options.maxAge * 1000;
     // In the same tick as the swap: a key no longer listed (or listed changed) stops vouching.
     for (const key of previous?.keys ?? []) {
       if (snapshot.byId.get(key.id) !== key) key.revoke();
