@@ -40,6 +40,15 @@ export interface Instrumentation {
 
 const SCOPE = 'resource-guard';
 const STATES: readonly KeyState[] = ['empty', 'fresh', 'stale', 'unavailable'];
+/** How bad a state is, for an issuer served by several key sets: the worst is reported. */
+const SEVERITY: Readonly<Record<KeyState, number>> = {
+  fresh: 0,
+  stale: 1,
+  empty: 2,
+  unavailable: 3,
+};
+/** Key sets whose state is kept. */
+const MAX_SETS = 256;
 /** Seconds: a cache hit takes microseconds, a first sighting up to a millisecond, a fetch more. */
 const DURATION_BUCKETS = [
   0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
@@ -117,14 +126,37 @@ function start(meterProvider: MeterProvider, tracerProvider: TracerProvider): In
     unit: '{token}',
   });
 
-  const states = new Map<string, KeyState>();
-  const keyCounts = new Map<string, number>();
+  // Per key set (its frozen issuers list is its identity: two verifiers of one issuer, for two
+  // audiences say, have a key set each), reported per issuer: the worst state and the fewest keys
+  // of the sets serving it, so one set's recovery never hides another's outage.
+  const sets = new Map<readonly string[], { state?: KeyState; keys?: number }>();
+  const setOf = (issuers: readonly string[]) => {
+    let entry = sets.get(issuers);
+    if (entry === undefined) {
+      // Bounded, oldest set forgotten first (a verifier per request is warned about already).
+      if (sets.size >= MAX_SETS) sets.delete(sets.keys().next().value as readonly string[]);
+      entry = {};
+      sets.set(issuers, entry);
+    }
+    return entry;
+  };
+  const perIssuer = <T>(read: (entry: { state?: KeyState; keys?: number }) => T | undefined) => {
+    const found = new Map<string, T[]>();
+    for (const [issuers, entry] of sets) {
+      const value = read(entry);
+      if (value === undefined) continue;
+      for (const issuer of issuers) found.set(issuer, [...(found.get(issuer) ?? []), value]);
+    }
+    return found;
+  };
   const stateGauge = meter.createObservableGauge('resource_guard.keys.state', {
-    description: "Each issuer's key-set state: 1 for the current one, 0 for the others",
+    description:
+      "Each issuer's key-set state (the worst of the sets serving it): 1 for the current one, 0 for the others",
     unit: '1',
   });
   const observeStates: ObservableCallback = (result) => {
-    for (const [issuer, current] of states) {
+    for (const [issuer, found] of perIssuer((entry) => entry.state)) {
+      const current = found.reduce((a, b) => (SEVERITY[b] > SEVERITY[a] ? b : a));
       for (const state of STATES) {
         result.observe(state === current ? 1 : 0, {
           'resource_guard.issuer': issuer,
@@ -135,12 +167,12 @@ function start(meterProvider: MeterProvider, tracerProvider: TracerProvider): In
   };
   stateGauge.addCallback(observeStates);
   const keysGauge = meter.createObservableGauge('resource_guard.jwks.keys', {
-    description: 'Usable keys in the last key set fetched',
+    description: 'Usable keys in the last key set fetched (the fewest of the sets serving it)',
     unit: '{key}',
   });
   const observeKeys: ObservableCallback = (result) => {
-    for (const [issuer, count] of keyCounts) {
-      result.observe(count, { 'resource_guard.issuer': issuer });
+    for (const [issuer, counts] of perIssuer((entry) => entry.keys)) {
+      result.observe(Math.min(...counts), { 'resource_guard.issuer': issuer });
     }
   };
   keysGauge.addCallback(observeKeys);
@@ -176,9 +208,7 @@ function start(meterProvider: MeterProvider, tracerProvider: TracerProvider): In
     if (event.status !== undefined) attributes['http.response.status_code'] = event.status;
     fetches.add(1, attributes);
     fetchDuration.record(event.duration / 1000, attributes);
-    if (event.keys !== undefined) {
-      for (const issuer of event.issuers) keyCounts.set(issuer, event.keys);
-    }
+    if (event.keys !== undefined) setOf(event.issuers).keys = event.keys;
     const span = tracer.startSpan('resource_guard.jwks.fetch', {
       kind: SpanKind.CLIENT,
       startTime: event.startTime,
@@ -196,7 +226,7 @@ function start(meterProvider: MeterProvider, tracerProvider: TracerProvider): In
 
   const onState = (message: unknown) => {
     const event = message as KeysStateEvent;
-    for (const issuer of event.issuers) states.set(issuer, event.to);
+    setOf(event.issuers).state = event.to;
   };
 
   const onEvict = (message: unknown) => {

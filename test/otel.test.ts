@@ -24,6 +24,7 @@ import type { Instrumentation } from 'resource-guard/otel';
 import { createApp } from '../examples/express.ts';
 import { fixtureVerifier, jwks, key, useKeySetFixture } from './helpers/key-set-fixture.ts';
 import { ISSUER, m2mClaims, makeKey, mint, rawToken } from './helpers/keys.ts';
+import { startJwksServer } from './helpers/jwks-server.ts';
 import { clock } from './helpers/outcome.ts';
 
 useKeySetFixture();
@@ -261,6 +262,47 @@ describe('resource-guard/otel', () => {
     ]);
     expect(after.filter((line) => line.includes('down.example.test'))).toEqual([]);
     await provider.shutdown();
+  });
+
+  it('one issuer served by two verifiers: the gauges show the worst set, and never flap', async () => {
+    const other = await startJwksServer([key.jwk]);
+    try {
+      const a = fixtureVerifier({ audience: 'https://shopping.api' }).verifier;
+      const b = fixtureVerifier({ audience: 'https://billing.api', jwksUri: other.url }).verifier;
+      await Promise.all([a.warm(), b.warm()]);
+      const state = async () =>
+        points((await collect()).get('resource_guard.keys.state'), [
+          'resource_guard.issuer',
+          'resource_guard.keys.state',
+        ]).filter((line) => line.endsWith(': 1'));
+      expect(await state()).toEqual([
+        `resource_guard.issuer=${ISSUER},resource_guard.keys.state=fresh: 1`,
+      ]);
+      // b's keys go away and b's set becomes unavailable; a's set stays fresh and keeps publishing.
+      other.behave((_req, res) => res.writeHead(503).end());
+      clock().advance(13 * 3600); // past maxAge + maxStale
+      try {
+        expect(b.health()[0]?.state).toBe('unavailable');
+        await new Promise((r) => setTimeout(r, 50));
+        await a.warm(); // a's set hears from its (healthy) JWKS again: fresh, and says so last
+        expect(a.health()[0]?.state).toBe('fresh');
+        expect(await state()).toEqual([
+          `resource_guard.issuer=${ISSUER},resource_guard.keys.state=unavailable: 1`,
+        ]);
+        // b recovers: the issuer is fresh again.
+        other.behave(undefined);
+        vi.setSystemTime(Date.now() + 600_000); // past the back-off of b's failed refresh
+        await b.warm();
+        expect(b.health()[0]?.state).toBe('fresh');
+        expect(await state()).toEqual([
+          `resource_guard.issuer=${ISSUER},resource_guard.keys.state=fresh: 1`,
+        ]);
+      } finally {
+        vi.useRealTimers();
+      }
+    } finally {
+      await other.close();
+    }
   });
 
   it('records nothing once stopped', async () => {
