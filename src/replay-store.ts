@@ -43,11 +43,15 @@ export interface MemoryReplayStoreOptions {
 
 /** TTLs given a lane of their own in a {@link MemoryReplayStore}; a further one shares a lane. */
 const MAX_LANES = 8;
+/** Least time between two full sweeps of a {@link MemoryReplayStore} that looks full, in ms. */
+const FULL_SWEEP_MS = 1000;
 
 /** The entries of one TTL, key → expiry, in insertion order, which is expiry order. */
 interface Lane {
   readonly ttl: number;
   readonly entries: Map<string, number>;
+  /** The latest expiry ever inserted (an insert expiring before it breaks the order). */
+  latest: number;
 }
 
 /**
@@ -66,6 +70,13 @@ export class MemoryReplayStore implements ReplayStore {
    */
   readonly #lanes: Lane[] = [];
   readonly #maxEntries: number;
+  /**
+   * Whether some lane may hold an expired entry behind a live one (a TTL sharing a lane, or an
+   * insert after the clock stepped back): then a store that looks full is swept in full before it
+   * refuses, at most once per {@link FULL_SWEEP_MS} (a flood at a full store stays O(1) per proof).
+   */
+  #disordered = false;
+  #sweptAt = -Infinity;
 
   constructor(options: MemoryReplayStoreOptions = {}) {
     const max = options.maxEntries ?? 100_000;
@@ -97,11 +108,38 @@ export class MemoryReplayStore implements ReplayStore {
       if (entries.size === 0) this.#lanes.splice(i, 1);
       size += entries.size;
     }
+    if (size >= this.#maxEntries && this.#disordered) {
+      if (now - this.#sweptAt >= FULL_SWEEP_MS || now < this.#sweptAt) size = this.#sweep(now);
+    }
     if (size >= this.#maxEntries) {
       throw new Error(`the replay store holds ${this.#maxEntries} unexpired proofs`);
     }
-    this.#lane(ttlMs).entries.set(key, now + ttlMs);
+    const lane = this.#lane(ttlMs);
+    const until = now + ttlMs;
+    if (until < lane.latest) this.#disordered = true;
+    else lane.latest = until;
+    lane.entries.set(key, until);
     return true;
+  }
+
+  /** Every expired entry dropped, wherever it is; the entries left. Notes whether order holds. */
+  #sweep(now: number): number {
+    this.#sweptAt = now;
+    let size = 0;
+    let ordered = true;
+    for (let i = this.#lanes.length - 1; i >= 0; i--) {
+      const { entries } = this.#lanes[i] as Lane;
+      let previous = -Infinity;
+      for (const [held, until] of entries) {
+        if (until <= now) entries.delete(held);
+        else if (until < previous) ordered = false;
+        else previous = until;
+      }
+      if (entries.size === 0) this.#lanes.splice(i, 1);
+      size += entries.size;
+    }
+    this.#disordered = !ordered;
+    return size;
   }
 
   /** The lane of `ttl`: its own, a new one, or past {@link MAX_LANES} the nearest TTL's. */
@@ -114,7 +152,7 @@ export class MemoryReplayStore implements ReplayStore {
       }
     }
     if (nearest !== undefined && this.#lanes.length >= MAX_LANES) return nearest;
-    const lane: Lane = { ttl, entries: new Map() };
+    const lane: Lane = { ttl, entries: new Map(), latest: -Infinity };
     this.#lanes.push(lane);
     return lane;
   }

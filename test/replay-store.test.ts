@@ -65,12 +65,12 @@ function exercise(max: number, ops: readonly Op[], exact: boolean) {
   return { inserts, accepted, steps };
 }
 
-const ops = (ttl: fc.Arbitrary<number>) =>
+const ops = (ttl: fc.Arbitrary<number>, back = 0) =>
   fc.array(
     fc.oneof(
       fc.record({ insert: fc.integer({ min: 0, max: 39 }), ttl }),
       fc.record({ flood: fc.integer({ min: 1, max: 60 }), ttl }),
-      fc.record({ advance: fc.integer({ min: 0, max: 4000 }) }),
+      fc.record({ advance: fc.integer({ min: -back, max: 4000 }) }),
     ),
     { maxLength: 60 },
   );
@@ -100,6 +100,31 @@ describe('the memory replay store (model-based)', () => {
         expect(steps).toBeLessThanOrEqual(9 * inserts + accepted); // at most 8 lanes
       }),
       { numRuns: 300, seed: 9068 },
+    );
+  });
+
+  it('the clock stepping back and forth: a live proof is always a replay, and a full store of expired proofs has room again within a second', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 30 }),
+        ops(fc.constantFrom(1000, 70_000), 90_000),
+        (max, sequence) => {
+          exercise(max, sequence, false);
+          // Proofs made after a step back queue behind an older, later-expiring one: once they have
+          // expired the store has room again (it once refused until the older one expired too).
+          const store = new MemoryReplayStore({ maxEntries: max + 1 });
+          clock();
+          expect(store.insertIfAbsent('before', 70_000)).toBe(true);
+          vi.setSystemTime(Date.now() - 3_600_000);
+          for (let i = 0; i < max; i++) expect(store.insertIfAbsent(`x-${i}`, 70_000)).toBe(true);
+          expect(() => store.insertIfAbsent('y', 70_000)).toThrow(/unexpired/);
+          expect(store.insertIfAbsent('before', 70_000)).toBe(false); // still live: a replay
+          vi.setSystemTime(Date.now() + 71_000); // the x-* expired, 'before' has not
+          expect(store.insertIfAbsent('z', 70_000)).toBe(true);
+          expect(store.insertIfAbsent('before', 70_000)).toBe(false);
+        },
+      ),
+      { numRuns: 200, seed: 7515 },
     );
   });
 
