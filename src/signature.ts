@@ -331,7 +331,8 @@ export function verifySignature(
     pooled++;
     if (!poolProven) {
       watchdog = setTimeout(() => {
-        if (!settle()) return;
+        // The pool has answered another verification since: it works, and this one is queued.
+        if (poolProven || !settle()) return;
         poolBroken = true;
         warnOnce(
           'RESOURCE_GUARD_CRYPTO_POOL',

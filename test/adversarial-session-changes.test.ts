@@ -253,24 +253,21 @@ describe('MemoryReplayStore lanes', () => {
     expect(store.insertIfAbsent('b', 70_000)).toBe(false);
   });
 
-  // BUG: src/replay-store.ts insertIfAbsent sweeps each lane only up to its first live entry and
-  // refuses when the count (expired entries behind a live one included) reaches maxEntries. After
-  // the clock steps back, every new proof queues behind the older, later-expiring ones and is
-  // never swept until they expire: the store fills with dead proofs and every DPoP request is
-  // refused (503) for as long as the step. The previous store swept everything before refusing.
-  it.fails(
-    'a store holding one live proof and expired ones still has room after a clock step back',
-    () => {
-      const time = clock();
-      const store = new MemoryReplayStore({ maxEntries: 3 });
-      expect(store.insertIfAbsent('before-step', 70_000)).toBe(true);
-      time.advance(-3600);
-      expect(store.insertIfAbsent('b', 70_000)).toBe(true);
-      expect(store.insertIfAbsent('c', 70_000)).toBe(true);
-      time.advance(71); // b and c expired; before-step is live (until the old time + 70 s)
-      expect(store.insertIfAbsent('d', 70_000)).toBe(true);
-    },
-  );
+  // Was a bug (fixed in src/replay-store.ts): each lane was swept only up to its first live entry
+  // and the count of expired entries behind a live one refused new proofs. After the clock stepped
+  // back, new proofs queued behind older, later-expiring ones: the store filled with dead proofs
+  // and every DPoP request got a 503 for as long as the step. A store whose lanes may be out of
+  // expiry order is now swept in full before it refuses (at most once a second).
+  it('a store holding one live proof and expired ones still has room after a clock step back', () => {
+    const time = clock();
+    const store = new MemoryReplayStore({ maxEntries: 3 });
+    expect(store.insertIfAbsent('before-step', 70_000)).toBe(true);
+    time.advance(-3600);
+    expect(store.insertIfAbsent('b', 70_000)).toBe(true);
+    expect(store.insertIfAbsent('c', 70_000)).toBe(true);
+    time.advance(71); // b and c expired; before-step is live (until the old time + 70 s)
+    expect(store.insertIfAbsent('d', 70_000)).toBe(true);
+  });
 });
 
 describe('signature pool watchdog with a real, slow pool', () => {
@@ -284,46 +281,39 @@ describe('signature pool watchdog with a real, slow pool', () => {
     return `${input}.${signature.toString('base64url')}`;
   }
 
-  // BUG: src/signature.ts verifySignature arms a watchdog on every pool verification started
-  // before the pool first called back, and the watchdog does not check `poolProven` when it fires.
-  // A pool that has proven itself but is busy (a cold-start burst queued behind 4 threads) lets a
-  // queued verification outlive poolProofMs: its watchdog sets poolBroken, and every verification
-  // of the process runs inline on the event loop for good (the warning claims the pool never
-  // called back). Fix: in the watchdog, `if (poolProven) return;` (keep waiting for the callback),
-  // or clear the pending watchdogs when the first callback comes.
-  it.fails(
-    'a queued verification slower than poolProofMs after the pool called back does not disable the pool',
-    async () => {
-      const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
-      const realVerify = crypto.verify;
-      let n = 0;
+  // Was a bug (fixed in src/signature.ts): a watchdog armed before the pool first called back
+  // fired even after the pool had proven itself, so a busy pool (a cold-start burst queued behind
+  // 4 threads) was declared broken for good. A watchdog now stands down once the pool has answered.
+  it('a queued verification slower than poolProofMs after the pool called back does not disable the pool', async () => {
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    const realVerify = crypto.verify;
+    let n = 0;
+    vi.resetModules();
+    vi.spyOn(crypto, 'verify').mockImplementation(((...args: unknown[]) => {
+      const callback = args[4] as ((error: Error | null, ok: boolean) => void) | undefined;
+      if (typeof callback !== 'function')
+        return (realVerify as (...a: unknown[]) => boolean)(...args);
+      const ok = (realVerify as (...a: unknown[]) => boolean)(...args.slice(0, 4));
+      // The first in the queue answers at once, the one behind it after 150 ms (a busy pool).
+      setTimeout(() => callback(null, ok), n++ === 0 ? 1 : 150);
+      return undefined;
+    }) as typeof crypto.verify);
+    const onWarning = () => undefined;
+    process.on('warning', onWarning);
+    try {
+      const module = await import('../src/signature.ts');
+      module.signatureRoute.poolProofMs = 50;
+      const first = module.verifySignature(jws(p384.privateKey, 1), p384.publicKey, 'ES384');
+      const second = module.verifySignature(jws(p384.privateKey, 2), p384.publicKey, 'ES384');
+      expect(first).toBeInstanceOf(Promise);
+      expect(await Promise.all([first, second])).toEqual([true, true]);
+      // P-384 is always the pool's: a promise, unless the pool was declared broken.
+      const later = module.verifySignature(jws(p384.privateKey, 3), p384.publicKey, 'ES384');
+      expect(later).toBeInstanceOf(Promise);
+      await later;
+    } finally {
+      process.off('warning', onWarning);
       vi.resetModules();
-      vi.spyOn(crypto, 'verify').mockImplementation(((...args: unknown[]) => {
-        const callback = args[4] as ((error: Error | null, ok: boolean) => void) | undefined;
-        if (typeof callback !== 'function')
-          return (realVerify as (...a: unknown[]) => boolean)(...args);
-        const ok = (realVerify as (...a: unknown[]) => boolean)(...args.slice(0, 4));
-        // The first in the queue answers at once, the one behind it after 150 ms (a busy pool).
-        setTimeout(() => callback(null, ok), n++ === 0 ? 1 : 150);
-        return undefined;
-      }) as typeof crypto.verify);
-      const onWarning = () => undefined;
-      process.on('warning', onWarning);
-      try {
-        const module = await import('../src/signature.ts');
-        module.signatureRoute.poolProofMs = 50;
-        const first = module.verifySignature(jws(p384.privateKey, 1), p384.publicKey, 'ES384');
-        const second = module.verifySignature(jws(p384.privateKey, 2), p384.publicKey, 'ES384');
-        expect(first).toBeInstanceOf(Promise);
-        expect(await Promise.all([first, second])).toEqual([true, true]);
-        // P-384 is always the pool's: a promise, unless the pool was declared broken.
-        const later = module.verifySignature(jws(p384.privateKey, 3), p384.publicKey, 'ES384');
-        expect(later).toBeInstanceOf(Promise);
-        await later;
-      } finally {
-        process.off('warning', onWarning);
-        vi.resetModules();
-      }
-    },
-  );
+    }
+  });
 });
