@@ -128,21 +128,31 @@ function start(meterProvider: MeterProvider, tracerProvider: TracerProvider): In
 
   // Per key set (its frozen issuers list is its identity: two verifiers of one issuer, for two
   // audiences say, have a key set each), reported per issuer: the worst state and the fewest keys
-  // of the sets serving it, so one set's recovery never hides another's outage.
-  const sets = new Map<readonly string[], { state?: KeyState; keys?: number }>();
+  // of the sets serving it, so one set's recovery never hides another's outage. Held weakly: a
+  // verifier let go (replaced at a reload, say) stops counting once it is collected.
+  type SetEntry = { state?: KeyState; keys?: number };
+  const setEntries = new WeakMap<readonly string[], SetEntry>();
+  const liveSets = new Set<WeakRef<readonly string[]>>();
   const setOf = (issuers: readonly string[]) => {
-    let entry = sets.get(issuers);
+    let entry = setEntries.get(issuers);
     if (entry === undefined) {
       // Bounded, oldest set forgotten first (a verifier per request is warned about already).
-      if (sets.size >= MAX_SETS) sets.delete(sets.keys().next().value as readonly string[]);
+      if (liveSets.size >= MAX_SETS) liveSets.delete(liveSets.values().next().value!);
       entry = {};
-      sets.set(issuers, entry);
+      setEntries.set(issuers, entry);
+      liveSets.add(new WeakRef(issuers));
     }
     return entry;
   };
-  const perIssuer = <T>(read: (entry: { state?: KeyState; keys?: number }) => T | undefined) => {
+  const perIssuer = <T>(read: (entry: SetEntry) => T | undefined) => {
     const found = new Map<string, T[]>();
-    for (const [issuers, entry] of sets) {
+    for (const ref of liveSets) {
+      const issuers = ref.deref();
+      const entry = issuers && setEntries.get(issuers);
+      if (issuers === undefined || entry === undefined) {
+        liveSets.delete(ref);
+        continue;
+      }
       const value = read(entry);
       if (value === undefined) continue;
       for (const issuer of issuers) found.set(issuer, [...(found.get(issuer) ?? []), value]);

@@ -4,6 +4,8 @@
  */
 import { once } from 'node:events';
 import type { Server } from 'node:http';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { AddressInfo } from 'node:net';
 import {
   AggregationTemporality,
@@ -302,6 +304,40 @@ describe('resource-guard/otel', () => {
       }
     } finally {
       await other.close();
+    }
+  });
+
+  it('a verifier let go stops counting: its outage does not outlive it', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const down = await startJwksServer([key.jwk]);
+    down.behave((_req, res) => res.writeHead(503).end());
+    const state = async () =>
+      points((await collect()).get('resource_guard.keys.state'), [
+        'resource_guard.issuer',
+        'resource_guard.keys.state',
+      ]).filter((line) => line.endsWith(': 1'));
+    try {
+      await (async () => {
+        // A verifier whose keys never load, then dropped (a reload replaced it, say).
+        const old = fixtureVerifier({ jwksUri: down.url }).verifier;
+        await old.warm().catch(() => undefined);
+        expect(old.health()[0]?.state).toBe('unavailable');
+      })();
+      expect(await state()).toEqual([
+        `resource_guard.issuer=${ISSUER},resource_guard.keys.state=unavailable: 1`,
+      ]);
+      const replacement = fixtureVerifier().verifier;
+      await replacement.warm();
+      for (let i = 0; i < 5; i++) {
+        gc();
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(await state()).toEqual([
+        `resource_guard.issuer=${ISSUER},resource_guard.keys.state=fresh: 1`,
+      ]);
+    } finally {
+      await down.close();
     }
   });
 
