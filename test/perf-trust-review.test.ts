@@ -28,15 +28,6 @@ const trusted: Voucher = { trusted: true, vouches: () => true };
 const NOW = 1_800_000_000_000;
 const HOUR = 3_600_000;
 
-/** The cache's short key, as src/token-cache.ts computes it (re-stated to find collisions). */
-function tailHash(token: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = Math.max(0, token.length - 12); i < token.length; i++) {
-    hash = Math.imul(hash ^ token.charCodeAt(i), 0x01000193);
-  }
-  return (hash ^ (hash >>> 15)) & 0x3fffffff;
-}
-
 /** Two distinct 12-character base64url tails with the same 30-bit short key (birthday search). */
 function collidingTails(): readonly [string, string] {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -45,7 +36,7 @@ function collidingTails(): readonly [string, string] {
     let tail = '';
     let x = n;
     for (let i = 0; i < 12; i++, x = Math.floor(x / 64)) tail += alphabet[x % 64];
-    const hash = tailHash(tail);
+    const hash = shortKey(tail);
     const other = seen.get(hash);
     if (other !== undefined && other !== tail) return [other, tail];
     seen.set(hash, tail);
@@ -59,7 +50,7 @@ describe('the token cache under a hostile key space', () => {
 
   it('two tokens sharing the short key never share an answer, and a replaced entry is gone', () => {
     const cache = new TokenCache<string>({ maxEntries: 10, maxBytes: 1 << 20 });
-    expect(tailHash(a)).toBe(tailHash(b));
+    expect(shortKey(a)).toBe(shortKey(b));
     cache.set(a, 'A', NOW - HOUR, NOW + HOUR, trusted);
     expect(cache.get(b, NOW)).toBeUndefined();
     expect(cache.get(a, NOW)).toBe('A');
