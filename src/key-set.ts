@@ -169,7 +169,7 @@ export class RemoteKeySet {
     const { maxAge, maxStale } = this.#options;
     let state: KeyState;
     if (snapshot === undefined) state = this.#failures > 0 ? 'unavailable' : 'empty';
-    else if (now - snapshot.fetchedAt < maxAge * 1000) state = 'fresh';
+    else if (now < this.#freshUntil) state = 'fresh';
     else if (now - snapshot.fetchedAt < (maxAge + maxStale) * 1000) state = 'stale';
     else state = 'unavailable';
     const from = this.#state;
@@ -233,7 +233,6 @@ export class RemoteKeySet {
     if (snapshot === undefined) return false;
     const age = now - snapshot.fetchedAt;
     const { maxAge, maxStale } = this.#options;
-    if (age < maxAge * 1000) return true;
     this.#observe(now); // past maxAge: stale, or unavailable
     if (age >= (maxAge + maxStale) * 1000) return false;
     // Request-scoped: no background work; the request that finds the keys stale refreshes them.
@@ -403,9 +402,7 @@ export class RemoteKeySet {
     }
     const now = Date.now();
     const current = this.#snapshot;
-    if (waited && current !== undefined && now - current.fetchedAt < this.#options.maxAge * 1000) {
-      return current;
-    }
+    if (waited && current !== undefined && now < this.#freshUntil) return current;
     if (now < this.#retryAt) throw this.#backingOff(now);
     this.#lastFetchAt = now;
     this.#fetchingSince = now;
