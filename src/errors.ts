@@ -280,7 +280,7 @@ export class AuthError extends Error {
   readonly expose: boolean;
 
   constructor(reason: RejectionReason, init: AuthErrorInit = {}) {
-    const info = REASONS[reason];
+    const info = describedFor(REASONS[reason], reason, init);
     super(info.description, init.cause === undefined ? undefined : { cause: init.cause });
     this.reason = reason;
     this.code = info.code;
@@ -320,6 +320,21 @@ export class AuthError extends Error {
       headers: { ...this.headers, 'content-type': 'application/json' },
     });
   }
+}
+
+/**
+ * The two descriptions that name a scheme name the one the request used, or the only one the route
+ * accepts: DPoP for a malformed `Authorization: DPoP` field, or a token missing on a DPoP-only route.
+ */
+const DPOP_WORDING: Partial<Record<RejectionReason, string>> = {
+  missing_token: 'Authentication required: send an access token as Authorization: DPoP',
+  malformed_header: 'Malformed Authorization header: expected DPoP followed by one token',
+};
+
+function describedFor(info: ReasonInfo, reason: RejectionReason, init: AuthErrorInit): ReasonInfo {
+  const dpop = init.scheme === 'DPoP' || init.challenge?.bearer === false;
+  const description = dpop ? DPOP_WORDING[reason] : undefined;
+  return description === undefined ? info : { ...info, description };
 }
 
 function buildHeaders(info: ReasonInfo, init: AuthErrorInit): Record<string, string> {

@@ -85,6 +85,27 @@ describe('DPoP review fixes', () => {
     expect(error.headers['www-authenticate']).not.toMatch(/^Bearer [^,]*,\s*error=/);
   });
 
+  it('a description that names a scheme names the one the request used, or the only one accepted', async () => {
+    const fx = await dpopFixture();
+    const error = async (request: object, requirements?: object) =>
+      (await fx.verifier.authenticate(request, requirements).catch((e: unknown) => e)) as AuthError;
+    // A malformed DPoP field, on a route taking both: the DPoP wording, on the DPoP challenge.
+    const malformed = await error(dpopRequest('a b', undefined));
+    expect(malformed.reason).toBe('malformed_header');
+    expect(malformed.body.error_description).toMatch(/expected DPoP followed/);
+    expect(malformed.headers['www-authenticate']).toMatch(/DPoP [^]*expected DPoP followed/);
+    // A malformed Bearer field keeps the Bearer wording.
+    const bearer = await error({ headers: { authorization: 'Bearer a b' } });
+    expect(bearer.reason).toBe('malformed_header');
+    expect(bearer.body.error_description).toMatch(/expected Bearer followed/);
+    // No token on a DPoP-only route: send it as DPoP; on a route taking both, as Bearer.
+    const none = { headers: { host: 'api.shop.example' } };
+    expect((await error(none, { dpop: 'required' })).body.error_description).toMatch(
+      /Authorization: DPoP$/,
+    );
+    expect((await error(none)).body.error_description).toMatch(/Authorization: Bearer$/);
+  });
+
   it("a proof's iat may be at most a minute off, whatever the token's clockTolerance", async () => {
     const fx = await dpopFixture({ clockTolerance: 900 });
     const key = await makeProofKey();
