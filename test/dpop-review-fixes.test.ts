@@ -8,7 +8,7 @@ import { request as httpRequest, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryReplayStore } from 'resource-guard';
-import type { AuthError } from 'resource-guard';
+import type { AuthError, RequestLike, Requirements } from 'resource-guard';
 import { dpopFixture, dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
 import { outcome } from './helpers/outcome.ts';
 
@@ -87,7 +87,7 @@ describe('DPoP review fixes', () => {
 
   it('a description that names a scheme names the one the request used, or the only one accepted', async () => {
     const fx = await dpopFixture();
-    const error = async (request: object, requirements?: object) =>
+    const error = async (request: RequestLike, requirements?: Requirements) =>
       (await fx.verifier.authenticate(request, requirements).catch((e: unknown) => e)) as AuthError;
     // A malformed DPoP field, on a route taking both: the DPoP wording, on the DPoP challenge.
     const malformed = await error(dpopRequest('a b', undefined));
