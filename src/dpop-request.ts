@@ -15,8 +15,31 @@ export function normalizeHtu(htu: string): string | undefined {
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password) {
     return undefined;
   }
-  return `${url.origin}${url.pathname}`;
+  return `${url.origin}${normalizeEscapes(url.pathname)}`;
 }
+
+/**
+ * RFC 3986 §6.2.2.1 and §6.2.2.2, which the URL parser leaves alone: an escaped unreserved
+ * character (`%7E`, `%41`) is that character, and the hex digits of the other escapes are upper
+ * case. So `/%7Euser` and `/~user`, `/a%2fb` and `/a%2Fb` are one path; `%2F` stays escaped.
+ */
+function normalizeEscapes(path: string): string {
+  if (!path.includes('%')) return path;
+  return path.replace(/%([0-9A-Fa-f]{2})/g, (_escape, hex: string) => {
+    const code = Number.parseInt(hex, 16);
+    return isUnreserved(code) ? String.fromCharCode(code) : `%${hex.toUpperCase()}`;
+  });
+}
+
+/** ALPHA / DIGIT / "-" / "." / "_" / "~" (RFC 3986 §2.3). */
+const isUnreserved = (code: number): boolean =>
+  (code >= 0x41 && code <= 0x5a) ||
+  (code >= 0x61 && code <= 0x7a) ||
+  (code >= 0x30 && code <= 0x39) ||
+  code === 0x2d ||
+  code === 0x2e ||
+  code === 0x5f ||
+  code === 0x7e;
 
 /** The normalised path of a request target; the origin of an absolute one is ignored. */
 export function pathOf(url: string | undefined): string | undefined {
@@ -30,7 +53,7 @@ export function pathOf(url: string | undefined): string | undefined {
       /[?#]/,
       1,
     )[0];
-    return raw === parsed.pathname ? parsed.pathname : undefined;
+    return raw === parsed.pathname ? normalizeEscapes(parsed.pathname) : undefined;
   } catch {
     return undefined;
   }

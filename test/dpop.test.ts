@@ -475,6 +475,82 @@ describe('hostile proofs and tokens', () => {
   });
 });
 
+describe('htu normalisation (RFC 9449 §4.3, RFC 3986 §6.2.2)', () => {
+  useDpopFixture();
+  const UNRESERVED = 'AZaz09-._~';
+  /** Reserved characters a path may hold as they are (`?`, `#` end it; `[`, `]` are escaped). */
+  const RESERVED = "/@!$&'()*+,;=:";
+  const hex = (char: string) => char.charCodeAt(0).toString(16).padStart(2, '0');
+  /** A segment character as written: plain, or escaped with lower or upper hex. */
+  const written = fc.record({
+    char: fc.constantFrom(...UNRESERVED, 'p', 'r', 'o'),
+    form: fc.constantFrom('plain', 'lower', 'upper'),
+  });
+  const spell = ({ char, form }: { char: string; form: string }) =>
+    form === 'plain' ? char : form === 'lower' ? `%${hex(char)}` : `%${hex(char).toUpperCase()}`;
+  /** A path whose segments differ only in how their unreserved characters are escaped. */
+  const twoSpellings = fc
+    .array(fc.array(written, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 3 })
+    .chain((segments) =>
+      fc.tuple(
+        fc.constant(segments),
+        fc.constant(segments.map((segment) => segment.map((c) => ({ ...c, form: 'plain' })))),
+      ),
+    );
+
+  it('property: a proof and a request that spell the same path differently are one path', async () => {
+    const token = await fx.bound(key);
+    await fc.assert(
+      fc.asyncProperty(twoSpellings, fc.boolean(), async ([escaped, plain], proofEscaped) => {
+        const path = (segments: readonly { char: string; form: string }[][]) =>
+          segments.map((segment) => `/${segment.map(spell).join('')}`).join('');
+        // Only segments that are not dot segments once decoded: those the parser rewrites.
+        fc.pre(!/\/\.{1,2}(\/|$)/.test(path(plain)));
+        const [proofPath, requestPath] = proofEscaped
+          ? [path(escaped), path(plain)]
+          : [path(plain), path(escaped)];
+        const p = await proof(key, 'GET', `${ORIGIN}${proofPath}`, token);
+        const answer = await outcome(
+          fx.verifier.authenticate(dpopRequest(token, p, { url: requestPath })),
+        );
+        expect(answer).toBe('ok');
+      }),
+      { numRuns: 120 },
+    );
+  });
+
+  it('property: an escaped reserved character never matches itself unescaped, in any hex case', async () => {
+    const token = await fx.bound(key);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...RESERVED),
+        fc.boolean(),
+        fc.boolean(),
+        async (char, upper, proofEscaped) => {
+          const escape = `%${upper ? hex(char).toUpperCase() : hex(char)}`;
+          const [proofPath, requestPath] = proofEscaped
+            ? [`/a${escape}b`, `/a${char}b`]
+            : [`/a${char}b`, `/a${escape}b`];
+          const p = await proof(key, 'GET', `${ORIGIN}${proofPath}`, token);
+          const answer = await outcome(
+            fx.verifier.authenticate(dpopRequest(token, p, { url: requestPath })),
+          );
+          expect(answer).not.toBe('ok');
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
+  it('the hex case of an escape that stays escaped does not matter', async () => {
+    const token = await fx.bound(key);
+    const p = await proof(key, 'GET', `${ORIGIN}/files/a%2fb%c3%a9`, token);
+    expect(
+      await outcome(fx.verifier.authenticate(dpopRequest(token, p, { url: '/files/a%2Fb%C3%A9' }))),
+    ).toBe('ok');
+  });
+});
+
 describe('modes and challenges (RFC 9449 §7.1)', () => {
   const realm = 'realm="https://shopping.api"';
   const algs = 'algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA Ed25519"';
