@@ -161,6 +161,15 @@ export class RemoteKeySet {
     this.#options = options;
     // Frozen copies: an event subscriber gets these arrays, and must not change what health() says.
     this.#label = Object.freeze({ ...label, issuers: Object.freeze([...label.issuers]) });
+    register(this);
+  }
+
+  /**
+   * What this set last published (its state as of its last change, and its keys), without looking
+   * again or starting anything: for instrumentation started after the set (see {@link keySetStates}).
+   */
+  get published(): KeySetState {
+    return { issuers: this.#label.issuers, state: this.#state, keys: this.#snapshot?.keys.length };
   }
 
   /** The state at `now` (see {@link KeyState}), published on `resource-guard:keys:state` when it changed. */
@@ -566,6 +575,45 @@ export class RemoteKeySet {
 }
 
 /** A 10 ms timer of the calling request's own: request-scoped waits share no promise. */
+/** A key set as {@link keySetStates} reports it. */
+export interface KeySetState {
+  /** The same frozen array its events carry: the set's identity. */
+  readonly issuers: readonly string[];
+  readonly state: KeyState;
+  /** Usable keys in its last fetched set; `undefined` before one. */
+  readonly keys: number | undefined;
+}
+
+/**
+ * Every key set alive, held weakly (a verifier let go is not kept by this). Dead entries are
+ * dropped whenever the registry has doubled since the last sweep, so it stays within twice the live
+ * sets at O(1) amortised per set created. No `WeakRef` in the runtime: nothing is registered.
+ */
+const registry = new Set<WeakRef<RemoteKeySet>>();
+let sweepAt = 64;
+
+function register(set: RemoteKeySet): void {
+  if (typeof WeakRef !== 'function') return;
+  registry.add(new WeakRef(set));
+  if (registry.size < sweepAt) return;
+  for (const ref of registry) if (ref.deref() === undefined) registry.delete(ref);
+  sweepAt = Math.max(64, registry.size * 2);
+}
+
+/**
+ * The key sets alive now, each as it last published: what instrumentation started after the
+ * verifiers (and their `warm()`) needs to know of them before their next change.
+ */
+export function keySetStates(): KeySetState[] {
+  const states: KeySetState[] = [];
+  for (const ref of registry) {
+    const set = ref.deref();
+    if (set === undefined) registry.delete(ref);
+    else states.push(set.published);
+  }
+  return states;
+}
+
 function ownTimer(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 10));
 }

@@ -15,6 +15,7 @@ import type {
   TracerProvider,
 } from '@opentelemetry/api';
 import { CHANNELS, subscribeTo } from './diagnostics.ts';
+import { keySetStates } from './key-set.ts';
 import type {
   CacheEvictEvent,
   DecisionEvent,
@@ -69,8 +70,8 @@ const DURATION_BUCKETS = [
  * | `resource_guard.keys.state` | gauge (1 for the current state, 0 for the others) | `resource_guard.issuer`, `resource_guard.keys.state` |
  * | `resource_guard.cache.evictions` | counter | `resource_guard.reason` |
  *
- * Call it before the verifiers are created (a key set's state is known from its next change
- * on). A second call with the same meter provider returns the first one's instrumentation. Needs `node:diagnostics_channel` (Node, Bun, Deno, Workers with `nodejs_compat`).
+ * Key sets created before the call are reported as they last changed (their state and keys);
+ * their earlier fetches and decisions are not counted. A second call with the same meter provider returns the first one's instrumentation. Needs `node:diagnostics_channel` (Node, Bun, Deno, Workers with `nodejs_compat`).
  *
  * @example
  * ```ts
@@ -176,6 +177,12 @@ function start(meterProvider: MeterProvider, tracerProvider: TracerProvider): In
     }
   };
   stateGauge.addCallback(observeStates);
+  // Sets created (and warmed) before this call: as they last published, not from their next change.
+  for (const { issuers, state, keys } of keySetStates()) {
+    const entry = setOf(issuers);
+    entry.state = state;
+    if (keys !== undefined) entry.keys = keys;
+  }
   const keysGauge = meter.createObservableGauge('resource_guard.jwks.keys', {
     description: 'Usable keys in the last key set fetched (the fewest of the sets serving it)',
     unit: '{key}',

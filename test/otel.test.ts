@@ -69,9 +69,9 @@ async function serve(verifier: ReturnType<typeof fixtureVerifier>['verifier']) {
 }
 
 /** Every metric exported so far, by name. */
-async function collect(): Promise<Map<string, MetricData>> {
+async function collect(from = reader): Promise<Map<string, MetricData>> {
   exporter.reset();
-  await reader.forceFlush();
+  await from.forceFlush();
   const byName = new Map<string, MetricData>();
   for (const resource of exporter.getMetrics()) {
     for (const scope of resource.scopeMetrics) {
@@ -276,7 +276,9 @@ describe('resource-guard/otel', () => {
         points((await collect()).get('resource_guard.keys.state'), [
           'resource_guard.issuer',
           'resource_guard.keys.state',
-        ]).filter((line) => line.endsWith(': 1'));
+        ])
+          // Sets of the file's earlier tests, not collected yet, report their own issuers.
+          .filter((line) => line.includes(ISSUER) && line.endsWith(': 1'));
       expect(await state()).toEqual([
         `resource_guard.issuer=${ISSUER},resource_guard.keys.state=fresh: 1`,
       ]);
@@ -307,6 +309,43 @@ describe('resource-guard/otel', () => {
     }
   });
 
+  it('verifiers warmed before instrument() are reported at once, not from their next change', async () => {
+    const down = await startJwksServer([key.jwk]);
+    down.behave((_req, res) => res.writeHead(503).end());
+    const early = 'https://early.example.test/oidc';
+    const broken = 'https://early-down.example.test/oidc';
+    const own = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+    const provider = new MeterProvider({ readers: [own] });
+    try {
+      // The suite's instrumentation is stopped: these sets change state with nobody listening.
+      instrumentation.stop();
+      const fresh = fixtureVerifier({ issuer: early }).verifier;
+      const unavailable = fixtureVerifier({ issuer: broken, jwksUri: down.url }).verifier;
+      await fresh.warm();
+      await unavailable.warm().catch(() => undefined);
+      instrument({ meterProvider: provider });
+      const metrics = await collect(own);
+      const mine = (line: string) => line.includes('early');
+      expect(
+        points(metrics.get('resource_guard.keys.state'), [
+          'resource_guard.issuer',
+          'resource_guard.keys.state',
+        ])
+          .filter(mine)
+          .filter((line) => line.endsWith(': 1')),
+      ).toEqual([
+        `resource_guard.issuer=${broken},resource_guard.keys.state=unavailable: 1`,
+        `resource_guard.issuer=${early},resource_guard.keys.state=fresh: 1`,
+      ]);
+      expect(
+        points(metrics.get('resource_guard.jwks.keys'), ['resource_guard.issuer']).filter(mine),
+      ).toEqual([`resource_guard.issuer=${early}: 1`]);
+    } finally {
+      await provider.shutdown();
+      await down.close();
+    }
+  });
+
   it('a verifier let go stops counting: its outage does not outlive it', async () => {
     v8.setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
@@ -316,7 +355,7 @@ describe('resource-guard/otel', () => {
       points((await collect()).get('resource_guard.keys.state'), [
         'resource_guard.issuer',
         'resource_guard.keys.state',
-      ]).filter((line) => line.endsWith(': 1'));
+      ]).filter((line) => line.includes(ISSUER) && line.endsWith(': 1'));
     try {
       await (async () => {
         // A verifier whose keys never load, then dropped (a reload replaced it, say).
