@@ -453,17 +453,21 @@ export class RemoteKeySet {
 
   /**
    * Refresh `order` failed: recorded (failures, back-off, 503) unless a newer refresh's keys are
-   * already in use, which it gets instead (that failure is no longer true).
+   * already in use, which it gets instead (that failure is no longer true). A failure older than
+   * one already recorded is still a 503 for its request, but leaves the record (the newest error,
+   * the failure count and the back-off) as the newer one made it.
    */
   #fail(cause: unknown, order: number): Snapshot {
     const current = this.#snapshot;
     if (order < this.#applied && current !== undefined) return current;
-    this.#reported = Math.max(this.#reported, order);
-    this.#failures++;
-    this.#lastFailure = describeKeyFailure(cause);
-    const backoff = Math.min(2 ** (this.#failures - 1), Math.max(1, this.#options.cooldown));
-    this.#retryAt = Date.now() + backoff * 1000;
-    this.#observe(Date.now());
+    if (order > this.#reported) {
+      this.#reported = order;
+      this.#failures++;
+      this.#lastFailure = describeKeyFailure(cause);
+      const backoff = Math.min(2 ** (this.#failures - 1), Math.max(1, this.#options.cooldown));
+      this.#retryAt = Date.now() + backoff * 1000;
+      this.#observe(Date.now());
+    }
     throw new Rejection(
       'keys_unavailable',
       {
@@ -472,7 +476,7 @@ export class RemoteKeySet {
         ...this.#failureDetails(),
       },
       cause,
-      backoff,
+      Math.max(1, (this.#retryAt - Date.now()) / 1000),
     );
   }
 

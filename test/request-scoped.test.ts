@@ -170,7 +170,7 @@ describe('request-scoped mode: overlapping refreshes count in the order they sta
   // A refresh older than the fetch timeout + 1 s is presumed cut off, so another request starts
   // its own: both can land, in either order. An older refresh's failure once landed over a newer
   // success (health: lastError and a back-off; a new kid: 503 instead of 401).
-  it("for any outcomes landing in any order, the keys are the newest success's and health reports the newest outcome", async () => {
+  it("for any outcomes landing in any order, the keys are the newest success's and health reports the newest outcome (the newest failure's error)", async () => {
     const keys = await Promise.all(Array.from({ length: 5 }, () => makeKey('ES256')));
     const [key] = keys as [TestKey];
     const runs = fc
@@ -189,10 +189,9 @@ describe('request-scoped mode: overlapping refreshes count in the order they sta
           const fetch = (() =>
             new Promise<Response>((resolve) => {
               const served = keys.slice(0, land.length + 1).map((k) => k.jwk); // i + 1 keys
+              const status = 500 + land.length; // which refresh failed, as lastError says
               land.push((up) =>
-                resolve(
-                  up ? Response.json({ keys: served }) : new Response('down', { status: 503 }),
-                ),
+                resolve(up ? Response.json({ keys: served }) : new Response('down', { status })),
               );
             })) as typeof globalThis.fetch;
           const verifier = workerdVerifier(fetch, {
@@ -218,6 +217,12 @@ describe('request-scoped mode: overlapping refreshes count in the order they sta
             keys: newest + 1, // the newest success's keys, never an older one's
           });
           expect(verifier.health()[0]?.lastError === null).toBe(!failing);
+          // The newest failure's, whatever order the failures landed in.
+          if (failing) {
+            expect(verifier.health()[0]?.lastError).toContain(
+              `HTTP ${500 + ok.lastIndexOf(false)}`,
+            );
+          }
           expect(verifier.health()[0]?.retryInSeconds === null).toBe(!failing);
           if (newest >= 0) {
             const unknownKid = await mint(key, m2mClaims(), { kid: 'not-listed' });
