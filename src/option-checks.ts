@@ -255,6 +255,11 @@ export const func =
     return value as F;
   };
 
+export const string: Check<string> = (value, path) => {
+  if (typeof value !== 'string') configError(path, `must be a string (got ${describe(value)})`);
+  return value;
+};
+
 export const nonEmptyString: Check<string> = (value, path) => {
   if (typeof value !== 'string' || value === '') {
     configError(path, `must be a non-empty string (got ${describe(value)})`);

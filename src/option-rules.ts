@@ -23,6 +23,7 @@ import {
   list,
   nested,
   nonEmptyString,
+  string,
   oneOrMore,
   optional,
   quotable,
@@ -377,8 +378,11 @@ const REQUIREMENTS = {
     any: withDefault(boolean, false),
     /** Only machine-to-machine tokens. Default: false. */
     machine: withDefault(boolean, false),
-    /** The organization the token must be for: a non-empty string. Default: none. */
-    organization: optional(nonEmptyString),
+    /**
+     * The organization the token must be for: a non-empty string where a route is declared; per
+     * call (`verify`, `authenticate`), anything else matches no token. Default: none.
+     */
+    organization: optional(string),
     /** Also accept organization tokens of any organization. Default: false. */
     anyOrganization: withDefault(boolean, false),
     /** `{ claim: value }`, each a string, number or boolean, compared with `===`. Default: none. */

@@ -7,7 +7,7 @@ import type { Requirements } from './requirements.ts';
 import type { ResolvedTokenCacheOptions, TokenCacheOptions } from './token-cache.ts';
 import { buildResourceMetadata } from './resource-metadata.ts';
 import type { ResourceMetadata, ResourceMetadataOptions } from './resource-metadata.ts';
-import { configError, resolveLevel } from './option-checks.ts';
+import { configError, isPlainObject, resolveLevel } from './option-checks.ts';
 import type { Covers } from './option-checks.ts';
 import { DEFAULT_ALGORITHMS, OPTION_RULES } from './option-rules.ts';
 import type { Algorithm } from './option-rules.ts';
@@ -275,13 +275,35 @@ const NO_REQUIREMENTS: ResolvedRequirements = Object.freeze({
 });
 
 /**
+ * `verify()` and `authenticate()` are given the organization a request names (a header, a query
+ * parameter): named but not a non-empty string (absent, blank, an array from `?org=a&org=b`), it
+ * matches no token (403), as a route's `organization` option does; it never makes the route
+ * global (a global token let in) nor throws (a 500). Unless the route also accepts any organization.
+ */
+function organizationFromRequest(input: Requirements): Requirements {
+  if (!isPlainObject(input) || !Object.hasOwn(input, 'organization')) return input;
+  const named: unknown = input.organization;
+  if (typeof named === 'string') return input;
+  if (named === undefined && input.anyOrganization === true) return input;
+  return { ...input, organization: '' };
+}
+
+/**
  * Checks a route's requirements: once where a route is declared (`guard`), per call for `verify`
  * and `authenticate` (so it stays cheap: the suggestion work runs only for an unknown key).
  */
-export function resolveRequirements(input: Requirements | undefined): ResolvedRequirements {
+export function resolveRequirements(
+  input: Requirements | undefined,
+  perCall = false,
+): ResolvedRequirements {
   if (input === undefined) return NO_REQUIREMENTS;
   const { scopes, any, machine, organization, anyOrganization, optional, dpop, ...rules } =
-    resolveLevel(input, OPTION_RULES.requirements);
+    resolveLevel(perCall ? organizationFromRequest(input) : input, OPTION_RULES.requirements);
+  if (organization === '' && !perCall) {
+    // Declared on a route, an empty organization is a mistake; given per call, it comes from the
+    // request (an empty header) and matches no token.
+    configError('organization', 'must be a non-empty string (got the empty string)');
+  }
   if (organization !== undefined && anyOrganization) {
     configError(
       'anyOrganization',

@@ -102,10 +102,11 @@ function bounded(answer: Promise<unknown>, name: string, timeoutMs: number): Pro
 /** Exact scope matching: all-of, or any-of with `any`. */
 export function checkScopes(granted: readonly string[], requirements: Requirements): void {
   const required = requirements.scopes;
-  if (required === undefined || required.length === 0) return;
+  if (required === undefined) return;
   // A handful of scopes: `includes` (exact string equality) beats building a Set per request; an
   // indexed loop, not a callback or an iterator (which allocates on a frozen array), on this
-  // every-request path.
+  // every-request path. All of none is met; any one of none never is (a list built at run time
+  // that comes out empty must not open an `any` route to every token).
   const any = requirements.any === true;
   let ok = !any;
   for (let i = 0; i < required.length; i++) {

@@ -75,7 +75,10 @@ export interface AuthInfo<Claims extends object = CustomClaims> {
 export interface Requirements {
   /** Scopes the token must carry, compared exactly (never by substring). Default: none. */
   readonly scopes?: readonly string[];
-  /** `true`: any one of `scopes` is enough. Default: `false` (all of them). */
+  /**
+   * `true`: any one of `scopes` is enough (an empty `scopes` then admits no token). Default:
+   * `false` (all of them).
+   */
   readonly any?: boolean;
   /** `true`: only machine-to-machine tokens (`sub === client_id`). Default: `false`. */
   readonly machine?: boolean;
@@ -84,7 +87,8 @@ export interface Requirements {
    * `organization` option). The token must be for it: a Logto organization token
    * (`aud = urn:logto:organization:<id>`, with the verifier's `organizations: true`), or a token
    * for an organization-level API resource whose `organization_id` equals it. An empty
-   * organization matches no token. Default: none.
+   * organization matches no token; so does, given per call (`verify`, `authenticate`), one that
+   * is there but not a string (`undefined` from a missing header, an array). Default: none.
    */
   readonly organization?: string;
   /**

@@ -375,9 +375,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
       return health();
     },
     verify: (token: string, requirements?: Requirements) =>
-      check(token, readVerifyArgument, () => resolveRequirements(requirements), false),
+      check(token, readVerifyArgument, () => resolveRequirements(requirements, true), false),
     authenticate: (request: RequestLike, requirements?: Requirements) =>
-      check(request, readRequest, () => resolveRequirements(requirements), true),
+      check(request, readRequest, () => resolveRequirements(requirements, true), true),
     guard(requirements?: Requirements) {
       const resolved = resolveRequirements(requirements);
       const usesTarget = modeOf(resolved) !== 'disabled';
