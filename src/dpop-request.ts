@@ -59,12 +59,18 @@ export function pathOf(url: string | undefined): string | undefined {
   }
 }
 
-/** `scheme://host[:port]` when `value` is nothing more; else `undefined`. */
+/**
+ * The origin of `scheme://host[:port]` when `value` is nothing more (no path, query, fragment or
+ * credentials), as `URL.origin` spells it: a default port dropped (`:443` on https), the host
+ * lower-cased, an IPv6 address in its one spelling. Else `undefined`.
+ */
 export function originOf(value: string): string | undefined {
-  if (!URL.canParse(value)) return undefined;
+  const start = value.indexOf('//');
+  if (start < 0) return undefined;
+  const authority = value.slice(start + 2);
+  if (authority === '' || /[/?#@\\\s]/.test(authority) || !URL.canParse(value)) return undefined;
   const url = new URL(value);
-  const bare = `${url.protocol}//${url.host}`;
-  return bare.toLowerCase() === value.toLowerCase() && !url.username ? url.origin : undefined;
+  return url.pathname === '/' && url.search === '' && url.hash === '' ? url.origin : undefined;
 }
 
 /** `method` and `url` of a node `IncomingMessage` or a Web `Request`. */

@@ -33,6 +33,8 @@ export interface DpopPresentation {
   readonly target: RequestTarget;
   /** The `Host` header, read only with `trustHost`. */
   readonly host: string | undefined;
+  /** The request it came with: one object per HTTP request, in every framework. */
+  readonly request: object;
 }
 
 /** Longest `jti` accepted (RFC 9449 asks for at least 96 bits of randomness; 64 characters is ample). */
@@ -53,6 +55,8 @@ export class Dpop {
   /** Whether a pending computation may be shared between requests (not on Workers). */
   readonly #shared: boolean;
   readonly #headers = new Map<string, ProofHeader | Promise<ProofHeader>>();
+  /** Per request: the proof it consumed (its replay identity) and that insert. */
+  readonly #consumed = new WeakMap<object, { identity: string; inserted: Promise<void> }>();
   /** `algs="..."` of the challenge. */
   readonly algs: string;
 
@@ -94,7 +98,7 @@ export class Dpop {
       const value = readOneHeader(request, 'host');
       host = value === MANY ? undefined : value;
     }
-    return { token, proof, target: target ?? targetOf(request), host };
+    return { token, proof, target: target ?? targetOf(request), host, request };
   }
 
   /**
@@ -142,7 +146,21 @@ export class Dpop {
     // The route's own rules (scopes, revocation, ...) before the replay insert, the last step: a
     // token that may not use this route cannot fill the replay store either.
     await admitted();
-    await this.#insert(`${header.jkt} ${htu} ${payload.jti as string}`);
+    await this.#consume(presented.request, `${header.jkt} ${htu} ${payload.jti as string}`);
+  }
+
+  /**
+   * The replay insert, once per request: a second guard on the same request (a router-level guard
+   * and a route's own, say) that checks the same proof again shares the first one's insert instead
+   * of finding the proof used. Every other check still runs for it. Another request, even with
+   * the same proof, is another object: its insert finds the proof used.
+   */
+  #consume(request: object, identity: string): Promise<void> {
+    const earlier = this.#consumed.get(request);
+    if (earlier !== undefined && earlier.identity === identity) return earlier.inserted;
+    const inserted = this.#insert(identity);
+    this.#consumed.set(request, { identity, inserted });
+    return inserted;
   }
 
   /** `htm`, `htu`, `iat`, `jti`: returns the normalised `htu`. */

@@ -988,9 +988,10 @@ describe('resource-guard/testing: createDpopKey', () => {
       method: 'GET',
       url: 'https://api.test/products?x=1',
     });
-    const request = { method: 'GET', url: '/products', headers };
-    expect(await outcome(verifier.authenticate(request))).toBe('ok');
-    expect(await outcome(verifier.authenticate(request))).toBe('401 dpop_replayed');
+    const request = () => ({ method: 'GET', url: '/products', headers });
+    expect(await outcome(verifier.authenticate(request()))).toBe('ok');
+    // Another request (object) with the same proof: a replay.
+    expect(await outcome(verifier.authenticate(request()))).toBe('401 dpop_replayed');
     expect(() => dpopKey.proof({} as never)).toThrow(TypeError);
   });
 });

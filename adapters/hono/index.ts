@@ -18,7 +18,14 @@ export type OptionalAuthEnv = { Variables: { auth: AuthInfo | undefined } };
  * `AuthError` to `app.onError`, which renders it with `c.json(err.body, err.status, err.headers)`).
  * The organization is, e.g., `(c) => c.req.param('orgId')`.
  */
-export type RequireAuthOptions = RouteOptions<Context>;
+export type RequireAuthOptions = RouteOptions<Context> & {
+  /**
+   * For DPoP under `mount(path, app.fetch)`, which hands the app a URL without `path`: that path
+   * (`'/api'`), so a proof's `htu` is checked against the URL the client called. Not needed with
+   * `app.route()` or `basePath()`, which keep the whole URL.
+   */
+  readonly mountPath?: string;
+};
 
 /**
  * Hono middleware that verifies the bearer token, checks the route's requirements and sets
@@ -50,10 +57,11 @@ export function requireAuth(
   options?: RequireAuthOptions,
 ): MiddlewareHandler<OptionalAuthEnv>;
 export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): MiddlewareHandler {
+  const { route, prefix } = withMountPath(options);
   // For DPoP: the URL's path and query count; its origin comes from the verifier's `dpop.origin`.
-  const guard = routeGuard<Context>(verifier, options, (c) => ({
+  const guard = routeGuard<Context>(verifier, route, (c) => ({
     method: c.req.method,
-    url: c.req.url,
+    url: prefix === '' ? c.req.url : prefix + c.req.url.replace(ORIGIN, ''),
   }));
   // Promise.resolve of next()'s promise is that promise itself: no extra one for a repeat token.
   return (c: Context<OptionalAuthEnv>, next) =>
@@ -70,6 +78,30 @@ export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): M
         },
       }),
     );
+}
+
+/** `scheme://authority` at the start of an absolute URL. */
+const ORIGIN = /^[a-z][a-z\d+.-]*:\/\/[^/?#]*/i;
+
+/**
+ * The route's options without `mountPath` (the kit checks the rest), and the prefix it names:
+ * `''` without one, else `/segments` without a trailing slash.
+ */
+function withMountPath(options: RequireAuthOptions | undefined): {
+  route: RouteOptions<Context> | undefined;
+  prefix: string;
+} {
+  if (options === null || typeof options !== 'object' || !Object.hasOwn(options, 'mountPath')) {
+    return { route: options, prefix: '' };
+  }
+  const { mountPath, ...route } = options;
+  if (mountPath === undefined) return { route, prefix: '' };
+  if (typeof mountPath !== 'string' || !/^\/[^?#\\\s]*$/.test(mountPath)) {
+    throw new TypeError(
+      "resource-guard: `mountPath` must be the path mount() strips, such as '/api' (a string starting with /, no query)",
+    );
+  }
+  return { route, prefix: mountPath.replace(/\/+$/, '') };
 }
 
 /**
