@@ -15,21 +15,27 @@ export function normalizeHtu(htu: string): string | undefined {
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password) {
     return undefined;
   }
-  return `${url.origin}${normalizeEscapes(url.pathname)}`;
+  const path = normalizeEscapes(url.pathname);
+  return path === undefined ? undefined : `${url.origin}${path}`;
 }
 
 /**
  * RFC 3986 §6.2.2.1 and §6.2.2.2, which the URL parser leaves alone: an escaped unreserved
  * character (`%7E`, `%41`) is that character, and the hex digits of the other escapes are upper
  * case. So `/%7Euser` and `/~user`, `/a%2fb` and `/a%2Fb` are one path; `%2F` stays escaped.
+ * A `%` that is not an escape (not followed by two hex digits) is no URI path at all:
+ * `undefined`, or it would join what is decoded after it into a new escape (`%2%46` → `%2F`).
  */
-function normalizeEscapes(path: string): string {
+function normalizeEscapes(path: string): string | undefined {
   if (!path.includes('%')) return path;
+  if (STRAY_PERCENT.test(path)) return undefined;
   return path.replace(/%([0-9A-Fa-f]{2})/g, (_escape, hex: string) => {
     const code = Number.parseInt(hex, 16);
     return isUnreserved(code) ? String.fromCharCode(code) : `%${hex.toUpperCase()}`;
   });
 }
+
+const STRAY_PERCENT = /%(?![0-9A-Fa-f]{2})/;
 
 /** ALPHA / DIGIT / "-" / "." / "_" / "~" (RFC 3986 §2.3). */
 const isUnreserved = (code: number): boolean =>
@@ -68,10 +74,22 @@ export function originOf(value: string): string | undefined {
   const start = value.indexOf('//');
   if (start < 0) return undefined;
   const authority = value.slice(start + 2);
-  if (authority === '' || /[/?#@\\\s]/.test(authority) || !URL.canParse(value)) return undefined;
+  const match = AUTHORITY.exec(authority);
+  if (match === null || !URL.canParse(value)) return undefined;
   const url = new URL(value);
-  return url.pathname === '/' && url.search === '' && url.hash === '' ? url.origin : undefined;
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '') return undefined;
+  // The host as written, up to ASCII case: the parser's other rewrites (Unicode mapping, IPv4
+  // shorthand such as `0x7f.1`) would make another name this origin. An IPv6 literal is
+  // compared as parsed: its spellings are one address.
+  const [, host = '', ipv6] = match;
+  return ipv6 !== undefined || host.toLowerCase() === url.hostname ? url.origin : undefined;
 }
+
+/**
+ * `host[:port]` in RFC 3986's ASCII characters (a reg-name without escapes, or a bracketed IPv6
+ * literal): group 1 the host, group 2 set for an IPv6 literal.
+ */
+const AUTHORITY = /^(?:([A-Za-z0-9._~!$&'()*+,;=-]+)|(\[[0-9A-Fa-f:.]+\]))(?::[0-9]*)?$/;
 
 /** `method` and `url` of a node `IncomingMessage` or a Web `Request`. */
 export function targetOf(request: RequestLike): RequestTarget {
