@@ -75,6 +75,10 @@ async function discover(issuer: string, options: DiscoveryOptions): Promise<URL>
     throw new KeySourceError('invalid_document', 'metadata has no valid jwks_uri', url.href);
   }
   const jwksUri = new URL(metadata.jwks_uri);
+  if (jwksUri.username !== '' || jwksUri.password !== '') {
+    // As a configured jwksUri is: credentials in a URL end up in errors, health and logs.
+    throw new KeySourceError('invalid_document', 'jwks_uri must not hold credentials', url.href);
+  }
   const issuerProtocol = new URL(issuer).protocol;
   const plainAllowed = issuerProtocol === 'http:' || isLoopback(jwksUri);
   if (jwksUri.protocol !== 'https:' && !(jwksUri.protocol === 'http:' && plainAllowed)) {

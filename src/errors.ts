@@ -430,13 +430,18 @@ export class KeySourceError extends Error {
   override readonly name = 'KeySourceError';
   /** With `http_status`: the status the server answered. */
   readonly status: number | undefined;
+  /** The URL as diagnostics show it (no query, no credentials: see {@link displayUrl}). */
+  readonly url: string;
   constructor(
     readonly code: KeySourceErrorCode,
     message: string,
-    readonly url: string,
+    url: string,
     options?: { cause?: unknown; status?: number },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    // The error travels as `cause` to onRejected and AuthError: a log sink, where a query's
+    // `api_key=` must not go.
+    this.url = displayUrl(url);
     this.status = options?.status;
   }
 }
@@ -567,7 +572,11 @@ export function reportRejection(
       details: error.details,
       ...(error.cause === undefined ? {} : { cause: error.cause }),
     });
-    if (result instanceof Promise) result.catch(() => undefined);
+    // Any thenable, a promise of another realm (a vm context) included: a rejection left
+    // unhandled would end the process.
+    if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
+      Promise.resolve(result).catch(() => undefined);
+    }
   } catch {
     // ignored
   }

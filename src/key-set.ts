@@ -544,7 +544,12 @@ export class RemoteKeySet {
     const unique = new Map<string, JWK>();
     const perKid = new Map<string, number>();
     for (const jwk of usableKeys(document, url)) {
-      const id = canonicalJwk(jwk);
+      let id: string;
+      try {
+        id = canonicalJwk(jwk);
+      } catch {
+        continue; // a member nested past the stack's depth: this key is unusable, the others not
+      }
       if (unique.has(id)) continue; // the same key listed twice is one key
       unique.set(id, jwk);
       if (jwk.kid !== undefined) perKid.set(jwk.kid, (perKid.get(jwk.kid) ?? 0) + 1);

@@ -89,7 +89,14 @@ export const resourceGuard = fastifyPlugin<ResourceGuardPluginOptions>(
     fastify.decorateRequest('auth', null);
     if (verifier.resourceMetadata !== undefined) {
       const route = metadataRoute(verifier);
-      fastify.get(route.path, (_request, reply) => {
+      // The path as find-my-way reads it: a `:` escaped (else a parameter); a `*` (a wildcard,
+      // last only) cut there, with the request's own path compared exactly.
+      const star = route.path.indexOf('*');
+      const pattern = (star < 0 ? route.path : route.path.slice(0, star + 1)).replaceAll(':', '::');
+      fastify.get(pattern, (request, reply) => {
+        if (star >= 0 && !route.matches(request.method, request.url.split('?', 1)[0])) {
+          return reply.callNotFound();
+        }
         reply.headers(route.headers).send(route.document);
       });
     }

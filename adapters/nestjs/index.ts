@@ -93,7 +93,19 @@ export class RouteGuards implements OnModuleInit {
     const { httpAdapter } = this.adapterHost;
     if (httpAdapter && this.options.verifier.resourceMetadata !== undefined) {
       const route = metadataRoute(this.options.verifier);
-      httpAdapter.get(route.path, (_req: unknown, res: unknown) => {
+      // The path as the platform's router reads it, never as a pattern: Express 5 (path-to-regexp)
+      // escapes its special characters with `\`; find-my-way (Fastify) escapes `:` as `::` and
+      // has a `*` only last, so the path is cut there and the request's own path compared.
+      const express = httpAdapter.getType() !== 'fastify';
+      const star = express ? -1 : route.path.indexOf('*');
+      const pattern = express
+        ? route.path.replace(/[:*(){}[\]+?!\\]/g, '\\$&')
+        : (star < 0 ? route.path : route.path.slice(0, star + 1)).replaceAll(':', '::');
+      httpAdapter.get(pattern, (req: unknown, res: unknown) => {
+        if (star >= 0 && !route.matches('GET', httpAdapter.getRequestUrl(req).split('?', 1)[0])) {
+          httpAdapter.reply(res, { statusCode: 404, message: 'Not Found' }, 404);
+          return;
+        }
         for (const [name, value] of Object.entries(route.headers)) {
           httpAdapter.setHeader(res, name, value);
         }
