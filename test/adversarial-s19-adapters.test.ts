@@ -481,12 +481,8 @@ const CHALLENGE =
 // 1. htm / htu as each adapter computes the request target
 // ---------------------------------------------------------------------------------------------
 
-/**
- * Where the guard sees a WHATWG-normalised URL (dot segments already removed). Not Hono on Node:
- * its guard reads the client's own target (`c.env.incoming`), and refuses one that parsing
- * rewrites, as Express's does.
- */
-const NORMALISED_URL = new Set(['web Request']);
+/** Where the runtime hands the adapter a WHATWG-normalised URL (dot segments already removed). */
+const NORMALISED_URL = new Set(['hono', 'web Request']);
 
 describe.each(STARTERS)('DPoP htm/htu through %s', (name, start) => {
   let api: Running;

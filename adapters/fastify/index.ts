@@ -89,12 +89,13 @@ export const resourceGuard = fastifyPlugin<ResourceGuardPluginOptions>(
     fastify.decorateRequest('auth', null);
     if (verifier.resourceMetadata !== undefined) {
       const route = metadataRoute(verifier);
-      // The path as find-my-way reads it: a `:` escaped (else a parameter); a `*` (a wildcard,
-      // last only) cut there, with the request's own path compared exactly.
-      const star = route.path.indexOf('*');
-      const pattern = (star < 0 ? route.path : route.path.slice(0, star + 1)).replaceAll(':', '::');
+      // The path as find-my-way reads it: a `:` escaped (else a parameter). A `*` (a wildcard,
+      // last only) or an escape (find-my-way matches the decoded path against the pattern as
+      // written) cuts it there, into a wildcard, and the request's own path is compared exactly.
+      const cut = route.path.search(/[*%]/);
+      const pattern = (cut < 0 ? route.path : `${route.path.slice(0, cut)}*`).replaceAll(':', '::');
       fastify.get(pattern, (request, reply) => {
-        if (star >= 0 && !route.matches(request.method, request.url.split('?', 1)[0])) {
+        if (cut >= 0 && !route.matches(request.method, request.url.split('?', 1)[0])) {
           return reply.callNotFound();
         }
         reply.headers(route.headers).send(route.document);

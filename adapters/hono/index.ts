@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import type { AuthInfo, RequestLike, Verifier } from 'resource-guard';
+import type { AuthInfo, Verifier } from 'resource-guard';
 import { metadataRoute, routeGuard } from 'resource-guard/kit';
 import type { RouteOptions } from 'resource-guard/kit';
 
@@ -20,12 +20,11 @@ export type OptionalAuthEnv = { Variables: { auth: AuthInfo | undefined } };
  */
 export type RequireAuthOptions = RouteOptions<Context> & {
   /**
-   * For DPoP under `mount(path, app.fetch)` on Bun, Deno or Workers, which hands the app a URL
-   * without `path`: that path (`'/api'`), so a proof's `htu` is checked against the URL the
-   * client called. Not needed on Node (`@hono/node-server`: the guard reads the client's own
-   * target), nor with `app.route()` or `basePath()`, which keep the whole URL. Its limits: `/api`
-   * and `/api/` both reach the app as `/` (read as `/api/`), and escapes Hono decoded stay
-   * decoded.
+   * For DPoP under `mount(path, app.fetch)`, which hands the app a new Request without `path`:
+   * that path (`'/api'`), so a proof's `htu` is checked against the URL the client called. Not
+   * needed with `app.route()` or `basePath()`, which keep the whole URL. Its limits: `/api` and
+   * `/api/` both reach the app as `/` (read as `/api/`), escapes Hono decoded stay decoded, and a
+   * guard in the outer app and one in the mounted app each consume the proof.
    */
   readonly mountPath?: string;
 };
@@ -62,16 +61,16 @@ export function requireAuth(
 export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): MiddlewareHandler {
   const { route, prefix } = withMountPath(options);
   // For DPoP: the URL's path and query count; its origin comes from the verifier's `dpop.origin`.
-  // On Node, the target as the client sent it; elsewhere the Request's URL (mount() shortens it).
+  // The Request this app was handed: never `c.env.incoming` (node's request for the client),
+  // which Hono hands on to every sub-request an app makes with `app.request(…, c.env)`.
   const guard = routeGuard<Context>(verifier, route, (c) => ({
     method: c.req.method,
-    url:
-      nodeRequest(c)?.url ?? (prefix === '' ? c.req.url : prefix + c.req.url.replace(ORIGIN, '')),
+    url: prefix === '' ? c.req.url : prefix + c.req.url.replace(ORIGIN, ''),
   }));
   // Promise.resolve of next()'s promise is that promise itself: no extra one for a repeat token.
   return (c: Context<OptionalAuthEnv>, next) =>
     Promise.resolve(
-      guard.run<Promise<void> | Response>(c, nodeRequest(c) ?? c.req.raw, {
+      guard.run<Promise<void> | Response>(c, c.req.raw, {
         pass(auth) {
           c.set('auth', auth);
           return next();
@@ -83,20 +82,6 @@ export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): M
         },
       }),
     );
-}
-
-/**
- * @hono/node-server's own request (`c.env.incoming`), when there is one: the headers and target as
- * the client sent them, and one object for every app that handles the request, a `mount()`ed one
- * included (which gets a new, shorter Request of its own).
- */
-function nodeRequest(c: Context): (RequestLike & { readonly url: string }) | undefined {
-  const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
-  if (typeof incoming !== 'object' || incoming === null) return undefined;
-  const { url, rawHeaders } = incoming as { url?: unknown; rawHeaders?: unknown };
-  return typeof url === 'string' && Array.isArray(rawHeaders)
-    ? (incoming as RequestLike & { readonly url: string })
-    : undefined;
 }
 
 /** `scheme://authority` at the start of an absolute URL. */

@@ -94,15 +94,16 @@ export class RouteGuards implements OnModuleInit {
     if (httpAdapter && this.options.verifier.resourceMetadata !== undefined) {
       const route = metadataRoute(this.options.verifier);
       // The path as the platform's router reads it, never as a pattern: Express 5 (path-to-regexp)
-      // escapes its special characters with `\`; find-my-way (Fastify) escapes `:` as `::` and
-      // has a `*` only last, so the path is cut there and the request's own path compared.
+      // escapes its special characters with a backslash; find-my-way (Fastify) escapes `:` as `::`, and
+      // a `*` (a wildcard, last only) or an escape (it matches the decoded path against the
+      // pattern as written) cuts the path there, and the request's own path is compared.
       const express = httpAdapter.getType() !== 'fastify';
-      const star = express ? -1 : route.path.indexOf('*');
+      const cut = express ? -1 : route.path.search(/[*%]/);
       const pattern = express
         ? route.path.replace(/[:*(){}[\]+?!\\]/g, '\\$&')
-        : (star < 0 ? route.path : route.path.slice(0, star + 1)).replaceAll(':', '::');
+        : (cut < 0 ? route.path : `${route.path.slice(0, cut)}*`).replaceAll(':', '::');
       httpAdapter.get(pattern, (req: unknown, res: unknown) => {
-        if (star >= 0 && !route.matches('GET', httpAdapter.getRequestUrl(req).split('?', 1)[0])) {
+        if (cut >= 0 && !route.matches('GET', httpAdapter.getRequestUrl(req).split('?', 1)[0])) {
           httpAdapter.reply(res, { statusCode: 404, message: 'Not Found' }, 404);
           return;
         }
