@@ -34,9 +34,9 @@ import { requireAuth as honoAuth } from 'resource-guard/hono';
 import { requireAuth as koaAuth } from 'resource-guard/koa';
 import { Auth, RequireAuth, ResourceGuardModule } from 'resource-guard/nestjs';
 import { redisReplayStore } from 'resource-guard/redis';
-import { makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
+import { dpopOptions, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
 import type { ProofKey } from './helpers/dpop.ts';
-import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
+import { m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 import { outcome } from './helpers/outcome.ts';
 import { hasRedisServer, startRedisServer } from './helpers/redis-server.ts';
@@ -50,13 +50,8 @@ let issuerKey: TestKey;
 let holder: ProofKey;
 let thief: ProofKey;
 
-const options = (extra: Partial<VerifierOptions> = {}): VerifierOptions => ({
-  issuer: ISSUER,
-  audience: AUDIENCE,
-  jwks: { keys: [issuerKey.jwk] },
-  dpop: { origin: ORIGIN },
-  ...extra,
-});
+const options = (extra: Partial<VerifierOptions> = {}): VerifierOptions =>
+  dpopOptions(issuerKey, extra);
 
 const bound = (claims: Record<string, unknown> = {}, to: ProofKey = holder) =>
   mint(issuerKey, m2mClaims({ cnf: { jkt: to.jkt }, ...claims }));

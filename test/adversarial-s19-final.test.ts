@@ -25,7 +25,7 @@ import { AuthError, createVerifier, KeySourceError } from 'resource-guard';
 import type { RejectionEvent, Verifier, VerifierOptions } from 'resource-guard';
 import { requireAuth as honoAuth } from 'resource-guard/hono';
 import { normalizeHtu, originOf, pathOf } from '../src/dpop-request.ts';
-import { makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
+import { dpopOptions, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
 import type { ProofKey } from './helpers/dpop.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
@@ -38,13 +38,8 @@ import { outcome } from './helpers/outcome.ts';
 let issuerKey: TestKey;
 let holder: ProofKey;
 
-const options = (extra: Partial<VerifierOptions> = {}): VerifierOptions => ({
-  issuer: ISSUER,
-  audience: AUDIENCE,
-  jwks: { keys: [issuerKey.jwk] },
-  dpop: { origin: ORIGIN, mode: 'allowed' },
-  ...extra,
-});
+const options = (extra: Partial<VerifierOptions> = {}): VerifierOptions =>
+  dpopOptions(issuerKey, extra);
 
 const bound = (claims: Record<string, unknown> = {}) =>
   mint(issuerKey, m2mClaims({ cnf: { jkt: holder.jkt }, ...claims }));

@@ -25,22 +25,17 @@ import { requireAuth as honoAuth } from 'resource-guard/hono';
 import { requireAuth as expressAuth } from 'resource-guard/express';
 import { keySetStates } from '../src/key-set.ts';
 import { normalizeHtu, originOf, pathOf } from '../src/dpop-request.ts';
-import { dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
+import { dpopOptions, dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
 import type { ProofKey } from './helpers/dpop.ts';
-import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
+import { ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 import { outcome } from './helpers/outcome.ts';
 
 let issuerKey: TestKey;
 let holder: ProofKey;
 
-const options = (extra: Partial<VerifierOptions> = {}): VerifierOptions => ({
-  issuer: ISSUER,
-  audience: AUDIENCE,
-  jwks: { keys: [issuerKey.jwk] },
-  dpop: { origin: ORIGIN },
-  ...extra,
-});
+const options = (extra: Partial<VerifierOptions> = {}): VerifierOptions =>
+  dpopOptions(issuerKey, extra);
 
 /** No DPoP: a plain Bearer verifier. */
 const plainOptions = (extra: Partial<VerifierOptions> = {}): VerifierOptions => {

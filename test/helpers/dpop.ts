@@ -68,18 +68,24 @@ export interface DpopFixture {
   plain(claims?: Record<string, unknown>): Promise<string>;
 }
 
+/** A DPoP verifier's options over `key`'s static JWKS (`dpop.origin` = ORIGIN); `extra` overrides. */
+export const dpopOptions = (
+  key: TestKey,
+  extra: Partial<VerifierOptions> = {},
+): VerifierOptions => ({
+  issuer: ISSUER,
+  audience: AUDIENCE,
+  jwks: { keys: [key.jwk] },
+  dpop: { origin: ORIGIN },
+  ...extra,
+});
+
 export async function dpopFixture(
   options: Partial<VerifierOptions> = {},
   issuerKey?: TestKey,
 ): Promise<DpopFixture> {
   const key = issuerKey ?? (await makeKey('ES256'));
-  const verifier = createVerifier({
-    issuer: ISSUER,
-    audience: AUDIENCE,
-    jwks: { keys: [key.jwk] },
-    dpop: { origin: ORIGIN },
-    ...options,
-  });
+  const verifier = createVerifier(dpopOptions(key, options));
   return {
     issuerKey: key,
     verifier,
