@@ -64,6 +64,13 @@ export function createHandler(verifier: Verifier, store = new ProductStore()) {
       return json(res, 400, { error: 'invalid_request', error_description: 'Malformed URL' });
     }
     const { pathname, id } = target;
+    /** A route's guard for this request; a newer DPoP server nonce goes on the answer. */
+    const authenticate = async <A>(guard: (request: IncomingMessage) => Promise<A>): Promise<A> => {
+      const auth = await guard(req);
+      const nonce = verifier.dpopNonce(req);
+      if (nonce !== undefined) res.setHeader('dpop-nonce', nonce);
+      return auth;
+    };
     try {
       const metadata = verifier.resourceMetadata;
       if (metadata && sendResourceMetadata(req, res, metadata)) return;
@@ -73,22 +80,22 @@ export function createHandler(verifier: Verifier, store = new ProductStore()) {
         return json(res, status, body);
       }
       if (req.method === 'GET' && pathname === '/products') {
-        const auth = await read(req);
+        const auth = await authenticate(read);
         return json(res, 200, { products: store.list(), client: auth.clientId });
       }
       // Optional authentication: anonymous callers get the featured list, a valid token a
       // personalized one; a bad token is still refused (never downgraded to anonymous).
       if (req.method === 'GET' && pathname === '/products/featured') {
-        const auth = await mayRead(req);
+        const auth = await authenticate(mayRead);
         return json(res, 200, { products: store.featured(), personalized: auth !== undefined });
       }
       if (req.method === 'GET' && id !== undefined) {
-        await read(req);
+        await authenticate(read);
         const product = store.get(id);
         return json(res, product ? 200 : 404, product ?? { error: 'not_found' });
       }
       if (req.method === 'POST' && pathname === '/products') {
-        await write(req); // before the body is read
+        await authenticate(write); // before the body is read
         const body = await readJson(req);
         if (body === undefined) {
           return json(res, 400, {

@@ -54,7 +54,16 @@ export function createHandle(verifier: Verifier, store = new ProductStore()) {
   const write = verifier.guard({ scopes: ['write:products'] });
   const mayRead = verifier.guard({ optional: true });
 
+  // A newer DPoP server nonce, when the request's proof carried one about to expire, goes on a
+  // successful answer.
   return async (request: Request): Promise<Response> => {
+    const response = await answer(request);
+    const nonce = verifier.dpopNonce(request);
+    if (nonce !== undefined && response.ok) response.headers.set('dpop-nonce', nonce);
+    return response;
+  };
+
+  async function answer(request: Request): Promise<Response> {
     const target = parseTarget(request.url);
     if (target === undefined) {
       return Response.json(
@@ -114,7 +123,7 @@ export function createHandle(verifier: Verifier, store = new ProductStore()) {
       if (error instanceof AuthError) return authErrorResponse(error);
       return Response.json({ error: 'server_error' }, { status: 500 }); // our bug: no details
     }
-  };
+  }
 }
 
 /**

@@ -55,6 +55,8 @@ export class Dpop {
   /** Whether a pending computation may be shared between requests (not on Workers). */
   readonly #shared: boolean;
   readonly #headers = new Map<string, ProofHeader | Promise<ProofHeader>>();
+  /** Per request: a newer server nonce than its proof's, to send with a success (RFC 9449 §9). */
+  readonly #newerNonce = new WeakMap<object, string>();
   /** Per request: the proof it consumed (its replay identity) and that insert. */
   readonly #consumed = new WeakMap<object, { identity: string; inserted: Promise<void> }>();
   /** `algs="..."` of the challenge. */
@@ -133,20 +135,33 @@ export class Dpop {
     if (!(await verifySignature(proof, header.key, header.alg))) {
       throw new Rejection('dpop_proof_signature', { alg: header.alg });
     }
-    if (this.#nonces !== undefined && !(await this.#nonces.isValid(payload.nonce))) {
-      const nonce = await this.#nonces.current();
-      throw new Rejection(
-        'dpop_nonce_required',
-        { problem: payload.nonce === undefined ? 'no nonce' : 'unknown or expired nonce' },
-        undefined,
-        undefined,
-        nonce,
-      );
+    if (this.#nonces !== undefined) {
+      const current = await this.#nonces.current();
+      if (!(await this.#nonces.isValid(payload.nonce))) {
+        throw new Rejection(
+          'dpop_nonce_required',
+          { problem: payload.nonce === undefined ? 'no nonce' : 'unknown or expired nonce' },
+          undefined,
+          undefined,
+          current,
+        );
+      }
+      // The previous step's nonce, still good but not for long: the answer carries the current one,
+      // so the client signs its next proof with it instead of meeting a use_dpop_nonce.
+      if (payload.nonce !== current) this.#newerNonce.set(presented.request, current);
     }
     // The route's own rules (scopes, revocation, ...) before the replay insert, the last step: a
     // token that may not use this route cannot fill the replay store either.
     await admitted();
     await this.#consume(presented.request, `${header.jkt} ${htu} ${payload.jti as string}`);
+  }
+
+  /**
+   * The server nonce to send with a successful answer to `request` (a `DPoP-Nonce` header): the
+   * current one when its proof carried the previous step's; else `undefined`.
+   */
+  newerNonce(request: object): string | undefined {
+    return this.#newerNonce.get(request);
   }
 
   /**

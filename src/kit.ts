@@ -48,8 +48,11 @@ export interface RouteOptions<Req> extends Omit<Requirements, 'organization'> {
  * define its outcome once, outside the per-request path (no closures per request).
  */
 export interface Outcome<R, A = AuthInfo, Req = unknown, Res = unknown, Next = unknown> {
-  /** Verified (or anonymous, on an optional route): attach `auth` and continue the chain. */
-  pass(auth: A, req: Req, res: Res, next: Next): R;
+  /**
+   * Verified (or anonymous, on an optional route): attach `auth` and continue the chain. `headers`,
+   * when given, go on the answer (a `DPoP-Nonce`: a newer server nonce, RFC 9449 §9).
+   */
+  pass(auth: A, req: Req, res: Res, next: Next, headers?: Readonly<Record<string, string>>): R;
   /** A rejection to answer here (`errors: 'respond'`): render `error.status/headers/body`. */
   respond(error: AuthError, req: Req, res: Res, next: Next): R;
   /** For the framework's error handling: an `AuthError` with `errors: 'throw'`, or a bug. */
@@ -150,7 +153,8 @@ export function routeGuard<Req>(
   const guard = verifier.guard(requirements);
   const attempt = attemptOf(guard);
   // DPoP's htm and htu: asked of the adapter only on routes that accept DPoP.
-  const targetOf = target !== undefined && usesTarget(guard) ? target : undefined;
+  const dpopRoute = usesTarget(guard);
+  const targetOf = target !== undefined && dpopRoute ? target : undefined;
   const respondHere = errors !== 'throw';
 
   const route = <R, Res, Next>(
@@ -187,7 +191,13 @@ export function routeGuard<Req>(
       // `pass` throwing (a bug downstream) rejects the returned promise; it never calls `fail`
       // too, so a continuation runs at most once. (Closures on this path only: a first sighting.)
       return result.then(
-        (auth) => outcome.pass(auth, req, res as Res, next as Next),
+        (auth) => {
+          // A DPoP request (always this path) whose proof carried a soon expired server nonce.
+          const nonce = dpopRoute ? verifier.dpopNonce(request) : undefined;
+          return nonce === undefined
+            ? outcome.pass(auth, req, res as Res, next as Next)
+            : outcome.pass(auth, req, res as Res, next as Next, { 'dpop-nonce': nonce });
+        },
         (error: unknown) => route(error, outcome, req, res as Res, next as Next),
       );
     },

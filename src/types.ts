@@ -224,6 +224,13 @@ export interface Verifier {
   /** The RFC 9728 metadata to serve, when the `resourceMetadata` option is set. */
   readonly resourceMetadata: ResourceMetadata | undefined;
   /**
+   * With `dpop.nonce`: the server nonce to send as a `DPoP-Nonce` header with the successful answer
+   * to `request` (RFC 9449 §9), when its proof carried the previous, soon expired, one; else
+   * `undefined`. The adapters send it; call it after `authenticate()` resolves when you answer
+   * yourself.
+   */
+  dpopNonce(request: RequestLike): string | undefined;
+  /**
    * The state of each issuer's keys, for a readiness probe: synchronous, never waits on the
    * network. Where a set is empty, unavailable or stale (and not backing off), it also starts a
    * refresh in the background (not in `requestScoped` mode), so a probe that keeps asking sees the

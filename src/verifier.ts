@@ -358,6 +358,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const verifier = {
     resourceMetadata: config.resourceMetadata,
     health,
+    dpopNonce: (request: RequestLike): string | undefined =>
+      dpop !== undefined && typeof request === 'object' && request !== null
+        ? dpop.newerNonce(request)
+        : undefined,
     async warm() {
       const failed = await Promise.all(
         sets.map((set) =>

@@ -19,6 +19,7 @@ import {
   ORIGIN,
   other,
   proof,
+  dpopOptions,
   useDpopFixture,
 } from './helpers/dpop.ts';
 import type { ProofKey } from './helpers/dpop.ts';
@@ -671,6 +672,41 @@ describe('modes and challenges (RFC 9449 §7.1)', () => {
 
 describe('server nonces (RFC 9449 §9)', () => {
   const nonce = { secret: 'a shared secret of thirty-two bytes or more' };
+
+  it('a proof with the previous step’s nonce passes, and dpopNonce(req) gives the current one; only then', async () => {
+    const a = await dpopFixture({ dpop: { origin: ORIGIN, nonce } }, fx.issuerKey);
+    const token = await fx.bound(key);
+    const nonceOf = (step: number) =>
+      `${step}.${createHmac('sha256', nonce.secret).update(`resource-guard dpop nonce ${step}`).digest().subarray(0, 16).toString('base64url')}`;
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      // Mid-step (now or in the next step, minutes ahead): no boundary is crossed below.
+      const now = Date.now();
+      const mid = Math.floor(now / 300_000) * 300_000 + 150_000;
+      vi.setSystemTime(mid >= now ? mid : mid + 300_000);
+      const step = Math.floor(Date.now() / 1000 / 300);
+      const answer = async (withNonce: string | undefined) => {
+        const request = dpopRequest(
+          token,
+          await proof(key, 'GET', URL_, token, { payload: { nonce: withNonce } }),
+        );
+        return [await outcome(a.verifier.authenticate(request)), a.verifier.dpopNonce(request)];
+      };
+      expect(await answer(nonceOf(step - 1))).toEqual(['ok', nonceOf(step)]);
+      expect(await answer(nonceOf(step))).toEqual(['ok', undefined]);
+      expect(await answer(nonceOf(step - 2))).toEqual(['401 dpop_nonce_required', undefined]);
+      // A Bearer request, a verifier without nonces or without DPoP: nothing to send.
+      const plain = dpopRequest(await fx.plain(), [], { scheme: 'Bearer' });
+      expect(await outcome(a.verifier.authenticate(plain))).toBe('ok');
+      expect(a.verifier.dpopNonce(plain)).toBeUndefined();
+      expect(fx.verifier.dpopNonce(plain)).toBeUndefined();
+      const { dpop: _off, ...withoutDpop } = dpopOptions(fx.issuerKey);
+      const noDpop = createVerifier(withoutDpop);
+      expect(noDpop.dpopNonce(plain)).toBeUndefined();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 
   it('use_dpop_nonce with a DPoP-Nonce header; the nonce works on every instance sharing the secret', async () => {
     const a = await dpopFixture({ dpop: { origin: ORIGIN, nonce } }, fx.issuerKey);

@@ -39,7 +39,8 @@ export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): R
 
 /** One for every request: no closures per request. */
 const OUTCOME: Outcome<void, AuthInfo | undefined, Request, Response, NextFunction> = {
-  pass(auth, req, _res, next) {
+  pass(auth, req, res, next, headers) {
+    if (headers !== undefined) res.set(headers);
     req.auth = auth;
     next();
   },

@@ -55,7 +55,8 @@ const OUTCOME: Outcome<
   FastifyReply,
   HookHandlerDoneFunction
 > = {
-  pass(auth, request, _reply, done) {
+  pass(auth, request, reply, done, headers) {
+    if (headers !== undefined) reply.headers(headers);
     request.auth = auth ?? null; // null: anonymous, on an optional route
     done();
   },

@@ -1,4 +1,4 @@
-import { Boom, unauthorized } from '@hapi/boom';
+import { Boom, isBoom, unauthorized } from '@hapi/boom';
 import type { Payload } from '@hapi/boom';
 import type { Plugin, Request, ServerAuthScheme } from '@hapi/hapi';
 import { AuthError } from 'resource-guard';
@@ -94,19 +94,34 @@ function scheme(verifier: Verifier): ServerAuthScheme<StrategyOptions> {
     return {
       authenticate: (request, h) =>
         guard.run(request, request.raw.req, {
-          pass: (auth) =>
-            auth
+          pass: (auth, _request, _res, _next, headers) => {
+            // For the answer (a newer DPoP-Nonce): set by `response` below, once there is one.
+            if (headers !== undefined) answerHeaders.set(request, headers);
+            return auth
               ? h.authenticated({ credentials: { auth, scope: [...auth.scopes] } })
-              : h.unauthenticated(anonymous()), // `optional: true` and no credentials
+              : h.unauthenticated(anonymous()); // `optional: true` and no credentials
+          },
           respond: (error) => h.unauthenticated(boomOf(error, request, true)),
           fail(error) {
             if (error instanceof AuthError) return h.unauthenticated(boomOf(error, request, false));
             throw error; // a bug: Hapi answers 500 and logs it
           },
         }),
+      response(request, h) {
+        const headers = answerHeaders.get(request);
+        const response = request.response;
+        if (headers !== undefined && response !== null && response !== undefined) {
+          if (isBoom(response)) Object.assign(response.output.headers, headers);
+          else for (const [name, value] of Object.entries(headers)) response.header(name, value);
+        }
+        return h.continue;
+      },
     };
   };
 }
+
+/** Headers for the answer to a request the scheme authenticated (a newer DPoP-Nonce). */
+const answerHeaders = new WeakMap<Request, Readonly<Record<string, string>>>();
 
 /** No credentials: Hapi goes on unauthenticated on an `optional` or `try` route. */
 const anonymous = () => unauthorized(null, 'Bearer');

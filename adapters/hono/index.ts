@@ -71,7 +71,8 @@ export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): M
   return (c: Context<OptionalAuthEnv>, next) =>
     Promise.resolve(
       guard.run<Promise<void> | Response>(c, c.req.raw, {
-        pass(auth) {
+        pass(auth, _c, _res, _next, headers) {
+          for (const [name, value] of Object.entries(headers ?? {})) c.header(name, value);
           c.set('auth', auth);
           return next();
         },

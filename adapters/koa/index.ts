@@ -39,7 +39,8 @@ export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): M
 
 /** One for every request: no closures per request. */
 const OUTCOME: Outcome<unknown, AuthInfo | undefined, Context, undefined, Next> = {
-  pass(auth, ctx, _res, next) {
+  pass(auth, ctx, _res, next, headers) {
+    if (headers !== undefined) ctx.set(headers);
     ctx.state.auth = auth;
     return next();
   },

@@ -140,7 +140,13 @@ export class ResourceGuard implements CanActivate {
     const req = http.getRequest<HttpRequest & { raw?: IncomingMessage }>();
     if (requirements === undefined || verified.has(req)) return true;
     return this.guards.of(requirements).run(req, req.raw ?? (req as unknown as IncomingMessage), {
-      pass(auth) {
+      pass: (auth, _req, _res, _next, headers) => {
+        if (headers !== undefined) {
+          const res: unknown = http.getResponse();
+          for (const [name, value] of Object.entries(headers)) {
+            this.adapterHost.httpAdapter.setHeader(res, name, value);
+          }
+        }
         verified.set(req, auth);
         return true;
       },

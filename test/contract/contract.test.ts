@@ -77,6 +77,8 @@ beforeAll(async () => {
 
 /** The API's public origin as DPoP clients call it (behind a proxy: not the loopback address). */
 const PUBLIC = 'https://shopping.example';
+/** The server nonces' secret, shared by the DPoP API of every target. */
+const NONCE_SECRET = 'the contract suite shares this nonce secret';
 
 const signed = (claims: JWTPayload, header?: Record<string, unknown>) =>
   signedBy(issuer, claims, header);
@@ -155,7 +157,7 @@ describe.each(targets)('adapter contract: $name', (target) => {
         audience: 'https://shopping.api',
         dpop: {
           origin: PUBLIC,
-          nonce: { secret: 'the contract suite shares this nonce secret' },
+          nonce: { secret: NONCE_SECRET },
           replay: {
             insertIfAbsent: (key, ttlMs) =>
               replayDown
@@ -220,6 +222,35 @@ describe.each(targets)('adapter contract: $name', (target) => {
     });
     expect(one.status).toBe(200);
     expect(one.body?.id).toBe('p-1');
+  });
+
+  it('DPoP: a proof with the previous step’s nonce is accepted, and the answer carries the current one', async () => {
+    // The nonce of a time step, as the verifier makes it (src/dpop-nonce.ts, 300 s steps).
+    const nonceOf = (step: number) =>
+      `${step}.${createHmac('sha256', NONCE_SECRET).update(`resource-guard dpop nonce ${step}`).digest().subarray(0, 16).toString('base64url')}`;
+    for (let attempt = 0; ; attempt++) {
+      const step = Math.floor(Date.now() / 1000 / 300);
+      const headers = {
+        authorization: `DPoP ${boundReader}`,
+        dpop: await createProof(proofKey, {
+          method: 'GET',
+          url: `${PUBLIC}/products`,
+          accessToken: boundReader,
+          nonce: nonceOf(step - 1),
+        }),
+      };
+      const answer = await send(`${dpopApi.url}/products`, { headers });
+      if (Math.floor(Date.now() / 1000 / 300) !== step && attempt === 0) continue; // a step began
+      expect(answer.status).toBe(200);
+      expect(answer.headers['dpop-nonce']).toBe(nonceOf(step));
+      break;
+    }
+    // With the current nonce: nothing newer to send.
+    const current = await send(`${dpopApi.url}/products`, {
+      headers: await dpopHeaders(boundReader, 'GET', '/products'),
+    });
+    expect(current.status).toBe(200);
+    expect(current.headers['dpop-nonce']).toBeUndefined();
   });
 
   it('DPoP: a proof for another path or method is refused; a POST needs a POST proof', async () => {
