@@ -135,9 +135,11 @@ export class Dpop {
     if (!(await verifySignature(proof, header.key, header.alg))) {
       throw new Rejection('dpop_proof_signature', { alg: header.alg });
     }
+    let newer: string | undefined;
     if (this.#nonces !== undefined) {
-      const current = await this.#nonces.current();
-      if (!(await this.#nonces.isValid(payload.nonce))) {
+      const now = Date.now(); // one reading for both: a step may begin between two
+      const current = await this.#nonces.current(now);
+      if (!(await this.#nonces.isValid(payload.nonce, now))) {
         throw new Rejection(
           'dpop_nonce_required',
           { problem: payload.nonce === undefined ? 'no nonce' : 'unknown or expired nonce' },
@@ -148,12 +150,14 @@ export class Dpop {
       }
       // The previous step's nonce, still good but not for long: the answer carries the current one,
       // so the client signs its next proof with it instead of meeting a use_dpop_nonce.
-      if (payload.nonce !== current) this.#newerNonce.set(presented.request, current);
+      if (payload.nonce !== current) newer = current;
     }
     // The route's own rules (scopes, revocation, ...) before the replay insert, the last step: a
     // token that may not use this route cannot fill the replay store either.
     await admitted();
     await this.#consume(presented.request, `${header.jkt} ${htu} ${payload.jti as string}`);
+    // Only for a request that passed: what its successful answer carries.
+    if (newer !== undefined) this.#newerNonce.set(presented.request, newer);
   }
 
   /**

@@ -40,7 +40,8 @@ export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): R
 /** One for every request: no closures per request. */
 const OUTCOME: Outcome<void, AuthInfo | undefined, Request, Response, NextFunction> = {
   pass(auth, req, res, next, headers) {
-    if (headers !== undefined) res.set(headers);
+    // Not once an answer is out (a timeout middleware's, say): set() would throw.
+    if (headers !== undefined && !res.headersSent) res.set(headers);
     req.auth = auth;
     next();
   },

@@ -72,9 +72,12 @@ export function requireAuth(verifier: Verifier, options?: RequireAuthOptions): M
     Promise.resolve(
       guard.run<Promise<void> | Response>(c, c.req.raw, {
         pass(auth, _c, _res, _next, headers) {
-          for (const [name, value] of Object.entries(headers ?? {})) c.header(name, value);
           c.set('auth', auth);
-          return next();
+          if (headers === undefined) return next();
+          // After the handler: on whatever answer it made, a `new Response()` of its own included.
+          return next().then(() => {
+            for (const [name, value] of Object.entries(headers)) c.header(name, value);
+          });
         },
         // c.json keeps the headers set before us (c.header(): a request id, CORS).
         respond: (error) => c.json(error.body, error.status, error.headers),

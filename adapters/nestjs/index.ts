@@ -143,8 +143,11 @@ export class ResourceGuard implements CanActivate {
       pass: (auth, _req, _res, _next, headers) => {
         if (headers !== undefined) {
           const res: unknown = http.getResponse();
-          for (const [name, value] of Object.entries(headers)) {
-            this.adapterHost.httpAdapter.setHeader(res, name, value);
+          const { httpAdapter } = this.adapterHost;
+          if (!httpAdapter.isHeadersSent(res)) {
+            for (const [name, value] of Object.entries(headers)) {
+              httpAdapter.setHeader(res, name, value);
+            }
           }
         }
         verified.set(req, auth);
