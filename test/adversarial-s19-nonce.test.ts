@@ -18,7 +18,6 @@ import 'reflect-metadata';
 import { createHmac } from 'node:crypto';
 import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { unauthorized } from '@hapi/boom';
 import Hapi from '@hapi/hapi';
 import express from 'express';
@@ -37,7 +36,7 @@ import type { ProofKey } from './helpers/dpop.ts';
 import { m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 import { outcome } from './helpers/outcome.ts';
-import { targets } from './contract/targets.ts';
+import { listen, targets } from './contract/targets.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Material
@@ -405,19 +404,6 @@ describe.each(targets)('adapter $name: where DPoP-Nonce appears', (target) => {
 // ---------------------------------------------------------------------------------------------
 // Breaking a response
 // ---------------------------------------------------------------------------------------------
-
-async function listen(server: Server) {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /** Runs `body` with vitest's unhandled-rejection listeners swapped for a recorder. */
 async function catchingUnhandled(body: () => Promise<void>): Promise<unknown[]> {

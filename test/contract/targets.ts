@@ -22,7 +22,8 @@ export interface Target {
   start(verifier: Verifier): Promise<Running>;
 }
 
-async function listen(server: Server): Promise<Running> {
+/** Listens on 127.0.0.1, port 0; `close()` drops keep-alive connections too. */
+export async function listen(server: Server): Promise<Running> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
