@@ -5,6 +5,7 @@
 import { calculateJwkThumbprint, importJWK } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
 import { Rejection } from './errors.ts';
+import { rsaModulusBits } from './rsa-modulus.ts';
 
 /** Members of a private JWK (RFC 7518 §6): a proof's `jwk` must carry none (RFC 9449 §4.3). */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as const;
@@ -22,32 +23,6 @@ export interface ProofHeader {
 
 /** Three base64url segments: header, payload, signature (empty only for `alg: none`). */
 export const COMPACT_JWS = /^([\w-]+)\.([\w-]+)\.([\w-]*)$/;
-const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-
-/** Unpadded base64url whose unused trailing bits are zero (RFC 4648 §3.5). */
-export function isCanonicalBase64url(segment: string): boolean {
-  const rest = segment.length % 4;
-  if (rest === 1) return false;
-  if (rest === 0) return true;
-  const last = B64URL.indexOf(segment[segment.length - 1] as string);
-  return (last & (rest === 2 ? 0x0f : 0x03)) === 0;
-}
-
-/** A base64url segment's JSON object, or `undefined`. */
-export function jsonObject(segment: string): Record<string, unknown> | undefined {
-  try {
-    const padded = segment.replace(/-/g, '+').replace(/_/g, '/');
-    const binary = atob(padded + '='.repeat((4 - (padded.length % 4)) % 4));
-    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-    const value: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** RFC 9449 §4.3 steps 4–7 on the header; returns the algorithm. */
 export function checkProofHeader(
   header: Record<string, unknown>,
@@ -73,12 +48,14 @@ export function checkProofHeader(
   if (secret.length > 0) throw proofRejection('jwk holds a private key', { members: secret });
   const { kty, n, e } = jwk as { kty?: unknown; n?: unknown; e?: unknown };
   // RSA from 2048 to 8192 bits, with a small public exponent: a client's key costs the server one
-  // bounded import and verification, never a 16384-bit or huge-exponent one.
+  // bounded import and verification, never a 16384-bit or huge-exponent one. The size is the
+  // modulus's value (an `n` padded with zero octets is the small key it is), read only once its
+  // length is bounded.
   if (
     kty === 'RSA' &&
     (typeof n !== 'string' ||
-      n.length < MIN_RSA_N ||
       n.length > MAX_RSA_N ||
+      !inRange(rsaModulusBits(n), 2048, 8192) ||
       typeof e !== 'string' ||
       e.length > MAX_RSA_E)
   ) {
@@ -88,10 +65,10 @@ export function checkProofHeader(
   return alg;
 }
 
-/** base64url lengths: 2048 bits (256 bytes), 8192 bits (1024 bytes), an exponent of 6 bytes. */
-const MIN_RSA_N = 342;
-const MAX_RSA_N = 1366;
+/** base64url lengths: 8192 bits (1024 octets) and one leading zero octet; an exponent of 6. */
+const MAX_RSA_N = 1367;
 const MAX_RSA_E = 8;
+const inRange = (value: number, min: number, max: number) => value >= min && value <= max;
 
 /** The RFC 7638 thumbprint of a proof's `jwk`, before any import (a refusal costs no more). */
 export async function proofKeyThumbprint(jwk: JWK): Promise<string> {

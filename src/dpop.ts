@@ -9,14 +9,13 @@ import {
   checkProofHeader,
   COMPACT_JWS,
   importProofKey,
-  isCanonicalBase64url,
-  jsonObject,
   proofKeyThumbprint,
   proofRejection,
 } from './dpop-jws.ts';
 import type { ProofHeader } from './dpop-jws.ts';
 import { MANY, normalizeHtu, originOf, pathOf, readOneHeader, targetOf } from './dpop-request.ts';
 import { NonceIssuer } from './dpop-nonce.ts';
+import { isCanonicalBase64url, jsonObject } from './jws-segment.ts';
 import type { ResolvedDpopOptions } from './dpop-options.ts';
 import { nodeCrypto } from './node-crypto.ts';
 import { extractDpopToken } from './request.ts';
@@ -54,7 +53,10 @@ export class Dpop {
   readonly #nonces: NonceIssuer | undefined;
   /** Whether a pending computation may be shared between requests (not on Workers). */
   readonly #shared: boolean;
-  readonly #headers = new Map<string, ProofHeader | Promise<ProofHeader>>();
+  /** Headers a proof has been verified under: only a signature that verified makes one known. */
+  readonly #headers = new Map<string, ProofHeader>();
+  /** Imports under way, shared by concurrent proofs where promises may cross requests. */
+  readonly #pending = new Map<string, Promise<ProofHeader>>();
   /** Per request: a newer server nonce than its proof's, to send with a success (RFC 9449 §9). */
   readonly #newerNonce = new WeakMap<object, string>();
   /** Per request: the proof it consumed (its replay identity) and that insert. */
@@ -119,12 +121,11 @@ export class Dpop {
     }
     const payload = jsonObject(match[2] as string);
     if (payload === undefined) throw proofRejection('the payload is not a base64url JSON object');
-    // Header checks, key import and thumbprint: once per distinct header (one per client key).
-    const known = this.#headers.get(match[1] as string);
-    const header =
-      known === undefined || known instanceof Promise
-        ? await this.#headerOf(match[1] as string, jkt)
-        : known;
+    // Header checks, key import and thumbprint: once per distinct header (one per client key)
+    // that a proof has been verified under; before that, once per proof.
+    const segment = match[1] as string;
+    const known = this.#headers.get(segment);
+    const header = known ?? (await this.#headerOf(segment, jkt));
     // The binding first: a proof by any other key (a thief's) costs no signature check.
     if (header.jkt !== jkt) {
       throw new Rejection('dpop_key_mismatch', { expected: jkt, actual: header.jkt });
@@ -135,6 +136,9 @@ export class Dpop {
     if (!(await verifySignature(proof, header.key, header.alg))) {
       throw new Rejection('dpop_proof_signature', { alg: header.alg });
     }
+    // Only now: a forged proof with the client's public jwk (and any padding in its header) is
+    // never remembered, so it neither holds memory nor pushes the client's own header out.
+    if (known === undefined) this.#remember(segment, header);
     let newer: string | undefined;
     if (this.#nonces !== undefined) {
       const now = Date.now(); // one reading for both: a step may begin between two
@@ -237,14 +241,14 @@ export class Dpop {
   }
 
   /**
-   * A protected header decoded and checked, its key imported and thumbprinted: remembered per
-   * distinct header segment (a client sends the same one with every proof), at most
-   * {@link MAX_KEYS}, oldest forgotten first. A header that fails is not remembered; a pending
-   * import is shared between requests only where promises may cross requests.
+   * A protected header decoded and checked, its key imported and thumbprinted. The caller
+   * remembers it (per distinct header segment: a client sends the same one with every proof, at
+   * most {@link MAX_KEYS}, oldest forgotten first) once a proof's signature verified under it. A
+   * pending import is shared between concurrent proofs only where promises may cross requests.
    */
   async #headerOf(segment: string, jkt: string): Promise<ProofHeader> {
-    const known = this.#headers.get(segment);
-    if (known !== undefined) return known;
+    const pending = this.#pending.get(segment);
+    if (pending !== undefined) return pending;
     const header = jsonObject(segment);
     if (header === undefined) throw proofRejection('the header is not a base64url JSON object');
     const alg = checkProofHeader(header, this.#options.algorithms);
@@ -253,19 +257,18 @@ export class Dpop {
     if (thumbprint !== jkt) {
       throw new Rejection('dpop_key_mismatch', { expected: jkt, actual: thumbprint });
     }
-    const entry: Promise<ProofHeader> = importProofKey(header.jwk as JWK, alg).then((prepared) => {
-      const current = this.#headers.get(segment);
-      if (current === undefined || current === entry) this.#remember(segment, prepared);
-      return prepared;
-    });
+    const entry = importProofKey(header.jwk as JWK, alg);
     if (this.#shared) {
-      entry.catch(() => this.#headers.delete(segment));
-      this.#remember(segment, entry);
+      this.#pending.set(segment, entry);
+      const settled = () => {
+        if (this.#pending.get(segment) === entry) this.#pending.delete(segment);
+      };
+      entry.then(settled, settled);
     }
     return entry;
   }
 
-  #remember(segment: string, entry: ProofHeader | Promise<ProofHeader>): void {
+  #remember(segment: string, entry: ProofHeader): void {
     if (!this.#headers.has(segment) && this.#headers.size >= MAX_KEYS) {
       const oldest = this.#headers.keys().next();
       if (oldest.done !== true) this.#headers.delete(oldest.value);

@@ -9,6 +9,7 @@ import { nodeCrypto } from './node-crypto.ts';
 import { KeySourceError } from './errors.ts';
 import { fetchJson } from './fetch-json.ts';
 import { configError } from './option-checks.ts';
+import { rsaModulusBits } from './rsa-modulus.ts';
 
 /** Loads a JWKS document: `url` names where it came from (for diagnostics). */
 export type KeySource = () => Promise<{ readonly url: string; readonly document: unknown }>;
@@ -57,12 +58,9 @@ export function usableKeys(document: unknown, url: string): JWK[] {
     if ('d' in jwk || 'k' in jwk) return false;
     if (jwk.use !== undefined && jwk.use !== 'sig') return false;
     if (jwk.kid !== undefined && typeof jwk.kid !== 'string') return false;
-    // RSA under 2048 bits is never trusted (RFC 7518 §3.3): a 2048-bit `n` is 256 octets.
-    if (jwk.kty === 'RSA') {
-      return (
-        typeof jwk.n === 'string' && typeof jwk.e === 'string' && (jwk.n.length * 3) >> 2 >= 256
-      );
-    }
+    // RSA under 2048 bits is never trusted (RFC 7518 §3.3), counted from the modulus's value: an
+    // `n` padded with zero octets to 256 is the small key it is.
+    if (jwk.kty === 'RSA') return typeof jwk.e === 'string' && rsaModulusBits(jwk.n) >= 2048;
     const curves = typeof jwk.kty === 'string' ? ASYMMETRIC_CURVES[jwk.kty] : undefined;
     return curves !== undefined && curves.includes(jwk.crv as string);
   });

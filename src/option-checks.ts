@@ -289,6 +289,12 @@ export const httpUrl: Check<URL> = (value, path) => {
   return url;
 };
 
+/**
+ * Whether a parsed URL has a query or a fragment, an empty one too: `URL.search` and `URL.hash`
+ * are `''` for a bare `?` or `#`, which the serialised URL keeps (and no other part of it can hold).
+ */
+export const hasQueryOrFragment = (url: URL): boolean => /[?#]/.test(url.href);
+
 /** A test of one list item. */
 export type Item<T> = (value: unknown) => value is T;
 

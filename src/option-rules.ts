@@ -15,6 +15,7 @@ import {
   describe,
   func,
   httpUrl,
+  hasQueryOrFragment,
   httpUrlString,
   isHttpUrlString,
   isNonEmptyString,
@@ -331,7 +332,9 @@ const isCustomDomain: Item<string> = (value): value is string => {
   const href = /^https?:\/\//i.test(value) ? value : `https://${value}`;
   if (!URL.canParse(href)) return false;
   const url = new URL(href);
-  return url.pathname === '/' && url.search === '' && url.hash === '' && url.username === '';
+  return (
+    url.pathname === '/' && !hasQueryOrFragment(url) && url.username === '' && url.password === ''
+  );
 };
 
 const logtoEndpoint: Check<string> = (value, path) => {

@@ -1,4 +1,4 @@
-import { configError } from './option-checks.ts';
+import { configError, hasQueryOrFragment } from './option-checks.ts';
 import type { ResourceMetadata } from './types.ts';
 
 export type { ResourceMetadata } from './types.ts';
@@ -43,7 +43,7 @@ export function buildResourceMetadata(
   if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
     return configError('resourceMetadata.resource', `must be the API's http(s) URL${given}`);
   }
-  if (url.search !== '' || url.hash !== '') {
+  if (hasQueryOrFragment(url)) {
     configError('resourceMetadata.resource', `must have no query or fragment${given}`);
   }
   const path = `${WELL_KNOWN}${url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '')}`;

@@ -45,8 +45,8 @@ export interface MintOptions {
   /** More claims, applied last: they may override any claim, and `undefined` removes one. */
   readonly claims?: Readonly<Record<string, unknown>>;
   /**
-   * Lifetime in seconds. Default: 3600. `<= 0`: already expired, issued an hour before `exp` (the
-   * verifier's `clockTolerance`, 5 s, still accepts `-5`: use `-60`).
+   * Lifetime in seconds. Default: 3600. `<= 0`: already expired, issued an hour before `exp` (within
+   * the verifier's `clockTolerance`, 5 s, `-4` still passes: use `-60`).
    */
   readonly expiresIn?: number;
   /**

@@ -1,6 +1,6 @@
-import { base64url } from 'jose';
 import type { JWTHeaderParameters, JWTPayload } from 'jose';
 import { Rejection } from './errors.ts';
+import { isCanonicalBase64url, jsonObject } from './jws-segment.ts';
 
 // Three unpadded base64url segments (RFC 7515 §7.1; the last is empty for alg none), nothing else.
 const COMPACT_JWS = /^[\w-]+\.[\w-]+\.[\w-]*$/;
@@ -44,34 +44,6 @@ export function decodeToken(token: string): DecodedToken {
   return { header: header as JWTHeaderParameters, payload: payload as JWTPayload };
 }
 
-const hasBuffer = typeof globalThis.Buffer === 'function';
-
-/** A base64url segment's JSON object, or `undefined`. Buffer where there is one, else jose. */
-function jsonObject(segment: string): Record<string, unknown> | undefined {
-  try {
-    const text = hasBuffer
-      ? Buffer.from(segment, 'base64url').toString('utf8')
-      : new TextDecoder().decode(base64url.decode(segment));
-    const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-
-/** Unpadded base64url whose unused trailing bits are zero (RFC 4648 §3.5). */
-function isCanonicalBase64url(segment: string): boolean {
-  const rest = segment.length % 4;
-  if (rest === 1) return false;
-  if (rest === 0) return true;
-  const last = B64URL.indexOf(segment[segment.length - 1] as string);
-  return (last & (rest === 2 ? 0x0f : 0x03)) === 0;
-}
-
 const KEY_HEADERS = ['jku', 'x5u', 'jwk'] as const;
 
 /**
@@ -100,7 +72,14 @@ export function checkHeader(
   if (header.kid !== undefined && typeof header.kid !== 'string') {
     throw new Rejection('malformed_token', { problem: 'kid is not a string' });
   }
+  // RFC 7519 §5.2 and §7.2 step 8: `cty: JWT` says the payload is a nested JWT, which an access
+  // token's claims set is not (RFC 7515 §4.1.10: a media type, compared without case).
+  if (header.cty !== undefined && (typeof header.cty !== 'string' || NESTED.test(header.cty))) {
+    throw new Rejection('malformed_token', { problem: 'cty names a nested JWT' });
+  }
 }
+
+const NESTED = /^(?:application\/)?jwt$/i;
 
 /** `at+jwt` or `application/at+jwt`, case-insensitive (RFC 9068 §2.1). */
 function isAccessTokenType(typ: unknown): boolean {
