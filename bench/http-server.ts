@@ -1,7 +1,8 @@
 /**
  * One server of the HTTP benchmark, started by bench/http.ts in its own process:
- *   tsx bench/http-server.ts <express|koa|fastify> <bare|noop|guarded|peer>
- * with BENCH_ISSUER, BENCH_JWKS (and BENCH_ALG for the peer) set. Prints `{"port":N}` once listening.
+ *   tsx bench/http-server.ts <express|koa|fastify> <bare|noop|assign|guarded|peer>
+ * with BENCH_ISSUER, BENCH_JWKS (BENCH_TOKEN: a token its verifier verifies once before it
+ * listens; BENCH_ALG for the peer) set. Prints `{"port":N}` once listening.
  * Every variant serves GET /products; `guarded` requires read:products with resource-guard,
  * `noop` has one middleware (hook) that does nothing — the framework's own price of a middleware —,
  * `assign` one that only sets `auth` to a constant object where the adapter sets it (`req.auth`,
@@ -31,6 +32,14 @@ const verifier = createVerifier({ issuer, audience, jwksUri });
 const scopes = { scopes: ['read:products'] };
 /** What `assign` sets: an object, as an AuthInfo is. */
 const CALLER = Object.freeze({ subject: 'bench-app', scopes: ['read:products'] });
+
+// Every variant starts the same way: the verifier created and warmed (its JWKS fetched, its key
+// imported, the bench token verified once) before the server listens, so that the servers of a
+// group differ only in their middleware.
+const warmToken = process.env.BENCH_TOKEN;
+if (warmToken !== undefined) {
+  await verifier.authenticate({ headers: { authorization: `Bearer ${warmToken}` } });
+}
 
 async function start(): Promise<number> {
   if (framework === 'express') {

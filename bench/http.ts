@@ -16,12 +16,12 @@
  *   walks once (bench/wrk.lua); a run that runs out of tokens is void (an error). Pools are
  *   minted between runs, sized from the highest rate seen so far.
  *
- *   npm run bench:http [-- --rounds 5 --seconds 5]
+ *   npm run bench:http [-- --rounds 8 --seconds 5]
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +32,8 @@ import { mintKey, mintTokens } from './mint.ts';
 const { values: args } = parseArgs({
   args: process.argv.slice(2).filter((a) => a !== '--'),
   options: {
-    rounds: { type: 'string', default: '5' },
+    // 8: with four variants started in a rotating order, each starts first twice.
+    rounds: { type: 'string', default: '8' },
     seconds: { type: 'string', default: '5' },
     node: { type: 'string' },
   },
@@ -117,6 +118,32 @@ export async function wrk(
   return { ...result, rps: result.requests / (result.duration_us / 1e6) };
 }
 
+/**
+ * Nanoseconds of CPU a process has used, all its threads: the first field of each
+ * /proc/<pid>/task/<tid>/schedstat (time on a CPU; then run-queue wait, then timeslices).
+ * `undefined` off Linux or for a process gone. (A server is `taskset`'s exec: the same pid.)
+ */
+function cpuNs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    let total = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    }
+    return total;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Ends a server and waits for it: the next round's servers start on a quiet core. */
+async function stop(server: Server): Promise<void> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
+  const exited = once(server.child, 'exit');
+  server.child.kill();
+  await exited;
+}
+
 /** 0..n-1 starting at `round` (mod n): who starts first changes every round. */
 const rotation = (n: number, round: number) =>
   Array.from({ length: n }, (_, i) => (i + Math.max(0, round)) % n);
@@ -144,6 +171,14 @@ export interface PairedRow {
   assignRatio: Spread;
   repeatRatio: Spread;
   repeatToAssign: Spread;
+  /**
+   * The same ratio from CPU time instead of req/s: bare's CPU per request / guarded's, per round
+   * (every thread of each server, from /proc: immune to how the scheduler shared the core).
+   * `undefined` where /proc is not there.
+   */
+  repeatCpuRatio: Spread | undefined;
+  /** µs of CPU per request, medians of rounds: bare, noop, assign, guarded. */
+  cpuUs: readonly number[] | undefined;
 }
 
 export interface HttpRow extends PairedRow {
@@ -189,7 +224,13 @@ async function setUp(): Promise<Setup> {
   const key = mintKey('ES256');
   const { url: jwksUrl, server: jwks } = await jwksServer([key.jwk as never]);
   const [repeat] = (await mintTokens(key, 1, 'read:products')) as [string];
-  const env = { ...process.env, BENCH_ISSUER: ISSUER, BENCH_JWKS: jwksUrl, BENCH_ALG: 'ES256' };
+  const env = {
+    ...process.env,
+    BENCH_ISSUER: ISSUER,
+    BENCH_JWKS: jwksUrl,
+    BENCH_ALG: 'ES256',
+    BENCH_TOKEN: repeat,
+  };
   return { key, repeat, env, close: () => jwks.close() };
 }
 
@@ -214,23 +255,39 @@ export async function runPaired(
   try {
     const rows: PairedRow[] = [];
     for (const framework of FRAMEWORKS) {
-      const group: Server[] = [];
-      for (const variant of VARIANTS) {
-        group.push(await startServer(framework, variant, own.env, node));
-      }
-      servers.push(...group);
       const samples: number[][] = VARIANTS.map(() => []);
-      for (let round = -1; round < rounds; round++) {
+      /** µs of CPU per request, per variant and round; dropped if any reading failed. */
+      let cpu: number[][] | undefined = VARIANTS.map(() => []);
+      for (let round = 0; round < rounds; round++) {
+        // Fresh processes every round: one process of the same code can run ~15% slower than
+        // another for its whole life (where its JIT code and heap landed), so a variant must not
+        // keep one process's luck through every round.
+        const group: Server[] = [];
+        for (const variant of VARIANTS) {
+          group.push(await startServer(framework, variant, own.env, node));
+        }
+        servers.push(...group);
         // The same request to all (the token's header too): only the middleware differs. The
         // wrk processes start in a rotating order: the first one started measures a few % low
         // (an A/A run of two guarded servers showed it), so no variant keeps that place.
-        const started: Promise<Awaited<ReturnType<typeof wrk>>>[] = [];
-        for (const i of rotation(group.length, round)) {
-          started[i] = wrk(group[i]!.url, round < 0 ? 2 : seconds, { token: own.repeat });
-        }
-        const results = await Promise.all(started);
-        if (round < 0) continue; // warm-up
+        const load = async (time: number) => {
+          const started: Promise<Awaited<ReturnType<typeof wrk>>>[] = [];
+          for (const i of rotation(group.length, round)) {
+            started[i] = wrk(group[i]!.url, time, { token: own.repeat });
+          }
+          return Promise.all(started);
+        };
+        await load(2); // warm-up: the JIT's
+        const before = group.map((server) => cpuNs(server.child.pid));
+        const results = await load(seconds);
+        const after = group.map((server) => cpuNs(server.child.pid));
+        await Promise.all(group.map(stop));
         results.forEach((r, i) => samples[i]!.push(r.rps));
+        results.forEach((r, i) => {
+          const [from, to] = [before[i], after[i]];
+          if (from === undefined || to === undefined || r.requests === 0) cpu = undefined;
+          else cpu?.[i]!.push((to - from) / 1000 / r.requests);
+        });
         const [b, ...others] = results.map((r) => r.rps) as [number, ...number[]];
         log(
           `round ${round + 1}/${rounds} ${framework.padEnd(8)} bare ${b.toFixed(0)} | ${others
@@ -249,8 +306,9 @@ export async function runPaired(
         assignRatio: spread(a.map((v, i) => v / b[i]!)),
         repeatRatio: spread(g.map((v, i) => v / b[i]!)),
         repeatToAssign: spread(g.map((v, i) => v / a[i]!)),
+        repeatCpuRatio: cpu && spread(cpu[0]!.map((bareUs, i) => bareUs / cpu![3]![i]!)),
+        cpuUs: cpu?.map(median),
       });
-      for (const server of group) server.child.kill();
     }
     return { rows, node: versionOf(node), rounds, seconds };
   } finally {
