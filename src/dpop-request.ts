@@ -3,6 +3,7 @@
  * URL comparisons of RFC 9449 §4.3 step 9. Where those come from is the adapter's business (the
  * kit passes them); what they must be is the verifier's.
  */
+import { isHeaderName, trimOws } from './request.ts';
 import type { HeadersGetter, HeaderValue, RequestLike, RequestTarget } from './types.ts';
 
 /**
@@ -115,7 +116,7 @@ export function readOneHeader(
   if (Array.isArray(raw)) {
     for (let i = 0; i < raw.length; i += 2) {
       const key = raw[i];
-      if (typeof key === 'string' && key.length === name.length && key.toLowerCase() === name) {
+      if (typeof key === 'string' && isHeaderName(key, name)) {
         if (value !== undefined) return MANY;
         value = raw[i + 1];
       }
@@ -127,7 +128,7 @@ export function readOneHeader(
       value = (headers as HeadersGetter).get(name);
     } else {
       for (const key of Object.keys(headers)) {
-        if (key.length !== name.length || key.toLowerCase() !== name) continue;
+        if (!isHeaderName(key, name)) continue;
         if (value !== undefined) return MANY;
         value = (headers as Readonly<Record<string, HeaderValue>>)[key];
       }
@@ -138,7 +139,7 @@ export function readOneHeader(
     value = value[0];
   }
   if (typeof value !== 'string') return undefined;
-  const trimmed = value.trim();
+  const trimmed = trimOws(value);
   if (trimmed === '') return undefined;
   return trimmed.includes(',') ? MANY : trimmed;
 }

@@ -46,6 +46,7 @@ function bearerToken(field: string, maxLength: number): string {
   if (field.includes(',', start) && hasTwoCredentials(field.slice(start, end))) {
     throw new Rejection('multiple_credentials');
   }
+  refuseLeadingEmptyElement(field, start, end);
   if (!isBearerScheme(field, start)) {
     // Another scheme (Basic, DPoP, ...): no Bearer credentials at all.
     throw new Rejection('missing_token');
@@ -63,6 +64,41 @@ function bearerToken(field: string, maxLength: number): string {
 }
 
 const isOws = (code: number) => code === 0x20 || code === 0x09;
+
+/**
+ * A field value that opens with an empty list element (`, Bearer x`) is how `Headers` joins two
+ * `Authorization` fields, the first empty: `multiple_credentials`, as node's raw list of the same
+ * two fields is, so the same bytes get the same answer everywhere. Never read as "no
+ * credentials", which an optional route would answer anonymously, past the token that follows.
+ */
+function refuseLeadingEmptyElement(field: string, start: number, end: number): void {
+  if (field.charCodeAt(start) !== 0x2c) return;
+  for (let at = start; at < end; at++) {
+    const code = field.charCodeAt(at);
+    if (code !== 0x2c && !isOws(code)) throw new Rejection('multiple_credentials');
+  }
+  throw new Rejection('missing_token'); // only commas and whitespace: no credentials at all
+}
+
+/** `name` (lower case) in any ASCII case: no Unicode case mapping (a KELVIN SIGN is no `k`). */
+export function isHeaderName(key: string, name: string): boolean {
+  if (key.length !== name.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    let code = key.charCodeAt(i);
+    if (code >= 0x41 && code <= 0x5a) code += 0x20;
+    if (code !== name.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** SP and HTAB trimmed from both ends (RFC 9110 §5.6.3 OWS), and nothing else: no NBSP. */
+export function trimOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isOws(value.charCodeAt(start))) start++;
+  while (end > start && isOws(value.charCodeAt(end - 1))) end--;
+  return value.slice(start, end);
+}
 
 /** `Bearer`, case-insensitive, at `at`: compared by character code (no lower-cased copy). */
 function isBearerScheme(field: string, at: number): boolean {
@@ -220,9 +256,9 @@ function readCookie(request: RequestLike, name: string): string | undefined {
   let value: string | undefined;
   for (const pair of field.split(';')) {
     const eq = pair.indexOf('=');
-    if (eq === -1 || pair.slice(0, eq).trim() !== name) continue;
+    if (eq === -1 || trimOws(pair.slice(0, eq)) !== name) continue;
     if (value !== undefined) throw new Rejection('multiple_credentials');
-    let raw = pair.slice(eq + 1).trim();
+    let raw = trimOws(pair.slice(eq + 1));
     if (raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"')) raw = raw.slice(1, -1);
     value = raw;
   }
@@ -236,17 +272,24 @@ function readHeader(request: RequestLike, name: string): string | undefined {
   if (Array.isArray(raw)) {
     for (let i = 0; i < raw.length; i += 2) {
       const key = raw[i];
-      if (typeof key === 'string' && key.toLowerCase() === name) values.push(String(raw[i + 1]));
+      if (typeof key === 'string' && isHeaderName(key, name)) values.push(String(raw[i + 1]));
     }
   }
   if (values.length === 0 && request.headers != null) {
     const headers = request.headers;
-    const value: HeaderValue =
-      typeof (headers as HeadersGetter).get === 'function'
-        ? (headers as HeadersGetter).get(name)
-        : (headers as Readonly<Record<string, HeaderValue>>)[name];
-    if (Array.isArray(value)) values.push(...value.map(String));
-    else if (typeof value === 'string') values.push(value);
+    const found: HeaderValue[] = [];
+    if (typeof (headers as HeadersGetter).get === 'function') {
+      found.push((headers as HeadersGetter).get(name));
+    } else {
+      // A plain record: the name in any case, as for `Authorization`.
+      for (const key of Object.keys(headers)) {
+        if (isHeaderName(key, name)) found.push((headers as Record<string, HeaderValue>)[key]);
+      }
+    }
+    for (const value of found) {
+      if (Array.isArray(value)) values.push(...value.map(String));
+      else if (typeof value === 'string') values.push(value);
+    }
   }
   return values.length === 0 ? undefined : values.join('; ');
 }
@@ -272,7 +315,9 @@ export function extractDpopToken(request: RequestLike, maxLength: number): strin
   let end = field.length;
   while (start < end && isOws(field.charCodeAt(start))) start++;
   while (end > start && isOws(field.charCodeAt(end - 1))) end--;
-  if (end - start < 4 || field.slice(start, start + 4).toLowerCase() !== 'dpop') return undefined;
+  if (start === end) return undefined;
+  refuseLeadingEmptyElement(field, start, end);
+  if (end - start < 4 || !isHeaderName(field.slice(start, start + 4), 'dpop')) return undefined;
   let at = start + 4;
   if (at < end && field.charCodeAt(at) !== 0x20) {
     if (TCHAR.test(field[at] as string)) return undefined; // a longer scheme name, `DPoPx`
