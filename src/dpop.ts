@@ -257,6 +257,9 @@ export class Dpop {
     if (thumbprint !== jkt) {
       throw new Rejection('dpop_key_mismatch', { expected: jkt, actual: thumbprint });
     }
+    // Another proof under this header may have started its import while this one thumbprinted.
+    const started = this.#pending.get(segment);
+    if (started !== undefined) return started;
     const entry = importProofKey(header.jwk as JWK, alg);
     if (this.#shared) {
       this.#pending.set(segment, entry);

@@ -115,7 +115,10 @@ describe('Authorization: an empty list element before the credential', () => {
   //   verifier.authenticate({ headers: h }, { optional: true }) → undefined
   it('Web Headers: an empty field then a Bearer field answers as node rawHeaders do (400)', async () => {
     const verifier = make();
-    const raw = { headers: {}, rawHeaders: ['Authorization', '', 'Authorization', `Bearer ${forged}`] };
+    const raw = {
+      headers: {},
+      rawHeaders: ['Authorization', '', 'Authorization', `Bearer ${forged}`],
+    };
     expect(await optional(verifier, raw)).toBe('400 multiple_credentials');
     const web = new Headers();
     web.append('authorization', '');
@@ -126,10 +129,12 @@ describe('Authorization: an empty list element before the credential', () => {
   it('control (holds): without the empty element, the forged token is refused on an optional route', async () => {
     const verifier = make();
     for (const value of [`Bearer ${forged}`, ` \tBearer ${forged}`, `bEaReR   ${forged}`]) {
-      expect(await optional(verifier, { headers: { authorization: value } })).toBe('401 bad_signature');
-      expect(
-        await optional(verifier, { headers: new Headers({ authorization: value }) }),
-      ).toBe('401 bad_signature');
+      expect(await optional(verifier, { headers: { authorization: value } })).toBe(
+        '401 bad_signature',
+      );
+      expect(await optional(verifier, { headers: new Headers({ authorization: value }) })).toBe(
+        '401 bad_signature',
+      );
     }
     expect(await optional(verifier, { headers: { authorization: `Bearer ${good}` } })).toBe('ok');
   });
@@ -173,7 +178,9 @@ describe('Authorization: an empty list element before the credential', () => {
         ['Authorization', `Bearer ${forged}`],
       ]);
       expect(two.status).toBe(400);
-      const alone = await send(port(), '/products/featured', [['Authorization', `Bearer ${forged}`]]);
+      const alone = await send(port(), '/products/featured', [
+        ['Authorization', `Bearer ${forged}`],
+      ]);
       expect(alone.status).toBe(401);
     });
 
@@ -198,7 +205,9 @@ describe('Authorization: an empty list element before the credential', () => {
     const port = () => Number(new URL(running.url).port);
 
     it('control (holds): a forged token alone is 401', async () => {
-      const alone = await send(port(), '/products/featured', [['Authorization', `Bearer ${forged}`]]);
+      const alone = await send(port(), '/products/featured', [
+        ['Authorization', `Bearer ${forged}`],
+      ]);
       expect(alone.status).toBe(401);
     });
 
@@ -224,7 +233,10 @@ describe('cookie and DPoP readers vs the Authorization reader', () => {
     // `Authorization` has no k; a name that only lower-cases to it by Unicode is not it.
     for (const name of ['AUTHORİZATION', 'Authorization', 'AUTHORIZATION']) {
       const request = { headers: {}, rawHeaders: [name, `Bearer ${good}`] };
-      const expected = name.toLowerCase() === 'authorization' && /^[\x00-\x7f]*$/.test(name) ? 'ok' : '401 missing_token';
+      const expected =
+        name.toLowerCase() === 'authorization' && [...name].every((c) => c.charCodeAt(0) < 0x80)
+          ? 'ok'
+          : '401 missing_token';
       expect(await outcome(verifier.authenticate(request))).toBe(expected);
     }
   });
@@ -248,9 +260,9 @@ describe('cookie and DPoP readers vs the Authorization reader', () => {
   //   make({ cookie: 'at' }).authenticate({ headers: { cookie: `at=\u00a0${good}` } }) → ok
   it('NBSP (or any non-SP/HTAB space) around a cookie token is malformed, as in Authorization', async () => {
     const verifier = make({ cookie: 'at' });
-    expect(await outcome(verifier.authenticate({ headers: { authorization: `Bearer \u00a0${good}` } }))).toBe(
-      '400 malformed_header',
-    );
+    expect(
+      await outcome(verifier.authenticate({ headers: { authorization: `Bearer \u00a0${good}` } })),
+    ).toBe('400 malformed_header');
     for (const space of ['\u00a0', '\u2003', '\ufeff', '\u3000']) {
       expect(
         await outcome(verifier.authenticate({ headers: { cookie: `at=${space}${good}` } })),
@@ -273,7 +285,9 @@ describe('cookie and DPoP readers vs the Authorization reader', () => {
   //   make({ cookie: 'at' }).authenticate({ headers: { Cookie: `at=${good}` } }) → 401 missing_token
   it('a plain headers record: `Cookie` in any case is read, as `Authorization` is', async () => {
     const verifier = make({ cookie: 'at' });
-    expect(await outcome(verifier.authenticate({ headers: { Authorization: `Bearer ${good}` } }))).toBe('ok');
+    expect(
+      await outcome(verifier.authenticate({ headers: { Authorization: `Bearer ${good}` } })),
+    ).toBe('ok');
     expect(await outcome(verifier.authenticate({ headers: { Cookie: `at=${good}` } }))).toBe('ok');
   });
 
@@ -303,14 +317,18 @@ describe('cookie and DPoP readers vs the Authorization reader', () => {
 
   it('holds: a token cached from the header is not answered for a spelling the header would refuse (cookie whitespace aside)', async () => {
     const verifier = make({ cookie: 'at' });
-    expect(await outcome(verifier.authenticate({ headers: { authorization: `Bearer ${good}` } }))).toBe('ok');
+    expect(
+      await outcome(verifier.authenticate({ headers: { authorization: `Bearer ${good}` } })),
+    ).toBe('ok');
     // Now cached: spellings around it must still go through the syntax check.
     for (const value of [`${good}\u00a0`, `${good}=x`, `${good},`, `"${good}"x`, `${good}.`]) {
-      expect(await outcome(verifier.authenticate({ headers: { authorization: `Bearer ${value}` } }))).toMatch(
-        /^40[01] /,
-      );
+      expect(
+        await outcome(verifier.authenticate({ headers: { authorization: `Bearer ${value}` } })),
+      ).toMatch(/^40[01] /);
       if (!value.includes('\u00a0')) {
-        expect(await outcome(verifier.authenticate({ headers: { cookie: `at=${value}` } }))).toMatch(/^40[01] /);
+        expect(
+          await outcome(verifier.authenticate({ headers: { cookie: `at=${value}` } })),
+        ).toMatch(/^40[01] /);
       }
     }
   });
@@ -340,7 +358,9 @@ describe('DPoP readers', () => {
     const token = await fx.bound(holder);
     const p = await proof(holder, 'GET', `${ORIGIN}/products`, token);
     expect(await outcome(fx.verifier.authenticate(dpopRequest(token, ` ${p} `)))).toBe('ok');
-    expect(await outcome(fx.verifier.authenticate(dpopRequest(token, p)))).toBe('401 dpop_replayed');
+    expect(await outcome(fx.verifier.authenticate(dpopRequest(token, p)))).toBe(
+      '401 dpop_replayed',
+    );
   });
 
   // Same root cause as section 1, on the DPoP scheme: `, DPoP <token>` reads as no credentials.

@@ -38,8 +38,24 @@ describe('rsaModulusBits', () => {
   });
 
   it('is 0 for what is not unpadded base64url', () => {
-    for (const n of [undefined, 42, '', 'AAAA', 'A', 'ab+/', 'abc=', 'ab cd', 'ab.cd']) {
+    for (const n of [undefined, 42, '', 'AAAA', 'A', 'ABCDE', '====', 'ab cd', 'ab.cd', 'ab=cd']) {
       expect(rsaModulusBits(n)).toBe(0);
     }
+  });
+
+  it('reads `=` padding and the `+/` alphabet as a key import does: the value counts, not the spelling', () => {
+    for (const key of keys) {
+      const bytes = Buffer.from(key.n, 'base64url');
+      expect(rsaModulusBits(bytes.toString('base64'))).toBe(key.modulusLength);
+    }
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), (bytes) => {
+        const value = Buffer.from(bytes);
+        expect(rsaModulusBits(value.toString('base64'))).toBe(
+          rsaModulusBits(value.toString('base64url')),
+        );
+      }),
+      { seed: 22, numRuns: 300 },
+    );
   });
 });
