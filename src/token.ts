@@ -57,7 +57,9 @@ export function checkHeader(
   strict: boolean,
 ): void {
   if (strict && !isAccessTokenType(header.typ)) {
-    throw new Rejection('typ_mismatch', { expected: 'at+jwt', actual: header.typ ?? null });
+    // Only a string is shown (clipped): an object's member names are the sender's choice.
+    const actual = typeof header.typ === 'string' ? header.typ : null;
+    throw new Rejection('typ_mismatch', { expected: 'at+jwt', actual });
   }
   if (typeof header.alg !== 'string' || !algorithms.has(header.alg)) {
     throw new Rejection('alg_not_allowed', {
@@ -68,7 +70,7 @@ export function checkHeader(
   for (const name of KEY_HEADERS) {
     if (name in header) throw new Rejection('untrusted_key_header', { header: name });
   }
-  if ('crit' in header) throw new Rejection('unsupported_crit', { crit: header.crit });
+  if ('crit' in header) throw new Rejection('unsupported_crit', { crit: critNames(header.crit) });
   if (header.kid !== undefined && typeof header.kid !== 'string') {
     throw new Rejection('malformed_token', { problem: 'kid is not a string' });
   }
@@ -80,6 +82,12 @@ export function checkHeader(
 }
 
 const NESTED = /^(?:application\/)?jwt$/i;
+
+/** `crit` as shown in a rejection: its first few names when it is a list of names, else `null`. */
+const critNames = (crit: unknown): readonly string[] | null =>
+  Array.isArray(crit) && crit.every((name) => typeof name === 'string')
+    ? (crit as string[]).slice(0, 4)
+    : null;
 
 /** `at+jwt` or `application/at+jwt`, case-insensitive (RFC 9068 §2.1). */
 function isAccessTokenType(typ: unknown): boolean {

@@ -45,7 +45,12 @@ const OUTCOME: Outcome<void, AuthInfo | undefined, Request, Response, NextFuncti
     req.auth = auth;
     next();
   },
-  respond: (error, _req, res) => void res.status(error.status).set(error.headers).json(error.body),
+  respond(error, _req, res) {
+    // Not once an answer is out (a timeout middleware's, during a slow verification): the
+    // refusal has no one to reach, and writing it would throw into a discarded promise.
+    if (res.headersSent) return;
+    res.status(error.status).set(error.headers).json(error.body);
+  },
   fail: (error, _req, _res, next) => next(error),
 };
 
