@@ -46,7 +46,7 @@ function bearerToken(field: string, maxLength: number): string {
   if (field.includes(',', start) && hasTwoCredentials(field.slice(start, end))) {
     throw new Rejection('multiple_credentials');
   }
-  refuseLeadingEmptyElement(field, start, end);
+  if (onlyEmptyElements(field, start, end)) throw new Rejection('missing_token');
   if (!isBearerScheme(field, start)) {
     // Another scheme (Basic, DPoP, ...): no Bearer credentials at all.
     throw new Rejection('missing_token');
@@ -70,14 +70,15 @@ const isOws = (code: number) => code === 0x20 || code === 0x09;
  * `Authorization` fields, the first empty: `multiple_credentials`, as node's raw list of the same
  * two fields is, so the same bytes get the same answer everywhere. Never read as "no
  * credentials", which an optional route would answer anonymously, past the token that follows.
+ * `true` when the value is nothing but empty elements (commas and whitespace): no credentials.
  */
-function refuseLeadingEmptyElement(field: string, start: number, end: number): void {
-  if (field.charCodeAt(start) !== 0x2c) return;
+function onlyEmptyElements(field: string, start: number, end: number): boolean {
+  if (field.charCodeAt(start) !== 0x2c) return false;
   for (let at = start; at < end; at++) {
     const code = field.charCodeAt(at);
     if (code !== 0x2c && !isOws(code)) throw new Rejection('multiple_credentials');
   }
-  throw new Rejection('missing_token'); // only commas and whitespace: no credentials at all
+  return true; // only commas and whitespace: no credentials at all
 }
 
 /** `name` (lower case) in any ASCII case: no Unicode case mapping (a KELVIN SIGN is no `k`). */
@@ -315,8 +316,7 @@ export function extractDpopToken(request: RequestLike, maxLength: number): strin
   let end = field.length;
   while (start < end && isOws(field.charCodeAt(start))) start++;
   while (end > start && isOws(field.charCodeAt(end - 1))) end--;
-  if (start === end) return undefined;
-  refuseLeadingEmptyElement(field, start, end);
+  if (start === end || onlyEmptyElements(field, start, end)) return undefined;
   if (end - start < 4 || !isHeaderName(field.slice(start, start + 4), 'dpop')) return undefined;
   let at = start + 4;
   if (at < end && field.charCodeAt(at) !== 0x20) {

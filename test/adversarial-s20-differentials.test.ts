@@ -126,6 +126,16 @@ describe('Authorization: an empty list element before the credential', () => {
     expect(await optional(verifier, { headers: web })).toBe('400 multiple_credentials');
   });
 
+  it('a value of empty elements alone is no credentials, on a Bearer and on a DPoP-allowed route', async () => {
+    const verifier = make();
+    for (const value of [',', ' , ,', ',\t,']) {
+      expect(await optional(verifier, { headers: { authorization: value } })).toBe('anonymous');
+    }
+    const dpop = make({ dpop: { mode: 'allowed', origin: 'https://api.test' } });
+    const request = { method: 'GET', url: '/x', headers: { authorization: ' , ,' } };
+    expect(await optional(dpop, request)).toBe('anonymous');
+  });
+
   it('control (holds): without the empty element, the forged token is refused on an optional route', async () => {
     const verifier = make();
     for (const value of [`Bearer ${forged}`, ` \tBearer ${forged}`, `bEaReR   ${forged}`]) {
