@@ -3,6 +3,7 @@
  * {@link Rejection} the verification steps throw, the {@link KeySourceError} of a failed key-set
  * fetch, and the {@link RejectionEvent} reported to `onRejected`.
  */
+import { safeText } from './safe-text.ts';
 
 /**
  * The OAuth 2.0 error code an {@link AuthError} presents to the client (RFC 6750 §3.1), plus
@@ -407,9 +408,8 @@ const MAX_DETAIL_STRING = 200;
 const MAX_DETAIL_ITEMS = 10;
 
 function clip(value: unknown, depth: number): unknown {
-  if (typeof value === 'string') {
-    return value.length > MAX_DETAIL_STRING ? `${value.slice(0, MAX_DETAIL_STRING)}…` : value;
-  }
+  // Bounded, and safe to print: a kid or an iss may carry CR/LF, terminal escapes or bidi controls.
+  if (typeof value === 'string') return safeText(value, MAX_DETAIL_STRING);
   if (value === null || typeof value !== 'object') return value;
   if (depth > 2) return '[…]';
   if (Array.isArray(value)) {
@@ -472,7 +472,12 @@ export function describeKeyFailure(error: unknown): KeyFailure {
  * metrics backend), no fragment.
  */
 export function displayUrl(url: string): string {
-  if (!URL.canParse(url)) return url.slice(0, 200);
+  if (!URL.canParse(url)) {
+    // Not a URL to the WHATWG parser, still no query or credentials: cut at `?`/`#`, drop `…@`.
+    const head = /^[^?#]*/.exec(url)?.[0] ?? '';
+    const shown = head.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, '$1').slice(0, 200);
+    return url[head.length] === '?' ? `${shown}?…` : shown;
+  }
   const parsed = new URL(url);
   const query = parsed.search === '' ? '' : '?…';
   return `${parsed.protocol}//${parsed.host}${parsed.pathname}${query}`;
@@ -518,17 +523,24 @@ function systemCode(error: unknown): string | undefined {
   return undefined;
 }
 
-/** The message of the innermost error in a `cause` chain (`fetch failed` says nothing). */
+/**
+ * The message of the innermost error in a `cause` chain (`fetch failed` says nothing), every URL
+ * in it as {@link displayUrl} shows it: a `fetch` of the user's may quote the URL it was given
+ * (node-fetch: `network timeout at: <url>`), and this text reaches health pages and metrics.
+ */
 function innermostMessage(error: unknown): string {
   let message = 'network error';
   let current = error;
   for (let depth = 0; depth < 6 && typeof current === 'object' && current !== null; depth++) {
     const text = (current as { message?: unknown }).message;
-    if (typeof text === 'string' && text.length > 0) message = text.slice(0, 120);
+    if (typeof text === 'string' && text.length > 0) message = text;
     current = (current as { cause?: unknown }).cause;
   }
-  return message;
+  return safeText(message.replace(URL_IN_TEXT, displayUrl), 120);
 }
+
+/** A URL inside free text: a scheme, `//`, and everything up to a space or a quote. */
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
 
 /** Raised by `verifier.warm()`: the issuers whose keys could not be loaded, and why. */
 export class WarmUpError extends Error {

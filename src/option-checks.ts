@@ -4,6 +4,7 @@
  */
 import { warnOnce } from './diagnostics.ts';
 import { isSafeQuotedValue } from './errors.ts';
+import { safeText } from './safe-text.ts';
 
 /**
  * The one configuration error: a `TypeError` whose message names the full option path,
@@ -144,7 +145,7 @@ function unknownOption(key: string, level: Level<Rules>): never {
 
 /** A key as it appears in a message: short, one line. */
 function printable(key: string): string {
-  return /^[\w$-]{1,64}$/.test(key) ? key : JSON.stringify(key.slice(0, 64));
+  return /^[\w$-]{1,64}$/.test(key) ? key : quote(key);
 }
 
 /**
@@ -322,8 +323,15 @@ export const httpUrlString: Check<string> = (value, path) => {
 };
 
 /** A list item, for a message: a short string is shown, anything else described. */
-const showItem = (value: unknown) =>
-  typeof value === 'string' ? JSON.stringify(value.slice(0, 64)) : describe(value);
+const showItem = (value: unknown) => (typeof value === 'string' ? quote(value) : describe(value));
+
+/**
+ * A string value in an error message: its first 64 characters, quoted, with every character that
+ * could forge a log line or reorder a terminal's text escaped (a requirement can come from a
+ * request: `read:${req.params.kind}`).
+ */
+const quote = (value: string) =>
+  safeText(JSON.stringify(value.slice(0, 64)), Number.POSITIVE_INFINITY);
 
 /**
  * An array whose items all pass `item`, copied and frozen. A string is refused with a hint:
