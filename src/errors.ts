@@ -443,6 +443,42 @@ export class KeySourceError extends Error {
     // `api_key=` must not go.
     this.url = displayUrl(url);
     this.status = options?.status;
+    URL_SECRETS.set(this, urlSecrets(url));
+  }
+}
+
+/** What of a failed URL must not be shown (see {@link urlSecrets}), kept off the error itself. */
+const URL_SECRETS = new WeakMap<KeySourceError, readonly string[]>();
+
+/**
+ * The parts of a URL that may be secret, as they could appear in an error's message: the query
+ * whole, each of its values (as written and decoded) and the userinfo. Longest first; parts under
+ * 4 characters hide nothing and would blank out every digit of a message.
+ */
+function urlSecrets(url: string): readonly string[] {
+  const secrets = new Set<string>();
+  const query = /\?([^#]*)/.exec(url)?.[1] ?? '';
+  secrets.add(query);
+  for (const pair of query.split('&')) {
+    const value = pair.slice(pair.indexOf('=') + 1);
+    secrets.add(value);
+    secrets.add(decodeLoosely(value.replaceAll('+', ' ')));
+  }
+  const userinfo = /^[a-z][a-z0-9+.-]*:[\\/]*([^/?#]*)@/i.exec(url)?.[1];
+  if (userinfo !== undefined) {
+    for (const part of [userinfo, ...userinfo.split(':')]) {
+      secrets.add(part);
+      secrets.add(decodeLoosely(part));
+    }
+  }
+  return [...secrets].filter((part) => part.length >= 4).sort((a, b) => b.length - a.length);
+}
+
+function decodeLoosely(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
   }
 }
 
@@ -475,10 +511,13 @@ export function displayUrl(url: string): string {
   if (!URL.canParse(url)) {
     // Not a URL to the WHATWG parser, still no query or credentials: cut at `?`/`#`, drop `…@`.
     const head = /^[^?#]*/.exec(url)?.[0] ?? '';
-    const shown = head.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, '$1').slice(0, 200);
+    // Anything up to the last `@` may be userinfo (a `/` in a password, `https:\\u:p@…`).
+    const shown = head.replace(/^((?:[a-z][a-z0-9+.-]*:)?[\\/]*)[^]*@/i, '$1').slice(0, 200);
     return url[head.length] === '?' ? `${shown}?…` : shown;
   }
   const parsed = new URL(url);
+  // No host: `user:PASSWORD@host/…` read as a scheme `user:` and an opaque path.
+  if (parsed.host === '') return `${parsed.protocol}…`;
   const query = parsed.search === '' ? '' : '?…';
   return `${parsed.protocol}//${parsed.host}${parsed.pathname}${query}`;
 }
@@ -494,7 +533,11 @@ function describeRaw(error: unknown): KeyFailure {
   const { url, status } = error;
   switch (error.code) {
     case 'network':
-      return { url, error: systemCode(error.cause) ?? innermostMessage(error.cause), status };
+      return {
+        url,
+        error: systemCode(error.cause) ?? innermostMessage(error.cause, URL_SECRETS.get(error)),
+        status,
+      };
     case 'http_status':
       return { url, error: `HTTP ${status ?? '?'}`, status };
     case 'timeout':
@@ -524,23 +567,31 @@ function systemCode(error: unknown): string | undefined {
 }
 
 /**
- * The message of the innermost error in a `cause` chain (`fetch failed` says nothing), every URL
- * in it as {@link displayUrl} shows it: a `fetch` of the user's may quote the URL it was given
+ * The message of the innermost error in a `cause` chain (`fetch failed` says nothing), without
+ * what it may quote of the URL: a `fetch` of the user's may put the URL in its message
  * (node-fetch: `network timeout at: <url>`), and this text reaches health pages and metrics.
+ * Every `scheme://…` in it is shown as {@link displayUrl} shows it, and the failed URL's query and
+ * userinfo (`secrets`) are cut out wherever they appear, however the URL was written.
  */
-function innermostMessage(error: unknown): string {
+function innermostMessage(error: unknown, secrets: readonly string[] = []): string {
   let message = 'network error';
   let current = error;
   for (let depth = 0; depth < 6 && typeof current === 'object' && current !== null; depth++) {
     const text = (current as { message?: unknown }).message;
-    if (typeof text === 'string' && text.length > 0) message = text;
+    // Bounded before any matching: the text is the fetch's, or the server's it quotes.
+    if (typeof text === 'string' && text.length > 0) message = text.slice(0, 1024);
     current = (current as { cause?: unknown }).cause;
   }
-  return safeText(message.replace(URL_IN_TEXT, displayUrl), 120);
+  let shown = message.replace(URL_IN_TEXT, displayUrl);
+  for (const secret of secrets) shown = shown.replaceAll(secret, '…');
+  return safeText(shown, 120);
 }
 
-/** A URL inside free text: a scheme, `//`, and everything up to a space or a quote. */
-const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
+/**
+ * A URL inside free text: a scheme (at most 32 characters: no quadratic scan of a long run of
+ * letters and dots), `//`, and everything up to a space, a quote or an angle bracket.
+ */
+const URL_IN_TEXT = /[a-z][a-z0-9+.-]{0,31}:\/\/[^\s"'<>`]+/gi;
 
 /** Raised by `verifier.warm()`: the issuers whose keys could not be loaded, and why. */
 export class WarmUpError extends Error {

@@ -113,7 +113,7 @@ function readLevel<R extends Rules>(input: unknown, level: Level<R>, path: strin
   }
   for (const key in input) {
     if (!Object.hasOwn(input, key))
-      configError(prefix + key, 'is inherited: pass it as an own property');
+      configError(prefix + printable(key), 'is inherited: pass it as an own property');
   }
   const resolved: Record<string, unknown> = {};
   for (const key in rules) {
@@ -395,7 +395,7 @@ export const record =
     const copy: Record<string, T> = Object.create(null) as Record<string, T>;
     for (const name of names) {
       if (name === '') configError(path, 'has an empty name');
-      copy[name] = check(value[name], `${path}.${name}`);
+      copy[name] = check(value[name], `${path}.${printable(name)}`);
     }
     return Object.freeze(copy);
   };

@@ -1,35 +1,36 @@
 /**
  * Text that came from a request (a token's `kid`, `iss`, `typ`, a proof's `htm`, a path
  * parameter) on its way to an operator: `onRejected` details, configuration errors. Safe to print
- * in any log format: bounded in length, well-formed UTF-16, and with every character that can
- * forge a line, drive a terminal or reorder what a viewer shows written as a `\uXXXX` escape:
- * C0 and C1 controls and DEL, U+2028/2029, the bidirectional controls (Trojan Source), the
- * zero-width characters and the BOM, and lone surrogates. Everything else is kept as sent, so a
- * value stays recognisable.
+ * in any log format: bounded in length, well-formed UTF-16, and every character that can forge a
+ * line, drive a terminal, reorder what a viewer shows or hide text in it written as `\uXXXX`
+ * escapes (UTF-16 units, so the text stays valid inside JSON): controls (C0, DEL, C1), format
+ * characters (the bidirectional controls of Trojan Source, zero-width characters, the BOM, the
+ * invisible tag characters of "ASCII smuggling"), U+2028/2029, lone surrogates and every other
+ * default-ignorable character, except the variation selectors U+FE00–FE0F (an emoji's
+ * presentation). Everything else is kept as sent, so a value stays recognisable.
  */
 
-/**
- * The characters escaped, each one UTF-16 unit. Surrogates are in the class: {@link safeText}
- * walks by code point, so only a lone one is seen on its own (a pair is kept).
- */
+/** One character (code point) to escape. */
 const UNSAFE =
-  // eslint-disable-next-line no-control-regex -- matching control characters is the point
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]/;
+  /(?![\ufe00-\ufe0f])[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Default_Ignorable_Code_Point}]/u;
 
 /**
  * `value` escaped (see above) and cut to at most `max` UTF-16 units, then `…`. A cut never splits
- * an escape or a surrogate pair.
+ * an escape or a surrogate pair. Never reads more of `value` than `max + 1` units' worth.
  */
 export function safeText(value: string, max: number): string {
-  if (!UNSAFE.test(value)) return value.length > max ? `${cut(value, max)}…` : value;
+  const long = value.length > max;
+  const head = long ? value.slice(0, max + 1) : value;
+  if (!UNSAFE.test(head)) return long ? `${cut(value, max)}…` : value;
   let out = '';
   // By code point: a pair comes whole, a lone surrogate alone.
-  for (const char of value) {
-    const piece = char.length === 1 && UNSAFE.test(char) ? escape(char) : char;
+  for (const char of head) {
+    const piece = UNSAFE.test(char) ? escape(char) : char;
     if (out.length + piece.length > max) return `${out}…`;
     out += piece;
   }
-  return out;
+  // Not reached when `value` is long: its max + 1 units cannot all fit.
+  return long ? `${out}…` : out;
 }
 
 /** The first `max` units, one fewer when that would end in the first half of a pair. */
@@ -38,4 +39,11 @@ function cut(value: string, max: number): string {
   return value.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
 }
 
-const escape = (char: string) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
+/** `\uXXXX` per UTF-16 unit (two for a character outside the BMP). */
+function escape(char: string): string {
+  let out = '';
+  for (let i = 0; i < char.length; i++) {
+    out += `\\u${char.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  }
+  return out;
+}
