@@ -7,30 +7,18 @@
  * Measured with the OpenTelemetry SDK's in-memory metric and span exporters and subscribers on
  * every channel, after 1,000 requests carrying distinct hostile values.
  */
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { inspect } from 'node:util';
-import {
-  AggregationTemporality,
-  InMemoryMetricExporter,
-  MeterProvider,
-  PeriodicExportingMetricReader,
-} from '@opentelemetry/sdk-metrics';
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
 import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AuthError, CHANNELS, createVerifier } from 'resource-guard';
 import type { RejectionEvent, Verifier, VerifierOptions } from 'resource-guard';
-import { instrument } from 'resource-guard/otel';
 import { makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
 import type { ProofKey } from './helpers/dpop.ts';
 import { startJwksServer } from './helpers/jwks-server.ts';
 import { clock } from './helpers/outcome.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint, rawToken } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
+import { observatory } from './helpers/observatory.ts';
 
 /** In every hostile value; base64url-safe, so it also fits opaque tokens and header garbage. */
 const M = 'zq7tlm';
@@ -56,80 +44,6 @@ afterEach(async () => {
 // ---------------------------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------------------------
-
-interface Observed {
-  readonly channel: string;
-  readonly message: Record<string, unknown>;
-}
-
-/** Subscribers on every channel, an instrumented meter and tracer, and a warning collector. */
-function observatory() {
-  const events: Observed[] = [];
-  for (const name of Object.values(CHANNELS)) {
-    const listener = (message: unknown) =>
-      events.push({ channel: name, message: message as Record<string, unknown> });
-    subscribe(name, listener);
-    cleanups.push(() => unsubscribe(name, listener));
-  }
-  const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
-  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
-  const spans = new InMemorySpanExporter();
-  const instrumentation = instrument({
-    meterProvider: new MeterProvider({ readers: [reader] }),
-    tracerProvider: new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }),
-  });
-  cleanups.push(() => reader.shutdown());
-  cleanups.push(() => instrumentation.stop());
-  const warnings: Error[] = [];
-  const onWarning = (warning: Error) => warnings.push(warning);
-  process.on('warning', onWarning);
-  cleanups.push(() => process.off('warning', onWarning));
-
-  /** Per metric: its distinct attribute sets (sorted JSON). */
-  const series = async (): Promise<Map<string, Set<string>>> => {
-    exporter.reset();
-    await reader.forceFlush();
-    const out = new Map<string, Set<string>>();
-    for (const resource of exporter.getMetrics()) {
-      for (const scope of resource.scopeMetrics) {
-        for (const metric of scope.metrics) {
-          const set = out.get(metric.descriptor.name) ?? new Set<string>();
-          for (const point of metric.dataPoints) {
-            const attributes = point.attributes as Record<string, unknown>;
-            set.add(
-              JSON.stringify(
-                Object.keys(attributes)
-                  .sort()
-                  .map((k) => [k, attributes[k]]),
-              ),
-            );
-          }
-          out.set(metric.descriptor.name, set);
-        }
-      }
-    }
-    return out;
-  };
-  /** Everything OpenTelemetry would export, as text. */
-  const exported = async () => {
-    const all = await series();
-    const text = [...all].map(([name, set]) => `${name} ${[...set].join(' ')}`).join('\n');
-    const spanText = spans
-      .getFinishedSpans()
-      .map((span) => JSON.stringify([span.name, span.attributes, span.status, span.events]))
-      .join('\n');
-    return `${text}\n${spanText}`;
-  };
-  /** The variety of the events: each event without its timings. */
-  const shapes = () =>
-    new Set(
-      events.map(({ channel, message }) => {
-        const { duration: _d, startTime: _s, ...rest } = message;
-        return `${channel} ${JSON.stringify(rest)}`;
-      }),
-    );
-  return { events, spans, warnings, series, exported, shapes };
-}
 
 const total = (series: Map<string, Set<string>>) =>
   [...series.values()].reduce((sum, set) => sum + set.size, 0);
@@ -295,7 +209,7 @@ function faces(error: AuthError): string {
 
 describe('cardinality: 1,000 requests with distinct hostile values', () => {
   it('OpenTelemetry series, event variety, health() and warnings stop growing after one round', async () => {
-    const seen = observatory();
+    const seen = observatory(cleanups);
     const rejections: RejectionEvent[] = [];
     const verifier = verifierWith(rejections);
     // Two rounds of every vector: every reason it can reach, cached or not.
@@ -337,7 +251,7 @@ describe('cardinality: 1,000 requests with distinct hostile values', () => {
   it('an unknown-kid flood against a fetched JWKS: fetches, spans and url.full stay one', async () => {
     const server = await startJwksServer([key.jwk]);
     cleanups.push(() => server.close());
-    const seen = observatory();
+    const seen = observatory(cleanups);
     const verifier = createVerifier({ issuer: ISSUER, audience: AUDIENCE, jwksUri: server.url });
     await verifier.warm();
     const hitsAfterWarm = server.hits;
@@ -402,7 +316,7 @@ describe('cardinality: 1,000 requests with distinct hostile values', () => {
   });
 
   it('(the measure of the fixed bug above) the detail key paths stay fixed; metrics and events too', async () => {
-    const seen = observatory();
+    const seen = observatory(cleanups);
     const rejections: RejectionEvent[] = [];
     const verifier = verifierWith(rejections);
     for (let i = 0; i < 200; i++) {
@@ -424,7 +338,7 @@ describe('cardinality: 1,000 requests with distinct hostile values', () => {
 
 describe('leaks: what hostile values reach', () => {
   it('no hostile value reaches events, metrics, spans, health(), warnings or any face of the AuthError', async () => {
-    const seen = observatory();
+    const seen = observatory(cleanups);
     const rejections: RejectionEvent[] = [];
     const verifier = verifierWith(rejections);
     const errors = await flood(verifier, 3 * VECTORS.length);
@@ -485,7 +399,7 @@ describe('leaks: what hostile values reach', () => {
   });
 
   it('property: any text in kid, iss, typ, alg, aud, crit, jku reaches no event, metric, health or client-facing face', async () => {
-    const seen = observatory();
+    const seen = observatory(cleanups);
     const rejections: RejectionEvent[] = [];
     const verifier = verifierWith(rejections);
     const places: Record<string, (text: string) => string> = {

@@ -10,25 +10,13 @@
  * by `clip()` in src/errors.ts and by src/option-checks.ts; URLs in a fetch error's message shown
  * as `displayUrl` shows them); the properties that already held are the other tests.
  */
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { formatWithOptions, inspect } from 'node:util';
-import {
-  AggregationTemporality,
-  InMemoryMetricExporter,
-  MeterProvider,
-  PeriodicExportingMetricReader,
-} from '@opentelemetry/sdk-metrics';
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AuthError, CHANNELS, createVerifier, sendAuthError, WarmUpError } from 'resource-guard';
+import { AuthError, createVerifier, sendAuthError, WarmUpError } from 'resource-guard';
 import type {
   KeySourceError,
   RejectionEvent,
@@ -37,12 +25,12 @@ import type {
   Verifier,
   VerifierOptions,
 } from 'resource-guard';
-import { instrument } from 'resource-guard/otel';
 import { REASONS } from '../src/errors.ts';
 import { ath, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
 import type { ProofKey } from './helpers/dpop.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint, rawToken } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
+import { observatory } from './helpers/observatory.ts';
 
 let key: TestKey; // the issuer's
 let attacker: TestKey; // anyone's own key
@@ -126,76 +114,6 @@ function strings(value: unknown, out: string[] = []): string[] {
     }
   }
   return out;
-}
-
-interface Observed {
-  readonly channel: string;
-  readonly message: Record<string, unknown>;
-}
-
-/** Subscribers on every channel, and an instrumented in-memory meter and tracer. */
-function observatory() {
-  const events: Observed[] = [];
-  for (const name of Object.values(CHANNELS)) {
-    const listener = (message: unknown) =>
-      events.push({ channel: name, message: message as Record<string, unknown> });
-    subscribe(name, listener);
-    cleanups.push(() => unsubscribe(name, listener));
-  }
-  const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
-  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
-  const spans = new InMemorySpanExporter();
-  const instrumentation = instrument({
-    meterProvider: new MeterProvider({ readers: [reader] }),
-    tracerProvider: new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }),
-  });
-  cleanups.push(() => reader.shutdown());
-  cleanups.push(() => instrumentation.stop());
-
-  /** Per metric: its distinct attribute sets. */
-  const series = async (): Promise<Map<string, Set<string>>> => {
-    exporter.reset();
-    await reader.forceFlush();
-    const out = new Map<string, Set<string>>();
-    for (const resource of exporter.getMetrics()) {
-      for (const scope of resource.scopeMetrics) {
-        for (const metric of scope.metrics) {
-          const set = out.get(metric.descriptor.name) ?? new Set<string>();
-          for (const point of metric.dataPoints) {
-            const attributes = point.attributes as Record<string, unknown>;
-            set.add(
-              JSON.stringify(
-                Object.keys(attributes)
-                  .sort()
-                  .map((k) => [k, attributes[k]]),
-              ),
-            );
-          }
-          out.set(metric.descriptor.name, set);
-        }
-      }
-    }
-    return out;
-  };
-  /** Everything OpenTelemetry would export (metric attributes, spans), as text. */
-  const exported = async () => {
-    const all = await series();
-    const text = [...all].map(([name, set]) => `${name} ${[...set].join(' ')}`).join('\n');
-    const spanText = spans
-      .getFinishedSpans()
-      .map((span) => JSON.stringify([span.name, span.attributes, span.status, span.events]))
-      .join('\n');
-    return `${text}\n${spanText}`;
-  };
-  /** The variety of the events: each without its timings. */
-  const shapes = () =>
-    new Set(
-      events.map(({ channel, message }) => {
-        const { duration: _d, startTime: _s, ...rest } = message;
-        return `${channel} ${JSON.stringify(rest)}`;
-      }),
-    );
-  return { events, spans, series, exported, shapes };
 }
 
 /** What a client, an error page or a console sees of an AuthError. */
@@ -455,7 +373,7 @@ describe('control and bidi characters from the request reach onRejected details'
   });
 
   it('the same hostile values never reach events, metrics, health() or any client face', async () => {
-    const seen = observatory();
+    const seen = observatory(cleanups);
     const rejections: RejectionEvent[] = [];
     const verifier = verifierWith(rejections);
     const errors: AuthError[] = [];
@@ -557,7 +475,7 @@ describe('a JWKS URL with a secret in its query', () => {
   // `name`/`code`) when there is no system code; and have KeySourceError (src/errors.ts) keep
   // the fetch's error only behind that redaction (or correct the README's promise about `cause`).
   it('a fetch error message quoting the URL never carries its query anywhere', async () => {
-    const seen = observatory();
+    const seen = observatory(cleanups);
     const rejections: RejectionEvent[] = [];
     const verifier = createVerifier({
       issuer: ISSUER,
@@ -616,7 +534,7 @@ describe('a JWKS URL with a secret in its query', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    const seen = observatory();
+    const seen = observatory(cleanups);
     const rejections: RejectionEvent[] = [];
     const verifier = createVerifier({
       issuer: ISSUER,
@@ -901,7 +819,7 @@ describe('what a client sees: fixed, header-safe, and never the request echoed',
 
 describe('no token, proof, signature, ath or proof jti anywhere', () => {
   it('every DPoP refusal (and an acceptance): details, events, metrics, client faces and the replay store see none of it', async () => {
-    const seen = observatory();
+    const seen = observatory(cleanups);
     const rejections: RejectionEvent[] = [];
     const inserted: string[] = [];
     const verifier = verifierWith(rejections, {
@@ -1040,7 +958,7 @@ describe('no token, proof, signature, ath or proof jti anywhere', () => {
 
 describe('cardinality: values a token holder chooses per request', () => {
   it('300 distinct organizations, proof htm and proof typ: metrics and event shapes stay fixed', async () => {
-    const seen = observatory();
+    const seen = observatory(cleanups);
     const rejections: RejectionEvent[] = [];
     const verifier = verifierWith(rejections);
     const guard = verifier.guard({});
