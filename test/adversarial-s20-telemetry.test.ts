@@ -19,6 +19,7 @@ import { clock } from './helpers/outcome.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint, rawToken } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 import { observatory } from './helpers/observatory.ts';
+import { faces, strings } from './helpers/surfaces.ts';
 
 /** In every hostile value; base64url-safe, so it also fits opaque tokens and header garbage. */
 const M = 'zq7tlm';
@@ -174,33 +175,6 @@ function keyPaths(value: unknown, prefix = '', out = new Set<string>()): Set<str
     keyPaths(item, path, out);
   }
   return out;
-}
-
-function leaves(value: unknown, out: string[] = []): string[] {
-  if (typeof value === 'string') out.push(value);
-  else if (typeof value === 'object' && value !== null) {
-    for (const [name, item] of Object.entries(value)) {
-      out.push(name);
-      leaves(item, out);
-    }
-  }
-  return out;
-}
-
-/** What a client or an error page sees of an AuthError, and what a console prints. */
-function faces(error: AuthError): string {
-  return [
-    error.message,
-    error.description,
-    JSON.stringify(error.body),
-    JSON.stringify(error.headers),
-    error.stack ?? '',
-    String(error),
-    inspect(error, { depth: 10, showHidden: true }),
-    inspect({ wrapped: error }, { depth: 10 }),
-    inspect(new Error('outer', { cause: error }), { depth: 10 }),
-    JSON.stringify(error.getResponse().headers.get('www-authenticate')),
-  ].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -375,7 +349,7 @@ describe('leaks: what hostile values reach', () => {
     for (const event of rejections) {
       const text = `${JSON.stringify(event.details)}\n${inspect(event.cause, { depth: 10 })}`;
       for (const secret of secrets.filter((s) => s.length > 8)) expect(text).not.toContain(secret);
-      for (const leaf of leaves(event.details)) expect(leaf.length).toBeLessThanOrEqual(201);
+      for (const leaf of strings(event.details)) expect(leaf.length).toBeLessThanOrEqual(201);
       // jose's or our own cause: never attacker text.
       expect(inspect(event.cause, { depth: 10 })).not.toContain(M);
     }
@@ -430,7 +404,7 @@ describe('leaks: what hostile values reach', () => {
           ].join('\n');
           expect(shown).not.toContain(M);
           const last = rejections.at(-1) as RejectionEvent;
-          for (const leaf of leaves(last.details)) expect(leaf.length).toBeLessThanOrEqual(201);
+          for (const leaf of strings(last.details)) expect(leaf.length).toBeLessThanOrEqual(201);
         },
       ),
       { numRuns: 150 },

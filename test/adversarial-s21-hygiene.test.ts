@@ -31,6 +31,7 @@ import type { ProofKey } from './helpers/dpop.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint, rawToken } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 import { observatory } from './helpers/observatory.ts';
+import { faces, isWellFormed, strings } from './helpers/surfaces.ts';
 
 let key: TestKey; // the issuer's
 let attacker: TestKey; // anyone's own key
@@ -87,47 +88,6 @@ function unsafeCharacters(text: string): string[] {
     }
   }
   return found;
-}
-
-/** Whether a string is well-formed UTF-16 (String.prototype.isWellFormed, ES2024). */
-function isWellFormed(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code >= 0xd800 && code <= 0xdbff) {
-      const next = text.charCodeAt(i + 1);
-      if (!(next >= 0xdc00 && next <= 0xdfff)) return false;
-      i++;
-    } else if (code >= 0xdc00 && code <= 0xdfff) {
-      return false;
-    }
-  }
-  return true;
-}
-
-/** Every string in a value: keys and leaves. */
-function strings(value: unknown, out: string[] = []): string[] {
-  if (typeof value === 'string') out.push(value);
-  else if (typeof value === 'object' && value !== null) {
-    for (const [name, item] of Object.entries(value)) {
-      out.push(name);
-      strings(item, out);
-    }
-  }
-  return out;
-}
-
-/** What a client, an error page or a console sees of an AuthError. */
-function faces(error: AuthError): string {
-  return [
-    error.message,
-    error.description,
-    JSON.stringify(error.body),
-    JSON.stringify(error.headers),
-    error.stack ?? '',
-    String(error),
-    inspect(error, { depth: 10 }),
-    inspect({ wrapped: error }, { depth: 10 }),
-  ].join('\n');
 }
 
 /** An HTTP/1.1 body, chunked or not. */

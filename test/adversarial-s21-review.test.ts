@@ -25,6 +25,7 @@ import { describeKeyFailure, displayUrl, KeySourceError, Rejection } from '../sr
 import { safeText } from '../src/safe-text.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint, rawToken } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
+import { isWellFormed } from './helpers/surfaces.ts';
 
 let key: TestKey;
 let attacker: TestKey;
@@ -40,20 +41,6 @@ beforeAll(async () => {
 const PROMISED =
   // eslint-disable-next-line no-control-regex -- the characters under test
   /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/u;
-
-function isWellFormed(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code >= 0xd800 && code <= 0xdbff) {
-      const next = text.charCodeAt(i + 1);
-      if (!(next >= 0xdc00 && next <= 0xdfff)) return false;
-      i++;
-    } else if (code >= 0xdc00 && code <= 0xdfff) {
-      return false;
-    }
-  }
-  return true;
-}
 
 /** Milliseconds one call of `fn` takes (after one warm-up call). */
 function time(fn: () => unknown): number {
