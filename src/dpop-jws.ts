@@ -5,7 +5,7 @@
 import { calculateJwkThumbprint, importJWK } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
 import { Rejection } from './errors.ts';
-import { rsaModulusBits } from './rsa-modulus.ts';
+import { hasCanonicalMembers, rsaModulusBits, weakKeyProblem } from './public-key.ts';
 
 /** Members of a private JWK (RFC 7518 §6): a proof's `jwk` must carry none (RFC 9449 §4.3). */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as const;
@@ -61,6 +61,14 @@ export function checkProofHeader(
   ) {
     throw proofRejection('jwk is an RSA key outside 2048 to 8192 bits, or with a large exponent');
   }
+  // One spelling, one thumbprint, the same answer on every runtime (Node imports `+/` and `=`,
+  // Bun and Deno refuse them).
+  if (!hasCanonicalMembers(jwk as Record<string, unknown>)) {
+    throw proofRejection('jwk members are not unpadded base64url');
+  }
+  // A key anyone can sign for (see public-key.ts) would make the bound token a bearer token.
+  const weak = weakKeyProblem(jwk as Record<string, unknown>);
+  if (weak !== undefined) throw proofRejection(`jwk is a weak key: ${weak}`);
   if ('crit' in header) throw proofRejection('unsupported crit header');
   return alg;
 }

@@ -9,7 +9,7 @@ import { nodeCrypto } from './node-crypto.ts';
 import { KeySourceError } from './errors.ts';
 import { fetchJson } from './fetch-json.ts';
 import { configError } from './option-checks.ts';
-import { rsaModulusBits } from './rsa-modulus.ts';
+import { rsaModulusBits, weakKeyProblem, withCanonicalMembers } from './public-key.ts';
 
 /** Loads a JWKS document: `url` names where it came from (for diagnostics). */
 export type KeySource = () => Promise<{ readonly url: string; readonly document: unknown }>;
@@ -52,18 +52,23 @@ export function usableKeys(document: unknown, url: string): JWK[] {
   if (keys.length > MAX_JWKS_KEYS) {
     throw new KeySourceError('invalid_document', `more than ${MAX_JWKS_KEYS} keys`, url);
   }
-  return keys.filter((key): key is JWK => {
-    if (typeof key !== 'object' || key === null || Array.isArray(key)) return false;
-    const jwk = key as Record<string, unknown>;
-    if ('d' in jwk || 'k' in jwk) return false;
-    if (jwk.use !== undefined && jwk.use !== 'sig') return false;
-    if (jwk.kid !== undefined && typeof jwk.kid !== 'string') return false;
-    // RSA under 2048 bits is never trusted (RFC 7518 §3.3), counted from the modulus's value: an
-    // `n` padded with zero octets to 256 is the small key it is.
-    if (jwk.kty === 'RSA') return typeof jwk.e === 'string' && rsaModulusBits(jwk.n) >= 2048;
-    const curves = typeof jwk.kty === 'string' ? ASYMMETRIC_CURVES[jwk.kty] : undefined;
-    return curves !== undefined && curves.includes(jwk.crv as string);
-  });
+  return keys
+    .filter((key): key is JWK => {
+      if (typeof key !== 'object' || key === null || Array.isArray(key)) return false;
+      const jwk = key as Record<string, unknown>;
+      if ('d' in jwk || 'k' in jwk) return false;
+      if (jwk.use !== undefined && jwk.use !== 'sig') return false;
+      if (jwk.kid !== undefined && typeof jwk.kid !== 'string') return false;
+      // A key anyone can forge signatures for (an RSA exponent of 1, a small-order Ed25519 key)
+      // is never trusted, on any runtime.
+      if (weakKeyProblem(jwk) !== undefined) return false;
+      // RSA under 2048 bits is never trusted (RFC 7518 §3.3), counted from the modulus's value:
+      // an `n` padded with zero octets to 256 is the small key it is.
+      if (jwk.kty === 'RSA') return typeof jwk.e === 'string' && rsaModulusBits(jwk.n) >= 2048;
+      const curves = typeof jwk.kty === 'string' ? ASYMMETRIC_CURVES[jwk.kty] : undefined;
+      return curves !== undefined && curves.includes(jwk.crv as string);
+    })
+    .map(withCanonicalMembers); // one spelling, so every runtime imports the same key
 }
 
 /**
