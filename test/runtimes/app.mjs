@@ -2,7 +2,8 @@
 // verifiers built once at module scope, a Web-standard route (`verifier.authenticate(request)` and
 // `authErrorResponse`) and a Hono route (`resource-guard/hono`). It imports the BUILT package
 // (installed from the packed tarball). config.mjs, next to it, is written by smoke.ts: for each
-// route, the issuer, the JWKS URL and short key-cache durations.
+// route, the issuer, the JWKS URL and short key-cache durations; for the differential's routes
+// (`/decide`, `/decide/dpop`, see differential.ts), a static key set.
 import { Hono } from 'hono';
 import { AuthError, authErrorResponse, createVerifier } from 'resource-guard';
 import { requireAuth } from 'resource-guard/hono';
@@ -36,6 +37,39 @@ async function dpop(request) {
   } catch (error) {
     if (error instanceof AuthError) return authErrorResponse(error);
     throw error;
+  }
+}
+
+// The runtime differential (differential.ts): a static key set, so that each decision depends on
+// the request alone. The same app, with the same package, on plain Node is the oracle; every
+// runtime must answer each request exactly as Node did. `x-decision-reason` (the AuthError's reason, for the report
+// only) and the granted scopes make a divergence easier to explain.
+const decideVerifier =
+  options.decide && createVerifier({ ...options.decide, onRejected: logServerFaults('decide') });
+const decideDpopVerifier =
+  options.decideDpop &&
+  createVerifier({ ...options.decideDpop, onRejected: logServerFaults('decide/dpop') });
+
+async function decide(of, request) {
+  if (of === undefined) return new Response('not configured', { status: 404 });
+  try {
+    const auth = await of.authenticate(request, { scopes: ['read:products'] });
+    return Response.json(
+      { client: auth.clientId ?? null, subject: auth.subject ?? null, scopes: auth.scopes },
+      { headers: { 'x-decision-reason': 'accepted' } },
+    );
+  } catch (error) {
+    if (error instanceof AuthError) {
+      const response = authErrorResponse(error);
+      response.headers.set('x-decision-reason', error.reason);
+      return response;
+    }
+    // A throw that is not an AuthError is a bug: answered the same way on every runtime.
+    const name = error instanceof Error ? error.name : typeof error;
+    return Response.json(
+      { error: 'exception', name },
+      { status: 500, headers: { 'x-decision-reason': `exception ${name}` } },
+    );
   }
 }
 
@@ -73,6 +107,8 @@ export default {
     if (pathname === '/hono/health') return health(honoVerifier);
     if (pathname === '/hono') return hono.fetch(request);
     if (pathname === '/runtime') return runtime();
+    if (pathname === '/decide') return decide(decideVerifier, request);
+    if (pathname === '/decide/dpop') return decide(decideDpopVerifier, request);
     return new Response('not found', { status: 404 });
   },
 };

@@ -16,6 +16,10 @@
  * outage of the JWKS (503, reset connections or no answer) past `maxStale`, the recovery, and a
  * rotation that removes the old key. Every request must answer in time, never 500, 200 whenever
  * the keys can be had, 503 when they cannot, and 401 for a bad token.
+ *
+ * Before them, the runtime differential (differential.ts): a few hundred hostile tokens and DPoP
+ * requests, each answered first by the same app and package on Node (the oracle); the runtime must
+ * answer every one as Node did. `--only differential` runs just that part.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -30,6 +34,7 @@ import { parseArgs } from 'node:util';
 import { createProof, generateProofKey } from '../../examples/dpop-proof.ts';
 import { startIssuer } from '../../examples/issuer.ts';
 import type { Issuer } from '../../examples/issuer.ts';
+import { prepareDifferential } from './differential.ts';
 
 const SHOPPING_API = 'https://shopping.api';
 const OTHER_API = 'https://other.api';
@@ -60,6 +65,7 @@ const { values: args } = parseArgs({
     deno: { type: 'string' },
     miniflare: { type: 'string' },
     cycles: { type: 'string', default: '3' },
+    only: { type: 'string' },
   },
 });
 const TARGETS = ['bun', 'deno', 'workerd', 'workerd-nodejs-compat'] as const;
@@ -70,6 +76,10 @@ if (args.app === undefined)
   throw new Error('--app: the folder where the packed package is installed');
 const appDir = args.app;
 const cycles = Number(args.cycles);
+if (args.only !== undefined && args.only !== 'differential') {
+  throw new Error('--only: differential (or nothing, for everything)');
+}
+const onlyDifferential = args.only === 'differential';
 
 type Outage = 'status' | 'reset' | 'silent';
 
@@ -442,7 +452,9 @@ async function main(): Promise<number> {
     jwksUri: line.front.url,
     keys: KEYS,
   });
+  const differential = prepareDifferential(appDir);
   prepareApp({
+    ...differential.config,
     web: config(lines[0]),
     hono: config(lines[1]),
     dpop: {
@@ -479,18 +491,22 @@ async function main(): Promise<number> {
       signal: AbortSignal.timeout(REQUEST_TIMEOUT),
     }).then((r) => r.text());
     console.log(`${targetName}: ${inside}`);
-    await runDpop(lines[0], started, checks);
-    await Promise.all(lines.map((line) => runLine(line, started, checks)));
+    const differences = await differential.run(targetName, started.url);
+    checks.push(...differences.map((check) => ({ line: 'differential', ...check })));
+    if (!onlyDifferential) {
+      await runDpop(lines[0], started, checks);
+      await Promise.all(lines.map((line) => runLine(line, started, checks)));
+    }
   } finally {
     await target?.close();
     await Promise.all(lines.flatMap((line) => [line.front.close(), line.issuer.close()]));
   }
   const failed = checks.filter((check) => !check.ok);
   console.log(`${targetName}: ${checks.length - failed.length}/${checks.length} checks passed`);
-  for (const line of lines) {
-    const first = failed.find((check) => check.line === line.name);
+  for (const name of [...lines.map((line) => line.name), 'dpop', 'differential']) {
+    const first = failed.find((check) => check.line === name);
     if (first !== undefined) {
-      console.log(`  /${line.name}: first failure: ${first.label}: ${first.got}`);
+      console.log(`  /${name}: first failure: ${first.label}: ${first.got}`);
     }
   }
   return failed.length === 0 ? 0 : 1;
