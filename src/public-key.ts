@@ -45,20 +45,34 @@ export function rsaModulusBits(n: unknown): number {
 
 /**
  * Why a public key must verify nothing, or `undefined`:
- * - an RSA exponent that is not odd and at least 3 (RFC 8017 §3.1): with e = 1 a signature is the
- *   padded digest itself, which anyone can write, and OpenSSL (Node) accepts it;
+ * - a value member (`n`, `e`, `x`, `y`) that is no base64 at all: Node's import skips the
+ *   characters it does not know, so what it would import is not what was judged here;
+ * - an RSA exponent that is not odd, at least 3 and under 2^256 (RFC 8017 §3.1; FIPS 186-5's
+ *   bound): with e = 1, or any e ≡ 1 mod λ(n), a signature is the padded digest itself, which
+ *   anyone can write, and OpenSSL (Node) accepts it;
  * - an Ed25519 key of small order (libsodium's list of the 7 encodings, sign bit aside): a
- *   signature of R = identity and S = 0 verifies for every message, and BoringSSL (Bun, workerd)
- *   and Deno accept it.
+ *   signature of R = identity and S = 0 verifies for every message, on OpenSSL (Node), BoringSSL
+ *   (Bun, workerd) and Deno alike.
  */
 export function weakKeyProblem(jwk: Readonly<Record<string, unknown>>): string | undefined {
+  for (const name of VALUE_MEMBERS) {
+    if (jwk[name] !== undefined && looseBytes(jwk[name]) === undefined) {
+      return `${name} is not base64url`;
+    }
+  }
   if (jwk.kty === 'RSA') {
-    const e = looseBytes(jwk.e);
-    let first = 0;
-    while (e !== undefined && first < e.length && e[first] === 0) first++;
-    const odd = e !== undefined && e.length > first && ((e[e.length - 1] as number) & 1) === 1;
-    if (!odd || (e.length - first === 1 && e[first] === 1)) {
-      return 'RSA public exponent is not odd and at least 3';
+    // Bounded before it is decoded: 32 octets are 43 characters, room left for a leading zero.
+    const e =
+      typeof jwk.e === 'string' && jwk.e.length <= MAX_E_CHARS ? looseBytes(jwk.e) : undefined;
+    const first = e === undefined ? -1 : e.findIndex((octet) => octet !== 0);
+    const value = first === -1 ? undefined : e?.subarray(first); // undefined: no value, or 0
+    if (
+      value === undefined ||
+      value.length > 32 ||
+      ((value[value.length - 1] as number) & 1) === 0 ||
+      (value.length === 1 && value[0] === 1)
+    ) {
+      return 'RSA public exponent is not odd, at least 3 and under 2^256';
     }
   }
   if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') {
@@ -69,6 +83,8 @@ export function weakKeyProblem(jwk: Readonly<Record<string, unknown>>): string |
   }
   return undefined;
 }
+
+const MAX_E_CHARS = 64;
 
 /**
  * The encodings of the Ed25519 points of small order, the sign bit of the last octet cleared
@@ -103,16 +119,23 @@ export function hasCanonicalMembers(jwk: Readonly<Record<string, unknown>>): boo
 
 /**
  * The JWK with its value members written as canonical base64url (decoded as leniently as
- * {@link rsaModulusBits} reads them), so that every runtime's import reads the same bytes: Node
- * takes `+/` and `=`, Bun and Deno refuse `+/`, Deno and workerd a stray `=`. A member that is no
- * base64 at all is left as it is, for the import to refuse. The same object when nothing changes.
+ * {@link rsaModulusBits} reads them), an RSA key's `n` and `e` in their fewest octets (RFC 7518
+ * §6.3.1), so that every runtime's import reads the same bytes (Node takes `+/` and `=`, Bun and
+ * Deno refuse `+/`, Deno and workerd a stray `=`) and one key is one key however it is written.
+ * EC and OKP coordinates keep their fixed length. The same object when nothing changes.
  */
 export function withCanonicalMembers(jwk: JWK): JWK {
-  if (hasCanonicalMembers(jwk as Record<string, unknown>)) return jwk;
-  const copy: Record<string, unknown> = { ...jwk };
+  let copy: Record<string, unknown> | undefined;
   for (const name of VALUE_MEMBERS) {
-    const bytes = looseBytes(copy[name]);
-    if (bytes !== undefined) copy[name] = base64url.encode(bytes);
+    const member = (jwk as Record<string, unknown>)[name];
+    let bytes = looseBytes(member);
+    if (bytes === undefined) continue;
+    if (jwk.kty === 'RSA') {
+      const first = bytes.findIndex((octet) => octet !== 0);
+      bytes = bytes.subarray(first === -1 ? Math.max(bytes.length - 1, 0) : first);
+    }
+    const canonical = base64url.encode(bytes);
+    if (canonical !== member) (copy ??= { ...jwk })[name] = canonical;
   }
-  return copy as JWK;
+  return (copy ?? jwk) as JWK;
 }

@@ -108,7 +108,15 @@ describe('weakKeyProblem: keys anyone can sign for, refused on every runtime', (
     for (const e of ['Aw', 'AQAB', 'AAEAAQ', 'AQAB=', 'Aw==', 'AQAAAAE']) {
       expect(weakKeyProblem({ kty: 'RSA', n, e }), e).toBeUndefined();
     }
-    expect(weakKeyProblem({ kty: 'RSA', n, e: 1 })).toMatch(/exponent/);
+    expect(weakKeyProblem({ kty: 'RSA', n, e: 1 })).toMatch(/not base64url/);
+    // Any e ≡ 1 mod λ(n) is as forgeable as 1, and at least λ(n) + 1: over 2^256, refused.
+    expect(
+      weakKeyProblem({ kty: 'RSA', n, e: Buffer.alloc(33, 0xff).toString('base64url') }),
+    ).toMatch(/exponent/);
+    expect(
+      weakKeyProblem({ kty: 'RSA', n, e: Buffer.alloc(32, 0xff).toString('base64url') }),
+    ).toBeUndefined();
+    expect(weakKeyProblem({ kty: 'RSA', n, e: `AQAB${'A'.repeat(300)}` })).toMatch(/exponent/);
   });
 
   it('an Ed25519 key of small order, either sign bit, written any way', () => {
@@ -144,15 +152,30 @@ describe('canonical members: one spelling of a key for every runtime', () => {
       fc.property(fc.uint8Array({ minLength: 1, maxLength: 300 }), (bytes) => {
         const canonical = Buffer.from(bytes).toString('base64url');
         const base64 = Buffer.from(bytes).toString('base64');
-        const jwk = { kty: 'RSA', n: base64, e: 'AQAB=' };
+        const jwk = { kty: 'EC', x: base64, y: 'AQAB=' };
         const fixed = withCanonicalMembers(jwk);
-        expect(fixed).toEqual({ kty: 'RSA', n: canonical, e: 'AQAB' });
+        expect(fixed).toEqual({ kty: 'EC', x: canonical, y: 'AQAB' });
         expect(hasCanonicalMembers(fixed)).toBe(true);
         expect(hasCanonicalMembers(jwk)).toBe(base64 === canonical && false);
         expect(withCanonicalMembers(fixed)).toBe(fixed);
       }),
       { seed: 22, numRuns: 300 },
     );
+  });
+
+  it("an RSA key's n and e in their fewest octets: one key however it is written", () => {
+    const n = keys[1]!.n;
+    const zeros = Buffer.concat([Buffer.alloc(3), Buffer.from(n, 'base64url')]).toString('base64');
+    expect(withCanonicalMembers({ kty: 'RSA', n: zeros, e: 'AAEAAQ' })).toEqual({
+      kty: 'RSA',
+      n,
+      e: 'AQAB',
+    });
+    const same = { kty: 'RSA', n, e: 'AQAB' };
+    expect(withCanonicalMembers(same)).toBe(same);
+    // EC coordinates keep their length, leading zero octets included.
+    const ec = { kty: 'EC', crv: 'P-256', x: Buffer.alloc(32).toString('base64url'), y: 'AAAB' };
+    expect(withCanonicalMembers(ec)).toBe(ec);
   });
 
   it('a member with non-zero trailing bits or of length 4n+1 is not canonical', () => {
