@@ -3,13 +3,7 @@
  * proof keys. What it found (a `Was a bug:` note each) was fixed in the same session; the other tests
  * are properties that held.
  */
-import {
-  createHash,
-  createPublicKey,
-  generateKeyPairSync,
-  randomBytes,
-  randomUUID,
-} from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { calculateJwkThumbprint } from 'jose';
 import type { JWK } from 'jose';
 import { describe, expect, it } from 'vitest';
@@ -19,6 +13,7 @@ import { usableKeys } from '../src/key-source.ts';
 import { hasCanonicalMembers, weakKeyProblem, withCanonicalMembers } from '../src/public-key.ts';
 import { ath, dpopFixture, dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
 import { AUDIENCE, b64url, ISSUER, m2mClaims, makeKey, mint, rawToken } from './helpers/keys.ts';
+import { ED25519_SMALL_ORDER, emsaPkcs1Sha256 } from './helpers/forgeries.ts';
 
 const IDENTITY = Buffer.concat([Buffer.from([1]), Buffer.alloc(31)]); // Ed25519 identity point
 const CANONICAL_IDENTITY = IDENTITY.toString('base64url');
@@ -32,17 +27,6 @@ function fromBig(v: bigint): string {
 }
 const gcd = (a: bigint, b: bigint): bigint => (b === 0n ? a : gcd(b, a % b));
 
-/** RSASSA-PKCS1-v1_5 encoding of a SHA-256 digest for a 2048-bit key (RFC 8017 §9.2). */
-function emsaPkcs1Sha256(input: string): Buffer {
-  const digestInfo = Buffer.from('3031300d060960864801650304020105000420', 'hex');
-  const t = Buffer.concat([digestInfo, createHash('sha256').update(input).digest()]);
-  return Buffer.concat([
-    Buffer.from([0, 1]),
-    Buffer.alloc(256 - t.length - 3, 0xff),
-    Buffer.from([0]),
-    t,
-  ]);
-}
 /** An RS256 token whose "signature" is the encoded digest: valid under any e ≡ 1 (mod λ(n)). */
 function forgedRs256(kid: string): string {
   const input = `${b64url(JSON.stringify({ alg: 'RS256', typ: 'at+jwt', kid }))}.${b64url(JSON.stringify(m2mClaims()))}`;
@@ -146,16 +130,7 @@ describe('JWKS: weak keys that are refused (held)', () => {
   });
 
   it('every small-order Ed25519 encoding, sign bit set or not, in base64url, base64, padded', async () => {
-    const points = [
-      '0000000000000000000000000000000000000000000000000000000000000000',
-      '0100000000000000000000000000000000000000000000000000000000000000',
-      '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
-      'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
-      'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-      'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-      'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-    ];
-    for (const hex of points) {
+    for (const hex of ED25519_SMALL_ORDER) {
       for (const sign of [0, 0x80]) {
         const bytes = Buffer.from(hex, 'hex');
         bytes[31] = (bytes[31] as number) | sign;

@@ -3,7 +3,7 @@
  * An RSA key's size is its modulus's value, however `n` is written: zero octets in front of it
  * (which an attacker can add to make a 1024-bit key pass a length check) count for nothing.
  */
-import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { calculateJwkThumbprint } from 'jose';
 import { describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import {
   weakKeyProblem,
   withCanonicalMembers,
 } from '../src/public-key.ts';
+import { ED25519_SMALL_ORDER, emsaPkcs1Sha256 } from './helpers/forgeries.ts';
 import { ath, dpopFixture, dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
 import { AUDIENCE, b64url, ISSUER, m2mClaims, makeKey, mint, rawToken } from './helpers/keys.ts';
 
@@ -70,33 +71,12 @@ describe('rsaModulusBits', () => {
   });
 });
 
-/** The RSASSA-PKCS1-v1_5 encoding of a SHA-256 digest for a 2048-bit key (RFC 8017 §9.2). */
-function emsaPkcs1Sha256(input: string): Buffer {
-  const digestInfo = Buffer.from('3031300d060960864801650304020105000420', 'hex');
-  const t = Buffer.concat([digestInfo, createHash('sha256').update(input).digest()]);
-  return Buffer.concat([
-    Buffer.from([0, 1]),
-    Buffer.alloc(256 - t.length - 3, 0xff),
-    Buffer.from([0]),
-    t,
-  ]);
-}
-
 /** A token "signed" for an RSA key with e = 1: the signature is the encoded digest, no key needed. */
 function forgedForExponentOne(kid: string, claims: Record<string, unknown>): string {
   const input = `${b64url(JSON.stringify({ alg: 'RS256', typ: 'at+jwt', kid }))}.${b64url(JSON.stringify(claims))}`;
   return `${input}.${b64url(emsaPkcs1Sha256(input))}`;
 }
 
-const ED25519_SMALL_ORDER = [
-  '0000000000000000000000000000000000000000000000000000000000000000',
-  '0100000000000000000000000000000000000000000000000000000000000000',
-  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
-  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
-  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-];
 const okp = (x: Buffer) => ({ kty: 'OKP', crv: 'Ed25519', x: x.toString('base64url') });
 
 describe('weakKeyProblem: keys anyone can sign for, refused on every runtime', () => {
