@@ -11,7 +11,14 @@ import { createVerifier } from 'resource-guard';
 import { RemoteKeySet } from '../src/key-set.ts';
 import { usableKeys } from '../src/key-source.ts';
 import { hasCanonicalMembers, weakKeyProblem, withCanonicalMembers } from '../src/public-key.ts';
-import { ath, dpopFixture, dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
+import {
+  dpopFixture,
+  dpopRequest,
+  makeProofKey,
+  ORIGIN,
+  proof,
+  proofClaims,
+} from './helpers/dpop.ts';
 import { AUDIENCE, b64url, ISSUER, m2mClaims, makeKey, mint, rawToken } from './helpers/keys.ts';
 import { ED25519_SMALL_ORDER, emsaPkcs1Sha256 } from './helpers/forgeries.ts';
 
@@ -267,13 +274,7 @@ describe('DPoP proof keys', () => {
     const fixture = await dpopFixture();
     const jkt = await calculateJwkThumbprint(jwk as JWK, 'sha256').catch(() => 'none');
     const token = await mint(fixture.issuerKey, m2mClaims({ cnf: { jkt } }));
-    const payload = {
-      jti: randomUUID(),
-      htm: 'GET',
-      htu: `${ORIGIN}/products`,
-      iat: Math.floor(Date.now() / 1000),
-      ath: ath(token),
-    };
+    const payload = proofClaims('GET', `${ORIGIN}/products`, token);
     const forged = rawToken({ typ: 'dpop+jwt', alg, jwk }, payload, SMALL_ORDER_SIG);
     return { fixture, token, forged };
   }

@@ -3,7 +3,7 @@
  * An RSA key's size is its modulus's value, however `n` is written: zero octets in front of it
  * (which an attacker can add to make a 1024-bit key pass a length check) count for nothing.
  */
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
 import { calculateJwkThumbprint } from 'jose';
 import { describe, expect, it } from 'vitest';
@@ -15,7 +15,14 @@ import {
   withCanonicalMembers,
 } from '../src/public-key.ts';
 import { ED25519_SMALL_ORDER, emsaPkcs1Sha256 } from './helpers/forgeries.ts';
-import { ath, dpopFixture, dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
+import {
+  dpopFixture,
+  dpopRequest,
+  makeProofKey,
+  ORIGIN,
+  proof,
+  proofClaims,
+} from './helpers/dpop.ts';
 import { AUDIENCE, b64url, ISSUER, m2mClaims, makeKey, mint, rawToken } from './helpers/keys.ts';
 
 const keys = [1024, 2048, 3072].map((modulusLength) => {
@@ -213,13 +220,7 @@ describe('through the verifier (Node)', () => {
     const jwkE1 = { kty: 'RSA', n, e: 'AQ' };
     const jkt = await calculateJwkThumbprint(jwkE1, 'sha256');
     const token = await mint(fixture.issuerKey, m2mClaims({ cnf: { jkt } }));
-    const payload = {
-      jti: randomUUID(),
-      htm: 'GET',
-      htu: `${ORIGIN}/products`,
-      iat: Math.floor(Date.now() / 1000),
-      ath: ath(token),
-    };
+    const payload = proofClaims('GET', `${ORIGIN}/products`, token);
     const input = `${b64url(JSON.stringify({ typ: 'dpop+jwt', alg: 'RS256', jwk: jwkE1 }))}.${b64url(JSON.stringify(payload))}`;
     const forged = `${input}.${b64url(emsaPkcs1Sha256(input))}`;
     const refusal = await fixture.verifier
@@ -253,13 +254,7 @@ describe('through the verifier (Node)', () => {
     const jwk = okp(Buffer.from(ED25519_SMALL_ORDER[1] as string, 'hex'));
     const jkt = await calculateJwkThumbprint(jwk, 'sha256');
     const token = await mint(fixture.issuerKey, m2mClaims({ cnf: { jkt } }));
-    const payload = {
-      jti: randomUUID(),
-      htm: 'GET',
-      htu: `${ORIGIN}/products`,
-      iat: Math.floor(Date.now() / 1000),
-      ath: ath(token),
-    };
+    const payload = proofClaims('GET', `${ORIGIN}/products`, token);
     // R = the identity, S = 0: valid for every message under a small-order key on BoringSSL.
     const signature = Buffer.concat([
       Buffer.from(ED25519_SMALL_ORDER[1] as string, 'hex'),

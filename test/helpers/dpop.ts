@@ -43,15 +43,23 @@ export function proof(
   parts: ProofParts = {},
 ): Promise<string> {
   const header = strip({ typ: 'dpop+jwt', alg: 'ES256', jwk: key.publicJwk, ...parts.header });
-  const payload = strip({
+  const payload = strip({ ...proofClaims(method, url, token), ...parts.payload });
+  return signRaw(key, header, payload);
+}
+
+/** A fresh proof's claims for `method url`, with `token`'s hash when there is one. */
+export function proofClaims(
+  method: string,
+  url: string,
+  token: string | undefined,
+): Record<string, unknown> {
+  return {
     jti: randomUUID(),
     htm: method,
     htu: url,
     iat: Math.floor(Date.now() / 1000),
     ...(token === undefined ? {} : { ath: ath(token) }),
-    ...parts.payload,
-  });
-  return signRaw(key, header, payload);
+  };
 }
 
 function strip(record: Record<string, unknown>): Record<string, unknown> {
