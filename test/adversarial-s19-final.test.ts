@@ -594,6 +594,13 @@ describe('trustHost: originOf and the AUTHORITY rule', () => {
     }
   });
 
+  it('an xn-- label that is no punycode is no origin (the URL parser refuses it)', () => {
+    for (const host of ['XN--0', 'xn--0', 'api.xn--0', 'xn--a']) {
+      if (!URL.canParse(`https://${host}`)) expect(originOf(`https://${host}`)).toBeUndefined();
+    }
+    expect(URL.canParse('http://XN--0')).toBe(false);
+  });
+
   it('property: an ASCII reg-name in any case with any port is its own origin (lower-cased)', () => {
     const label = fc.stringMatching(/^[a-zA-Z][a-zA-Z0-9-]{0,10}[a-zA-Z0-9]$/);
     fc.assert(
@@ -606,6 +613,12 @@ describe('trustHost: originOf and the AUTHORITY rule', () => {
           // Not a number-looking last label (WHATWG would read it as IPv4).
           fc.pre(!/^(?:\d+|0x[0-9a-f]*)$/i.test(labels.at(-1)!));
           const value = `${scheme}//${host}${port === undefined ? '' : `:${port}`}`;
+          // A label the URL parser refuses (an `xn--` one that is no punycode: `XN--0`) is no
+          // origin at all. Found by this property's own unseeded run in CI (session 21).
+          if (!URL.canParse(value)) {
+            expect(originOf(value)).toBeUndefined();
+            return;
+          }
           expect(originOf(value)).toBe(new URL(value).origin);
           expect(new URL(value).hostname).toBe(host.toLowerCase());
         },
