@@ -594,11 +594,12 @@ describe('trustHost: originOf and the AUTHORITY rule', () => {
     }
   });
 
-  it('an xn-- label that is no punycode is no origin (the URL parser refuses it)', () => {
+  it('an xn-- label that is no punycode is no origin where the URL parser refuses it', () => {
+    // Node 20 and 22 refuse `XN--0`, Node 24 and later take it: whichever, originOf agrees.
     for (const host of ['XN--0', 'xn--0', 'api.xn--0', 'xn--a']) {
-      if (!URL.canParse(`https://${host}`)) expect(originOf(`https://${host}`)).toBeUndefined();
+      const value = `https://${host}`;
+      expect(originOf(value)).toBe(URL.canParse(value) ? new URL(value).origin : undefined);
     }
-    expect(URL.canParse('http://XN--0')).toBe(false);
   });
 
   it('property: an ASCII reg-name in any case with any port is its own origin (lower-cased)', () => {
