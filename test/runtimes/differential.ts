@@ -241,6 +241,29 @@ function ed25519Variant(signature: Buffer, change: (s: bigint) => bigint): Buffe
 
 /** The Ed25519 identity point (y = 1), a point of small order. */
 const ED25519_IDENTITY = Buffer.concat([Buffer.from([1]), Buffer.alloc(31)]);
+/** The identity's encoding with the sign bit of x set (x = 0, so "negative zero"). */
+const ED25519_IDENTITY_SIGNED = Buffer.concat([
+  Buffer.from([1]),
+  Buffer.alloc(30),
+  Buffer.from([0x80]),
+]);
+/** A base64url text with a `.` (no base64 character) inside it. */
+const dotted = (text: string): string => `${text.slice(0, 10)}.${text.slice(10)}`;
+/** A base64url text with a space inside it. */
+const spaced = (text: string): string => `${text.slice(0, 10)} ${text.slice(10)}`;
+
+/** 1 + λ(n) for an RSA private key (λ = lcm(p − 1, q − 1)): as forgeable an exponent as 1. */
+function exponentOnePlusLambda(key: KeyObject): Buffer {
+  const { p, q } = key.export({ format: 'jwk' });
+  const [p1, q1] = [p, q].map((v) => toBig(Buffer.from(v as string, 'base64url')) - 1n) as [
+    bigint,
+    bigint,
+  ];
+  const gcd = (a: bigint, b: bigint): bigint => (b === 0n ? a : gcd(b, a % b));
+  const hex = (1n + (p1 * q1) / gcd(p1, q1)).toString(16);
+  return Buffer.from(hex.length % 2 === 0 ? hex : `0${hex}`, 'hex');
+}
+
 /** The Ed25519 base point B. */
 const ED25519_BASE = Buffer.from('58'.padEnd(64, '6'), 'hex');
 
@@ -395,6 +418,34 @@ function makeKeys(): Keys {
     { kty: 'OKP', crv: 'Ed25519', kid: 'ed25519-small-order', x: b64(ED25519_IDENTITY) },
     { kty: 'RSA', kid: 'rsa-e1', n: rsaJwk.n as string, e: 'AQ' },
     { ...publicJwk(keys.rsaE3), kid: 'rsa-e3' },
+    // The same weaknesses written so that a reader of the values alone can miss them: the identity
+    // key with a character outside base64 (Node's decoder skips it) or its sign bit set, and an
+    // RSA exponent of 1 + λ(n), under which s^e = s as with e = 1.
+    {
+      kty: 'OKP',
+      crv: 'Ed25519',
+      kid: 'ed25519-small-order-dot',
+      x: dotted(b64(ED25519_IDENTITY)),
+    },
+    {
+      kty: 'OKP',
+      crv: 'Ed25519',
+      kid: 'ed25519-small-order-space',
+      x: spaced(b64(ED25519_IDENTITY)),
+    },
+    {
+      kty: 'OKP',
+      crv: 'Ed25519',
+      kid: 'ed25519-small-order-junk',
+      x: `${b64(ED25519_IDENTITY)}=junk`,
+    },
+    {
+      kty: 'OKP',
+      crv: 'Ed25519',
+      kid: 'ed25519-small-order-sign',
+      x: b64(ED25519_IDENTITY_SIGNED),
+    },
+    { kty: 'RSA', kid: 'rsa-e1-lambda', n: rsaJwk.n as string, e: b64(exponentOnePlusLambda(rsa)) },
   ];
   return { ...keys, jwks };
 }
@@ -610,6 +661,10 @@ function buildCorpus(keys: Keys, nowMs: number): { cases: Case[]; skipped: strin
     true,
   );
   send('rsa-e1.forged', forged('RS256', 'rsa-e1', e1Forgery), 'refuse', true);
+  for (const kid of ['dot', 'space', 'junk', 'sign'].map((v) => `ed25519-small-order-${v}`)) {
+    send(`${kid}.forged`, forged('EdDSA', kid, identityForgery), 'refuse', true);
+  }
+  send('rsa-e1-lambda.forged', forged('RS256', 'rsa-e1-lambda', e1Forgery), 'refuse', true);
   accept('rsa-e3.valid', signed('RS256', keys.rsaE3, { kid: 'rsa-e3' }));
 
   // ── alg: none, HMAC keyed with public material, confusion between key types.
@@ -1581,6 +1636,18 @@ function buildCorpus(keys: Keys, nowMs: number): { cases: Case[]; skipped: strin
     const e1 = { kty: 'RSA', n: publicJwk(keys.proofRsa).n as string, e: 'AQ' };
     const e1Forged = { header: { alg: 'RS256', jwk: e1 }, signer: e1Forgery };
     dpop('rsa-e1-key', e1Forged, { must: 'refuse', notable: true, token: bound(thumbprint(e1)) });
+    const signedIdentity = { kty: 'OKP', crv: 'Ed25519', x: b64(ED25519_IDENTITY_SIGNED) };
+    dpop(
+      'ed25519-small-order-sign-key',
+      { header: { alg: 'EdDSA', jwk: signedIdentity }, signer: identityForgery },
+      { must: 'refuse', notable: true, token: bound(thumbprint(signedIdentity)) },
+    );
+    const lambda = { kty: 'RSA', n: e1.n, e: b64(exponentOnePlusLambda(keys.proofRsa)) };
+    dpop(
+      'rsa-e1-lambda-key',
+      { header: { alg: 'RS256', jwk: lambda }, signer: e1Forgery },
+      { must: 'refuse', notable: true, token: bound(thumbprint(lambda)) },
+    );
   }
   const clientRsa = publicJwk(keys.proofRsa);
   for (const alg of ['PS256', 'RS256']) {
