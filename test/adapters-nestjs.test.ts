@@ -17,6 +17,7 @@ import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthError, createVerifier } from 'resource-guard';
 import type { AuthInfo, Verifier } from 'resource-guard';
@@ -285,6 +286,38 @@ describe.each(['express', 'fastify'] as const)('NestJS on %s', (platform) => {
       expect((await fetch(`${app.url}/me`)).status).toBe(401);
       const me = await fetch(`${app.url}/me`, { headers: bearer(token) });
       expect(await me.json()).toEqual({ subject: 'app-123', hasHeaders: true });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a guarded handler outside HTTP (rpc, ws, graphql) is refused with a TypeError that says why; an unguarded one passes', async () => {
+    const app = await start(platform, appModule());
+    try {
+      const guard = app.app.get(ResourceGuard);
+      const handler = Object.getOwnPropertyDescriptor(ProductsController.prototype, 'list')
+        ?.value as () => unknown;
+      const open = Object.getOwnPropertyDescriptor(OpenController.prototype, 'open')
+        ?.value as () => unknown;
+      // What each transport hands a guard as its first argument: a message payload, a socket, a
+      // GraphQL root; the token-bearing headers are nowhere Nest's HTTP layer would look.
+      const message = { headers: bearer(token), authorization: `Bearer ${token}` };
+      for (const type of ['rpc', 'ws', 'graphql']) {
+        const context = new ExecutionContextHost(
+          [message, {}, {}, {}],
+          ProductsController,
+          handler,
+        );
+        context.setType(type);
+        expect(() => guard.canActivate(context)).toThrow(
+          new TypeError(
+            `@RequireAuth() guards HTTP routes; this handler runs in a '${type}' context`,
+          ),
+        );
+        const unguarded = new ExecutionContextHost([message], OpenController, open);
+        unguarded.setType(type);
+        expect(guard.canActivate(unguarded)).toBe(true);
+      }
     } finally {
       await app.close();
     }

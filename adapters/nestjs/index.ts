@@ -136,9 +136,17 @@ export class ResourceGuard implements CanActivate {
       context.getHandler(),
       context.getClass(),
     ]);
+    if (requirements === undefined) return true;
+    // A microservice, WebSocket or GraphQL handler has no HTTP request to read a token from:
+    // refused, with a message that says why (not a TypeError from deep inside).
+    if (context.getType() !== 'http') {
+      throw new TypeError(
+        `@RequireAuth() guards HTTP routes; this handler runs in a '${context.getType()}' context`,
+      );
+    }
     const http = context.switchToHttp();
     const req = http.getRequest<HttpRequest & { raw?: IncomingMessage }>();
-    if (requirements === undefined || verified.has(req)) return true;
+    if (verified.has(req)) return true;
     return this.guards.of(requirements).run(req, req.raw ?? (req as unknown as IncomingMessage), {
       pass: (auth, _req, _res, _next, headers) => {
         if (headers !== undefined) {
