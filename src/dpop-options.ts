@@ -4,7 +4,7 @@
  */
 import type { Algorithm } from './option-rules.ts';
 import { configError } from './option-checks.ts';
-import { MemoryReplayStore } from './replay-store.ts';
+import { processReplayStore } from './replay-store.ts';
 import type { ReplayStore } from './replay-store.ts';
 
 /** Where DPoP is accepted: not at all, alongside Bearer, or instead of Bearer. */
@@ -113,7 +113,7 @@ export function resolveDpop(checked: {
     trustHost: checked.trustHost,
     algorithms: new Set(checked.algorithms),
     maxAge: checked.maxAge,
-    replay: (checked.replay as ReplayStore | undefined) ?? new MemoryReplayStore(),
+    replay: (checked.replay as ReplayStore | undefined) ?? processReplayStore(),
     replayTimeout: checked.replayTimeout,
     nonce: checked.nonce,
     maxProofLength: checked.maxProofLength,

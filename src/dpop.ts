@@ -13,10 +13,19 @@ import {
   proofRejection,
 } from './dpop-jws.ts';
 import type { ProofHeader } from './dpop-jws.ts';
-import { MANY, normalizeHtu, originOf, pathOf, readOneHeader, targetOf } from './dpop-request.ts';
+import {
+  hostOf,
+  MANY,
+  normalizeHtu,
+  originOf,
+  pathOf,
+  readOneHeader,
+  targetOf,
+} from './dpop-request.ts';
 import { NonceIssuer } from './dpop-nonce.ts';
 import { isCanonicalBase64url, jsonObject } from './jws-segment.ts';
 import type { ResolvedDpopOptions } from './dpop-options.ts';
+import type { ReplayStore } from './replay-store.ts';
 import { nodeCrypto } from './node-crypto.ts';
 import { extractDpopToken } from './request.ts';
 import { verifySignature } from './signature.ts';
@@ -30,7 +39,7 @@ export interface DpopPresentation {
   readonly token: string;
   readonly proof: string;
   readonly target: RequestTarget;
-  /** The `Host` header, read only with `trustHost`. */
+  /** The host the request names (see `hostOf`), read only with `trustHost`. */
   readonly host: string | undefined;
   /** The request it came with: one object per HTTP request, in every framework. */
   readonly request: object;
@@ -44,6 +53,16 @@ const MAX_KEYS = 1000;
 const MAX_PROOF_SKEW = 60;
 /** `Retry-After` when the replay store cannot answer. */
 const RETRY_AFTER = 5;
+
+/**
+ * Per request, per replay store: the proof it consumed there (its replay identity) and that
+ * insert. Shared by every verifier: two verifiers on one store that guard one request share its
+ * insert, as two guards of one verifier do.
+ */
+const CONSUMED = new WeakMap<
+  object,
+  Map<ReplayStore, { identity: string; inserted: Promise<void> }>
+>();
 
 /** The DPoP checks of one verifier. */
 export class Dpop {
@@ -59,8 +78,12 @@ export class Dpop {
   readonly #pending = new Map<string, Promise<ProofHeader>>();
   /** Per request: a newer server nonce than its proof's, to send with a success (RFC 9449 §9). */
   readonly #newerNonce = new WeakMap<object, string>();
-  /** Per request: the proof it consumed (its replay identity) and that insert. */
-  readonly #consumed = new WeakMap<object, { identity: string; inserted: Promise<void> }>();
+  /**
+   * The latest time (wall clock, seconds) this verifier accepted a proof at. A proof is too old by
+   * that time as by the clock: a clock stepped back cannot bring a proof whose entry the store
+   * has dropped back into its window (RFC 9449 §11.1).
+   */
+  #acceptedAt = -Infinity;
   /** `algs="..."` of the challenge. */
   readonly algs: string;
 
@@ -97,11 +120,7 @@ export class Dpop {
         maxLength: this.#options.maxProofLength,
       });
     }
-    let host: string | undefined;
-    if (this.#options.trustHost) {
-      const value = readOneHeader(request, 'host');
-      host = value === MANY ? undefined : value;
-    }
+    const host = this.#options.trustHost ? hostOf(request) : undefined;
     return { token, proof, target: target ?? targetOf(request), host, request };
   }
 
@@ -179,10 +198,13 @@ export class Dpop {
    * the same proof, is another object: its insert finds the proof used.
    */
   #consume(request: object, identity: string): Promise<void> {
-    const earlier = this.#consumed.get(request);
+    const store = this.#options.replay;
+    let byStore = CONSUMED.get(request);
+    const earlier = byStore?.get(store);
     if (earlier !== undefined && earlier.identity === identity) return earlier.inserted;
     const inserted = this.#insert(identity);
-    this.#consumed.set(request, { identity, inserted });
+    if (byStore === undefined) CONSUMED.set(request, (byStore = new Map()));
+    byStore.set(store, { identity, inserted });
     return inserted;
   }
 
@@ -213,9 +235,11 @@ export class Dpop {
     if (iat > now + tolerance) {
       throw new Rejection('dpop_proof_stale', { problem: 'iat in the future', iat, now });
     }
-    if (iat < now - this.#options.maxAge - tolerance) {
+    const accepted = this.#acceptedAt;
+    if (iat < Math.max(now, accepted) - this.#options.maxAge - tolerance) {
       throw new Rejection('dpop_proof_stale', {
-        problem: 'too old',
+        problem:
+          accepted > now ? 'too old for a proof accepted before the clock stepped back' : 'too old',
         iat,
         now,
         maxAge: this.#options.maxAge,
@@ -292,7 +316,9 @@ export class Dpop {
       throw new Rejection('dpop_replay_unavailable', undefined, cause, RETRY_AFTER);
     }
     if (fresh === false) throw new Rejection('dpop_replayed');
-    if (fresh !== true) {
+    if (fresh === true) {
+      this.#acceptedAt = Math.max(this.#acceptedAt, Date.now() / 1000);
+    } else {
       throw new Rejection(
         'dpop_replay_unavailable',
         { problem: 'the replay store answered something other than true or false' },

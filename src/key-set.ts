@@ -117,6 +117,12 @@ function canonicalJwk(jwk: JWK): string {
 }
 
 /**
+ * Whether `now` lies in `[from, until)`, two wall-clock readings. A clock stepped back before
+ * `from` is outside: the interval is over, never stretched by the step.
+ */
+const within = (from: number, until: number, now: number): boolean => now >= from && now < until;
+
+/**
  * The keys of one issuer: fetched once, cached, shared by every request. Concurrent misses share
  * one fetch; an unknown `kid` refetches at most once per cooldown; after `maxAge` the set is
  * refreshed in the background while the last good keys keep serving (up to `maxStale`); failed
@@ -126,9 +132,13 @@ function canonicalJwk(jwk: JWK): string {
 export class RemoteKeySet {
   #snapshot: Snapshot | undefined;
   /**
-   * Until when (ms) the current snapshot is fresh (`fetchedAt + maxAge`): what a cache hit asks,
-   * kept here so that the hit reads one number of this object, not the snapshot and the options.
+   * The current snapshot is fresh in `[#freshFrom, #freshUntil)` (ms: `fetchedAt` to `fetchedAt +
+   * maxAge`): what a cache hit asks, kept here so that the hit reads this object, not the snapshot
+   * and the options. Every interval here is such a pair of wall-clock readings: a clock stepped
+   * back before the interval began ends it (keys stale, back-off and cooldown over), so a step
+   * never stretches one (see {@link within}).
    */
+  #freshFrom = Infinity;
   #freshUntil = -Infinity;
   #inflight: Promise<Snapshot> | undefined;
   #lastFetchAt = Number.NEGATIVE_INFINITY;
@@ -143,6 +153,8 @@ export class RemoteKeySet {
   #applied = 0;
   #reported = 0;
   #failures = 0;
+  /** Backing off in `[#retryFrom, #retryAt)`. */
+  #retryFrom = 0;
   #retryAt = 0;
   /** The last failure since the last success. */
   #lastFailure: KeyFailure | undefined;
@@ -175,11 +187,10 @@ export class RemoteKeySet {
   /** The state at `now` (see {@link KeyState}), published on `resource-guard:keys:state` when it changed. */
   #observe(now: number): KeyState {
     const snapshot = this.#snapshot;
-    const { maxAge, maxStale } = this.#options;
     let state: KeyState;
     if (snapshot === undefined) state = this.#failures > 0 ? 'unavailable' : 'empty';
-    else if (now < this.#freshUntil) state = 'fresh';
-    else if (now - snapshot.fetchedAt < (maxAge + maxStale) * 1000) state = 'stale';
+    else if (this.#fresh(now)) state = 'fresh';
+    else if (this.#servable(snapshot, now)) state = 'stale';
     else state = 'unavailable';
     const from = this.#state;
     if (state !== from) {
@@ -206,7 +217,7 @@ export class RemoteKeySet {
     if (
       (state === 'empty' || state === 'unavailable') &&
       !this.#options.requestScoped &&
-      now >= this.#retryAt
+      !this.#backingOffAt(now)
     ) {
       this.#refresh().catch(() => undefined);
       state = this.#observe(now);
@@ -216,7 +227,7 @@ export class RemoteKeySet {
       state,
       ageSeconds: snapshot === undefined ? null : Math.max(0, (now - snapshot.fetchedAt) / 1000),
       lastError: failure === undefined ? null : summary(failure),
-      retryInSeconds: now < this.#retryAt ? (this.#retryAt - now) / 1000 : null,
+      retryInSeconds: this.#backingOffAt(now) ? (this.#retryAt - now) / 1000 : null,
       jwksUri: snapshot?.url ?? failure?.url ?? null,
       keys: snapshot?.keys.length ?? 0,
     };
@@ -237,17 +248,29 @@ export class RemoteKeySet {
    * permitting); no after that, or before the first fetch.
    */
   vouches(now: number): boolean {
-    if (now < this.#freshUntil) return true;
+    if (now < this.#freshUntil && now >= this.#freshFrom) return true;
     const snapshot = this.#snapshot;
     if (snapshot === undefined) return false;
-    const age = now - snapshot.fetchedAt;
-    const { maxAge, maxStale } = this.#options;
     this.#observe(now); // past maxAge: stale, or unavailable
-    if (age >= (maxAge + maxStale) * 1000) return false;
+    if (!this.#servable(snapshot, now)) return false;
     // Request-scoped: no background work; the request that finds the keys stale refreshes them.
     if (this.#options.requestScoped) return false;
-    if (now >= this.#retryAt) this.#refresh().catch(() => undefined);
+    if (!this.#backingOffAt(now)) this.#refresh().catch(() => undefined);
     return true;
+  }
+
+  /** Whether `snapshot` may still answer at `now`: younger than `maxAge + maxStale`. */
+  #servable(snapshot: Snapshot, now: number): boolean {
+    const { maxAge, maxStale } = this.#options;
+    return within(snapshot.fetchedAt, snapshot.fetchedAt + (maxAge + maxStale) * 1000, now);
+  }
+
+  #fresh(now: number): boolean {
+    return within(this.#freshFrom, this.#freshUntil, now);
+  }
+
+  #backingOffAt(now: number): boolean {
+    return within(this.#retryFrom, this.#retryAt, now);
   }
 
   /**
@@ -323,12 +346,9 @@ export class RemoteKeySet {
     // when this request's own refresh fails.
     const stale = () => {
       const current = this.#snapshot;
-      const { maxAge, maxStale } = this.#options;
-      return current !== undefined && Date.now() - current.fetchedAt < (maxAge + maxStale) * 1000
-        ? current
-        : undefined;
+      return current !== undefined && this.#servable(current, Date.now()) ? current : undefined;
     };
-    if (Date.now() < this.#retryAt && stale() !== undefined) return stale() as Snapshot;
+    if (this.#backingOffAt(Date.now()) && stale() !== undefined) return stale() as Snapshot;
     try {
       return await this.#refresh();
     } catch (error) {
@@ -347,7 +367,7 @@ export class RemoteKeySet {
     }
     if (this.#inflight !== undefined) return this.#inflight;
     const now = Date.now();
-    if (now - this.#lastFetchAt < this.#options.cooldown * 1000) {
+    if (within(this.#lastFetchAt, this.#lastFetchAt + this.#options.cooldown * 1000, now)) {
       // Too soon to ask again. If the last attempt failed, the kid may well be a new key we could
       // not fetch: that is an outage (503), not proof the token is bad (401).
       if (this.#failures > 0) {
@@ -374,14 +394,14 @@ export class RemoteKeySet {
    */
   #otherRefreshUnderWay(now: number): boolean {
     const since = this.#fetchingSince;
-    return since !== undefined && now - since < (this.#options.timeout + 1) * 1000;
+    return since !== undefined && within(since, since + (this.#options.timeout + 1) * 1000, now);
   }
 
   #refresh(): Promise<Snapshot> {
     if (this.#options.requestScoped) return this.#refreshInRequest();
     if (this.#inflight !== undefined) return this.#inflight;
     const now = Date.now();
-    if (now < this.#retryAt) return Promise.reject(this.#backingOff(now));
+    if (this.#backingOffAt(now)) return Promise.reject(this.#backingOff(now));
     this.#lastFetchAt = now;
     const order = ++this.#started;
     const inflight = this.#load().then(
@@ -411,8 +431,8 @@ export class RemoteKeySet {
     }
     const now = Date.now();
     const current = this.#snapshot;
-    if (waited && current !== undefined && now < this.#freshUntil) return current;
-    if (now < this.#retryAt) throw this.#backingOff(now);
+    if (waited && current !== undefined && this.#fresh(now)) return current;
+    if (this.#backingOffAt(now)) throw this.#backingOff(now);
     this.#lastFetchAt = now;
     this.#fetchingSince = now;
     const order = ++this.#started;
@@ -442,6 +462,7 @@ export class RemoteKeySet {
     }
     this.#applied = order;
     this.#snapshot = snapshot;
+    this.#freshFrom = snapshot.fetchedAt;
     this.#freshUntil = snapshot.fetchedAt + this.#options.maxAge * 1000;
     // In the same tick as the swap: a key no longer listed (or listed changed) stops vouching.
     for (const key of previous?.keys ?? []) {
@@ -465,7 +486,8 @@ export class RemoteKeySet {
       this.#failures++;
       this.#lastFailure = describeKeyFailure(cause);
       const backoff = Math.min(2 ** (this.#failures - 1), Math.max(1, this.#options.cooldown));
-      this.#retryAt = Date.now() + backoff * 1000;
+      this.#retryFrom = Date.now();
+      this.#retryAt = this.#retryFrom + backoff * 1000;
       this.#observe(Date.now());
     }
     throw new Rejection(

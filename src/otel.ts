@@ -131,18 +131,24 @@ function start(meterProvider: MeterProvider, tracerProvider: TracerProvider): In
   // audiences say, have a key set each), reported per issuer: the worst state and the fewest keys
   // of the sets serving it, so one set's recovery never hides another's outage. Held weakly: a
   // verifier let go (replaced at a reload, say) stops counting once it is collected.
-  type SetEntry = { state?: KeyState; keys?: number };
+  type SetEntry = { state?: KeyState; keys?: number; readonly ref: WeakRef<readonly string[]> };
   const setEntries = new WeakMap<readonly string[], SetEntry>();
+  /** The sets reported, least recently changed first. */
   const liveSets = new Set<WeakRef<readonly string[]>>();
   const setOf = (issuers: readonly string[]) => {
     let entry = setEntries.get(issuers);
     if (entry === undefined) {
-      // Bounded, oldest set forgotten first (a verifier per request is warned about already).
-      if (liveSets.size >= MAX_SETS) liveSets.delete(liveSets.values().next().value!);
-      entry = {};
+      entry = { ref: new WeakRef(issuers) };
       setEntries.set(issuers, entry);
-      liveSets.add(new WeakRef(issuers));
     }
+    // Last in the order: a set whose state just changed is the last one forgotten.
+    if (!liveSets.delete(entry.ref) && liveSets.size >= MAX_SETS) {
+      // Bounded (a verifier per request is warned about already): collected sets go first, then
+      // the one that changed least recently, listed again (with its new state) when it changes.
+      for (const ref of liveSets) if (ref.deref() === undefined) liveSets.delete(ref);
+      if (liveSets.size >= MAX_SETS) liveSets.delete(liveSets.values().next().value!);
+    }
+    liveSets.add(entry.ref);
     return entry;
   };
   const perIssuer = <T>(read: (entry: SetEntry) => T | undefined) => {

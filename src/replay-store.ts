@@ -157,3 +157,16 @@ export class MemoryReplayStore implements ReplayStore {
     return lane;
   }
 }
+
+let processStore: MemoryReplayStore | undefined;
+
+/**
+ * The store of every verifier given none: one per process (per isolate on Workers), made on first
+ * use. A proof's key names its API (the proof key, `htu` and `jti`), so verifiers of different
+ * APIs never meet in it; a verifier made again (a configuration reload, or one per request) still
+ * finds the proofs its predecessor accepted.
+ */
+export function processReplayStore(): MemoryReplayStore {
+  processStore ??= new MemoryReplayStore();
+  return processStore;
+}

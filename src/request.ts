@@ -173,6 +173,35 @@ function readRawAuthorization(rawHeaders: readonly string[]): string | undefined
   return typeof value === 'string' && !isBlank(value) ? value : undefined;
 }
 
+/** The first `Authorization` value of a request whose fields were found to be more than one. */
+function firstAuthorization(request: RequestLike): HeaderValue {
+  const raw = request.rawHeaders;
+  if (Array.isArray(raw)) {
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i];
+      if (typeof name === 'string' && isAuthorization(name)) return raw[i + 1];
+    }
+  }
+  const headers = request.headers;
+  if (headers == null || typeof (headers as HeadersGetter).get === 'function') return undefined;
+  for (const name of Object.keys(headers)) {
+    if (!isAuthorization(name)) continue;
+    const value = (headers as Readonly<Record<string, HeaderValue>>)[name];
+    return Array.isArray(value) ? (value[0] as HeaderValue) : value;
+  }
+  return undefined;
+}
+
+/** Whether a field value's scheme is `DPoP` (any case), after optional whitespace. */
+function isDpopScheme(value: HeaderValue): boolean {
+  if (typeof value !== 'string') return false;
+  let start = 0;
+  while (start < value.length && isOws(value.charCodeAt(start))) start++;
+  if (!isHeaderName(value.slice(start, start + 4), 'dpop')) return false;
+  const next = value[start + 4];
+  return next === undefined || !TCHAR.test(next);
+}
+
 /** `authorization` in any case, compared by character code (no lower-cased copy). */
 function isAuthorization(name: string): boolean {
   if (name.length !== 13) return false;
@@ -306,10 +335,21 @@ export function extractDpopToken(request: RequestLike, maxLength: number): strin
     throw new TypeError('authenticate() needs a request with headers');
   }
   const raw = request.rawHeaders;
-  let field = Array.isArray(raw) ? readRawAuthorization(raw) : undefined;
-  if (field === undefined) {
-    if (request.headers == null) throw new TypeError('authenticate() needs a request with headers');
-    field = readAuthorization(request.headers);
+  let field: string | undefined;
+  try {
+    field = Array.isArray(raw) ? readRawAuthorization(raw) : undefined;
+    if (field === undefined) {
+      if (request.headers == null) {
+        throw new TypeError('authenticate() needs a request with headers');
+      }
+      field = readAuthorization(request.headers);
+    }
+  } catch (error) {
+    // Two fields: refused either way, in the challenge of the first one's scheme, as when they
+    // arrive joined into one (a Web `Headers`): a DPoP challenge only when it is DPoP.
+    const twoFields = error instanceof Rejection && error.reason === 'multiple_credentials';
+    if (twoFields && !isDpopScheme(firstAuthorization(request))) return undefined;
+    throw error;
   }
   if (field === undefined) return undefined;
   let start = 0;

@@ -17,7 +17,11 @@ export class Revocation {
   readonly #isRevoked: (auth: AuthInfo) => unknown;
   readonly #memoMs: number;
   readonly #timeoutMs: number;
-  readonly #memo = new Map<string, { readonly revoked: boolean; readonly until: number }>();
+  /** Answers remembered in `[from, until)`, wall-clock ms from when the hook was asked. */
+  readonly #memo = new Map<
+    string,
+    { readonly revoked: boolean; readonly from: number; readonly until: number }
+  >();
   /**
    * How many "revoked" answers the hook has given. A "not revoked" is remembered only when none
    * came while it was being asked: an answer from before a revocation is stale, and remembering
@@ -36,7 +40,11 @@ export class Revocation {
     const token = auth.token;
     if (this.#memoMs > 0) {
       const known = this.#memo.get(token);
-      if (known !== undefined && Date.now() < known.until) return this.#answer(known.revoked, auth);
+      const now = Date.now();
+      // From when it was asked: a clock stepped back before then ends the memo, never stretches it.
+      if (known !== undefined && now < known.until && now >= known.from) {
+        return this.#answer(known.revoked, auth);
+      }
       if (known !== undefined) this.#memo.delete(token);
     }
     const asked = this.#revocations;
@@ -83,19 +91,18 @@ export class Revocation {
       // and is not remembered at all once any token was revoked while it was being asked.
       const known = this.#memo.get(auth.token);
       if (known?.revoked === true && !value) return this.#answer(true, auth);
-      if (value || asked === this.#revocations)
-        this.#remember(auth.token, value, askedAt + this.#memoMs);
+      if (value || asked === this.#revocations) this.#remember(auth.token, value, askedAt);
     }
     return this.#answer(value, auth);
   }
 
   /** Oldest forgotten first, only to make room for a token not remembered yet. */
-  #remember(token: string, revoked: boolean, until: number): void {
+  #remember(token: string, revoked: boolean, from: number): void {
     if (!this.#memo.delete(token) && this.#memo.size >= MAX_MEMO_ENTRIES) {
       const oldest = this.#memo.keys().next();
       if (oldest.done !== true) this.#memo.delete(oldest.value);
     }
-    this.#memo.set(token, { revoked, until });
+    this.#memo.set(token, { revoked, from, until: from + this.#memoMs });
   }
 
   #answer(revoked: boolean, auth: AuthInfo): undefined {
