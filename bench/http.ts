@@ -8,7 +8,8 @@
  *   wrk, sharing core 0: the ratios to bare come from the same seconds (sequential runs here swing
  *   ±30%). All four get the same request, `Authorization` header included (the others ignore it):
  *   what differs is the middleware, not the bytes on the wire. `--node <binary>` runs the servers
- *   on another Node (the paired table only).
+ *   on another Node (the paired table only); `--framework express|koa|fastify` limits the paired
+ *   table to one framework.
  * - peer: Express guarded by resource-guard vs by express-oauth2-jwt-bearer, paired the same way.
  * - distinct: a guarded server of its own per framework, alone on core 0; every request carries a
  *   token that server (and every other) has never seen: tokens come from a per-server pool
@@ -36,6 +37,8 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '8' },
     seconds: { type: 'string', default: '5' },
     node: { type: 'string' },
+    // One framework's paired table only (express, koa or fastify).
+    framework: { type: 'string' },
   },
   strict: false,
 });
@@ -210,7 +213,9 @@ export interface HttpResult {
   pinned: boolean;
 }
 
-const FRAMEWORKS = ['express', 'koa', 'fastify'];
+const FRAMEWORKS = ['express', 'koa', 'fastify'].filter(
+  (name) => args.framework === undefined || args.framework === name,
+);
 const VARIANTS = ['bare', 'noop', 'assign', 'guarded'] as const;
 
 interface Setup {
