@@ -36,7 +36,9 @@ const LOGTO_ALGORITHMS = ['ES384', 'ES256', 'ES512', 'RS256', 'RS384', 'RS512'] 
  */
 export function logto(options: LogtoOptions): VerifierOptions {
   const { endpoint, customDomains } = resolveLevel(options, OPTION_RULES.logto);
-  const base = endpoint.replace(/\/+$/, '');
+  // As Logto writes its issuer: the host lower-cased, no default port, no trailing slash.
+  const url = new URL(endpoint);
+  const base = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
   const custom = customDomains.map((domain) => {
     const url = new URL(/^https?:\/\//i.test(domain) ? domain : `https://${domain}`);
     return `${url.origin}/oidc`;

@@ -308,6 +308,28 @@ export const isHttpUrlString: Item<string> = (value): value is string => {
   return protocol === 'https:' || protocol === 'http:';
 };
 
+/**
+ * Whitespace at either end, or a control character (C0, DEL, C1) anywhere: what a
+ * value read from a `.env` file with CRLF line endings, or pasted with a space, carries. The URL
+ * parser strips them (so fetching works), while `iss` and `aud` are compared as written: every
+ * token would then be refused, silently.
+ */
+const UNTRIMMED = /^\s|\s$|\p{Cc}/u;
+
+/**
+ * An issuer identifier (RFC 8414 §2, OpenID Connect Discovery §3): an absolute http(s) URL with
+ * no query or fragment, no credentials, nothing the URL parser would strip.
+ */
+export const isIssuerUrl: Item<string> = (value): value is string => {
+  if (!isHttpUrlString(value) || UNTRIMMED.test(value) || /[?#]/.test(value)) return false;
+  const { username, password } = new URL(value);
+  return username === '' && password === '';
+};
+
+/** A non-empty string with no whitespace at either end and no control character. */
+export const isTrimmedString: Item<string> = (value): value is string =>
+  isNonEmptyString(value) && !UNTRIMMED.test(value);
+
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
 export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
@@ -330,7 +352,7 @@ const showItem = (value: unknown) => (typeof value === 'string' ? quote(value) :
  * could forge a log line or reorder a terminal's text escaped (a requirement can come from a
  * request: `read:${req.params.kind}`).
  */
-const quote = (value: string) =>
+export const quote = (value: string) =>
   safeText(JSON.stringify(value.slice(0, 64)), Number.POSITIVE_INFINITY);
 
 /**

@@ -18,9 +18,11 @@ import {
   hasQueryOrFragment,
   httpUrlString,
   isHttpUrlString,
+  isIssuerUrl,
   isNonEmptyString,
   isPlainObject,
   isScopeToken,
+  isTrimmedString,
   list,
   nested,
   nonEmptyString,
@@ -28,6 +30,7 @@ import {
   oneOrMore,
   optional,
   quotable,
+  quote,
   record,
   required,
   resolveLevel,
@@ -219,9 +222,21 @@ const nonceSecret: Check<Uint8Array> = (value, path) => {
 const VERIFIER = {
   rules: {
     /** Trusted issuer URL(s): a string or a non-empty array. Required. */
-    issuer: required(oneOrMore(isHttpUrlString, 'an absolute http(s) URL', 'issuer URLs')),
+    issuer: required(
+      oneOrMore(
+        isIssuerUrl,
+        'an absolute http(s) URL without query, fragment, credentials or surrounding whitespace',
+        'such issuer URLs',
+      ),
+    ),
     /** Accepted audience(s): a non-empty string or a non-empty array of them. Required. */
-    audience: required(oneOrMore(isNonEmptyString, 'a non-empty string', 'non-empty strings')),
+    audience: required(
+      oneOrMore(
+        isTrimmedString,
+        'a non-empty string without surrounding whitespace or control characters',
+        'such strings',
+      ),
+    ),
     /** The issuer's JWKS URL. Default: discovered from each issuer. */
     jwksUri: optional(httpUrl),
     /** A non-empty array of {@link DEFAULT_ALGORITHMS} members. Default: all of them. */
@@ -339,6 +354,12 @@ const isCustomDomain: Item<string> = (value): value is string => {
 
 const logtoEndpoint: Check<string> = (value, path) => {
   const endpoint = httpUrlString(value, path);
+  if (!isIssuerUrl(endpoint)) {
+    configError(
+      path,
+      `must be the tenant's URL without query, fragment, credentials or surrounding whitespace (got ${quote(endpoint)})`,
+    );
+  }
   if (endpoint.replace(/\/+$/, '').endsWith('/oidc')) {
     configError(path, 'is the Logto endpoint without `/oidc`');
   }

@@ -280,12 +280,36 @@ const NO_REQUIREMENTS: ResolvedRequirements = Object.freeze({
  * matches no token (403), as a route's `organization` option does; it never makes the route
  * global (a global token let in) nor throws (a 500). Unless the route also accepts any organization.
  */
-function organizationFromRequest(input: Requirements): Requirements {
-  if (!isPlainObject(input) || !Object.hasOwn(input, 'organization')) return input;
+function organizationFromRequest(given: Requirements): Requirements {
+  if (!isPlainObject(given) || !Object.hasOwn(given, 'organization')) return given;
+  const input = withoutGetters(given);
   const named: unknown = input.organization;
   if (typeof named === 'string') return input;
   if (named === undefined && input.anyOrganization === true) return input;
   return { ...input, organization: '' };
+}
+
+/**
+ * The requirements as data: a getter is read once here, so that what is checked is what is used
+ * (a getter answering `'o1'` and then `undefined` must not turn an organization route global).
+ * The object itself when it has none (no copy on the common path).
+ */
+function withoutGetters(input: Requirements): Requirements {
+  const members = Object.getOwnPropertyDescriptors(input);
+  const names = Object.getOwnPropertyNames(members);
+  if (names.every((name) => members[name]!.get === undefined && members[name]!.set === undefined)) {
+    return input;
+  }
+  const copy = Object.create(Object.getPrototypeOf(input) as object | null) as Record<
+    string,
+    unknown
+  >;
+  for (const name of names) {
+    const enumerable = members[name]!.enumerable === true;
+    const value = (input as Record<string, unknown>)[name];
+    Object.defineProperty(copy, name, { value, enumerable, writable: true, configurable: true });
+  }
+  return copy as Requirements;
 }
 
 /**

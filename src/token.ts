@@ -17,6 +17,7 @@ export interface DecodedToken {
  * payload `malformed_token`.
  */
 export function decodeToken(token: string): DecodedToken {
+  if (token === '') throw new Rejection('malformed_token', { problem: 'empty' });
   if (!token.includes('.')) {
     throw new Rejection('opaque_token', {
       hint: 'a token without a resource parameter is opaque: request it with resource=<your API identifier>',

@@ -385,16 +385,18 @@ export function createVerifier(options: VerifierOptions): Verifier {
     guard(requirements?: Requirements) {
       const resolved = resolveRequirements(requirements);
       const usesTarget = modeOf(resolved) !== 'disabled';
-      const forRequest = (context: RequestContext | undefined): Requirements =>
-        context === undefined
-          ? resolved
-          : // An organization route whose request names none (or no string) matches no token.
-            {
-              ...resolved,
-              organization: typeof context.organization === 'string' ? context.organization : '',
-            };
+      const forRequest = (context: RequestContext | undefined): Requirements => {
+        if (context === undefined || context === null) return resolved;
+        // Read once (a getter answers once). An organization route whose request names none (or
+        // no string) matches no token.
+        const organization: unknown = context.organization;
+        return { ...resolved, organization: typeof organization === 'string' ? organization : '' };
+      };
+      // A context is read inside check(), so that a getter's throw rejects the promise too.
       const guard = ((request: RequestLike, context?: RequestContext) =>
-        check(request, readRequest, forRequest(context), true)) as Guard;
+        context === undefined
+          ? check(request, readRequest, resolved, true)
+          : check(request, readRequest, () => forRequest(context), true)) as Guard;
       // No closure per request: the reader is fixed, the request passed through.
       registerAttempt(
         guard,

@@ -54,6 +54,8 @@ import type {
   VerifierOptions,
 } from 'resource-guard';
 import { routeGuard } from 'resource-guard/kit';
+import { createTestIssuer } from 'resource-guard/testing';
+import type { TestIssuer } from 'resource-guard/testing';
 import type { Outcome, RouteGuard, RouteOptions } from 'resource-guard/kit';
 import { shortKey } from '../src/token-key.ts';
 import { dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
@@ -1095,5 +1097,69 @@ describe('warm answers as cold: scenarios', () => {
     expect(await ask(2, 1, 'kit')).toBe('401 expired');
     vi.setSystemTime(START - 400_000); // back before its iat (minus the tolerance)
     expect(await ask(2, 1)).toBe('401 issued_in_future');
+  });
+});
+
+describe('a request context and per-call requirements are read once', () => {
+  /** A getter that answers `first`, then `undefined`: what is checked must be what is used. */
+  const fickle = <T extends object>(target: T, first: string): T =>
+    Object.defineProperty(target, 'organization', {
+      enumerable: true,
+      get: (() => {
+        let reads = 0;
+        return () => (reads++ === 0 ? first : undefined);
+      })(),
+    });
+
+  let issuer: TestIssuer;
+  let global: string;
+  beforeAll(async () => {
+    issuer = await createTestIssuer();
+    global = await issuer.mint({ scopes: ['read:products'] });
+  });
+  const request = (token: string): RequestLike => ({
+    headers: { authorization: `Bearer ${token}` },
+  });
+
+  it('guard(request, context): a context getter cannot turn an organization route global', async () => {
+    const guard = createVerifier(issuer.verifierOptions).guard({ scopes: ['read:products'] });
+    expect(await answer(guard(request(global), fickle({}, 'o1')))).toBe(
+      '403 organization_mismatch',
+    );
+    // Without the trick, the same context is the same answer.
+    expect(await answer(guard(request(global), { organization: 'o1' }))).toBe(
+      '403 organization_mismatch',
+    );
+  });
+
+  it('verify() and authenticate(): a requirements getter cannot turn the call global', async () => {
+    const verifier = createVerifier(issuer.verifierOptions);
+    expect(await answer(verifier.verify(global, fickle({ scopes: ['read:products'] }, 'o1')))).toBe(
+      '403 organization_mismatch',
+    );
+    expect(await answer(verifier.authenticate(request(global), fickle({}, 'o1')))).toBe(
+      '403 organization_mismatch',
+    );
+    // A plain object is used as given (no copy), and still answers the same.
+    expect(await answer(verifier.verify(global, { organization: 'o1' }))).toBe(
+      '403 organization_mismatch',
+    );
+  });
+
+  it('guard(request, null) answers as guard(request); a throwing context rejects, never throws', async () => {
+    const guard = createVerifier(issuer.verifierOptions).guard({ scopes: ['read:products'] });
+    const subject = await answer(guard(request(global)));
+    expect(subject).toMatch(/^ok /);
+    expect(await answer(guard(request(global), null as never))).toBe(subject);
+    const throwing = Object.defineProperty({}, 'organization', {
+      get() {
+        throw new Error('context getter');
+      },
+    });
+    let promise: Promise<unknown> | undefined;
+    expect(() => {
+      promise = guard(request(global), throwing);
+    }).not.toThrow();
+    await expect(promise).rejects.toThrow('context getter');
   });
 });
