@@ -321,7 +321,8 @@ const UNTRIMMED = /^\s|\s$|\p{Cc}/u;
  * no query or fragment, no credentials, nothing the URL parser would strip.
  */
 export const isIssuerUrl: Item<string> = (value): value is string => {
-  if (!isHttpUrlString(value) || UNTRIMMED.test(value) || /[?#]/.test(value)) return false;
+  // Whitespace anywhere, and a backslash: the URL parser encodes or rewrites them; `iss` has none.
+  if (!isHttpUrlString(value) || UNTRIMMED.test(value) || /[?#\s\\]/.test(value)) return false;
   const { username, password } = new URL(value);
   return username === '' && password === '';
 };

@@ -1813,6 +1813,8 @@ describe('configuration of issuer-like URLs', () => {
       `${ISSUER}\n`,
       `${ISSUER}\t`,
       ISSUER.replace('https://', 'https://u:p@'),
+      `${ISSUER}/a b`,
+      ISSUER.replace('/oidc', '\\oidc'),
       [ISSUER, `${ISSUER}\r`],
     ]) {
       expect(() => createVerifier({ ...base(), issuer }), JSON.stringify(issuer)).toThrow(
