@@ -7,7 +7,7 @@
  */
 import { attemptOf, usesTarget } from './attempts.ts';
 import { AuthError } from './errors.ts';
-import { configError, isPlainObject } from './option-checks.ts';
+import { configError, ownData } from './option-checks.ts';
 import { isMetadataRequest, RESOURCE_METADATA_HEADERS } from './resource-metadata.ts';
 import type {
   AuthInfo,
@@ -129,8 +129,10 @@ export function routeGuard<Req>(
   target?: (req: Req) => RequestTarget,
 ): RouteGuard<Req, AuthInfo | undefined> {
   checkVerifier(verifier);
-  if (!isPlainObject(options)) configError(OPTION_PATH, 'must be a plain object');
-  const { errors, organization, ...requirements } = options;
+  // Each member read once, non-enumerable ones included: the requirements checked are the ones used.
+  const own = ownData(options);
+  if (own === undefined) configError(OPTION_PATH, 'must be a plain object');
+  const { errors, organization, ...requirements } = own as RouteOptions<Req>;
   if (errors !== undefined && errors !== 'respond' && errors !== 'throw') {
     configError(
       'errors',
@@ -212,6 +214,14 @@ export interface MetadataRoute {
   /** Whether a request (its method, and its path without the query) asks for the metadata. */
   matches(method: string | undefined, path: string | undefined): boolean;
 }
+
+/**
+ * A route's options as data, for an adapter that takes an option of its own out before handing
+ * the rest to {@link routeGuard}: each member read once, non-enumerable ones included, so that
+ * what the kit checks is what the route enforces. `undefined` for anything but a plain object
+ * (hand that to `routeGuard` as it is: it refuses it).
+ */
+export const ownOptions: (options: unknown) => Record<string, unknown> | undefined = ownData;
 
 /** The verifier's metadata route; a `TypeError` when the verifier has no `resourceMetadata`. */
 export function metadataRoute(verifier: Verifier): MetadataRoute {

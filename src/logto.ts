@@ -1,6 +1,6 @@
 import type { VerifierOptions } from './options.ts';
 import type { Covers } from './option-checks.ts';
-import { resolveLevel } from './option-checks.ts';
+import { ownData, resolveLevel } from './option-checks.ts';
 import { OPTION_RULES } from './option-rules.ts';
 
 /** Options of the {@link logto} preset: a Logto endpoint instead of issuer and JWKS URLs. */
@@ -35,7 +35,9 @@ const LOGTO_ALGORITHMS = ['ES384', 'ES256', 'ES512', 'RS256', 'RS384', 'RS512'] 
  * ```
  */
 export function logto(options: LogtoOptions): VerifierOptions {
-  const { endpoint, customDomains } = resolveLevel(options, OPTION_RULES.logto);
+  // Each member read once, non-enumerable ones included: what is checked is what is passed on.
+  const given = ownData(options);
+  const { endpoint, customDomains } = resolveLevel(given ?? options, OPTION_RULES.logto);
   // As Logto writes its issuer: the host lower-cased, no default port, no trailing slash.
   const url = new URL(endpoint);
   const base = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
@@ -45,7 +47,7 @@ export function logto(options: LogtoOptions): VerifierOptions {
   });
   // Pass through what the caller set (createVerifier checks it again and fills the defaults).
   const rest: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(options)) {
+  for (const [key, value] of Object.entries(given ?? {})) {
     if (key !== 'endpoint' && key !== 'customDomains' && value !== undefined) rest[key] = value;
   }
   return {

@@ -76,6 +76,29 @@ export function describe(value: unknown): string {
   return type === 'undefined' ? type : type === 'object' ? 'an object' : `a ${type}`;
 }
 
+/**
+ * A plain object's own members as data, each read once: getters answered once, non-enumerable
+ * members made enumerable (so that a spread or `Object.entries` sees what the checks saw).
+ * `undefined` for anything that is not a plain object (the caller refuses it).
+ */
+export function ownData(input: unknown): Record<string, unknown> | undefined {
+  if (!isPlainObject(input)) return undefined;
+  const copy = Object.create(Object.getPrototypeOf(input) as object | null) as Record<
+    string,
+    unknown
+  >;
+  for (const name of Object.getOwnPropertyNames(input)) {
+    const value: unknown = input[name];
+    Object.defineProperty(copy, name, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return copy;
+}
+
 /** A plain object: `{...}` or `Object.create(null)`, from any realm. Not an array, Map, URL... */
 export function isPlainObject(value: unknown): value is Readonly<Record<string, unknown>> {
   if (typeof value !== 'object' || value === null) return false;
@@ -309,19 +332,31 @@ export const isHttpUrlString: Item<string> = (value): value is string => {
 };
 
 /**
- * Whitespace at either end, or a control character (C0, DEL, C1) anywhere: what a
+ * Whitespace at either end, or a control (C0, DEL, C1) or format character (zero-width, bidi,
+ * soft hyphen) anywhere: what a
  * value read from a `.env` file with CRLF line endings, or pasted with a space, carries. The URL
  * parser strips them (so fetching works), while `iss` and `aud` are compared as written: every
  * token would then be refused, silently.
  */
-const UNTRIMMED = /^\s|\s$|\p{Cc}/u;
+const UNTRIMMED = /^\s|\s$|\p{Cc}|\p{Cf}/u;
 
 /**
  * An issuer identifier (RFC 8414 §2, OpenID Connect Discovery §3): an absolute http(s) URL with
  * no query or fragment, no credentials, nothing the URL parser would strip.
  */
 export const isIssuerUrl: Item<string> = (value): value is string => {
-  // Whitespace anywhere, and a backslash: the URL parser encodes or rewrites them; `iss` has none.
+  if (!isUrlWithoutExtras(value)) return false;
+  // Written as the parser writes it (the root's `/` aside): no dot segments, no default port, no
+  // upper-case scheme or host, nothing percent-encoded on the way. `iss` is compared as written.
+  const { href } = new URL(value);
+  return href === value || href === `${value}/`;
+};
+
+/**
+ * An absolute http(s) URL with no query, fragment or credentials, no whitespace, backslash,
+ * control or format character: the URL parser encodes, rewrites or strips these.
+ */
+export const isUrlWithoutExtras: Item<string> = (value): value is string => {
   if (!isHttpUrlString(value) || UNTRIMMED.test(value) || /[?#\s\\]/.test(value)) return false;
   const { username, password } = new URL(value);
   return username === '' && password === '';
@@ -336,6 +371,23 @@ export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
 export const isScopeToken: Item<string> = (value): value is string =>
   typeof value === 'string' && SCOPE_TOKEN.test(value);
+
+/**
+ * An absolute http(s) URL to publish as written (RFC 9728 metadata): no credentials (a public
+ * document), no whitespace at either end, no control or format character (a client compares it
+ * as written). A query is allowed.
+ */
+export const publishedUrlString: Check<string> = (value, path) => {
+  const url = httpUrlString(value, path);
+  const { username, password } = new URL(url);
+  if (UNTRIMMED.test(url) || username !== '' || password !== '') {
+    configError(
+      path,
+      `must be an absolute http(s) URL without credentials, surrounding whitespace or control characters (got ${quote(url)})`,
+    );
+  }
+  return url;
+};
 
 /** An absolute http(s) URL as a string, kept as written. */
 export const httpUrlString: Check<string> = (value, path) => {
@@ -410,7 +462,7 @@ export const nested = <R extends Rules>(level: Level<R>): Rule<Resolved<R>> =>
  * frozen copy with the checked values; at least one entry. Keys are claim or rule names.
  */
 export const record =
-  <T>(check: Check<T>): Check<Readonly<Record<string, T>>> =>
+  <T>(check: Check<T>, claimNames = false): Check<Readonly<Record<string, T>>> =>
   (value, path) => {
     if (!isPlainObject(value)) configError(path, `must be a plain object (got ${describe(value)})`);
     const names = Object.getOwnPropertyNames(value);
@@ -418,6 +470,13 @@ export const record =
     const copy: Record<string, T> = Object.create(null) as Record<string, T>;
     for (const name of names) {
       if (name === '') configError(path, 'has an empty name');
+      // A claim name with a CR or a space around it is in no token: every request refused.
+      if (claimNames && !isTrimmedString(name)) {
+        configError(
+          path,
+          `has a name with surrounding whitespace or a control character: ${quote(name)}`,
+        );
+      }
       copy[name] = check(value[name], `${path}.${printable(name)}`);
     }
     return Object.freeze(copy);

@@ -19,6 +19,7 @@ import {
   httpUrlString,
   isHttpUrlString,
   isIssuerUrl,
+  isUrlWithoutExtras,
   isNonEmptyString,
   isPlainObject,
   isScopeToken,
@@ -26,6 +27,7 @@ import {
   list,
   nested,
   nonEmptyString,
+  publishedUrlString,
   string,
   oneOrMore,
   optional,
@@ -116,15 +118,17 @@ const cacheOrFalse: Check<Resolved<typeof CACHE.rules> | false> = (value, path) 
 const RESOURCE_METADATA = {
   rules: {
     /** The resource identifier: the API's http(s) URL. Default: the first audience. */
-    resource: optional(httpUrlString),
+    resource: optional(publishedUrlString),
     /** `resource_name`. Default: none. */
     resourceName: optional(nonEmptyString),
     /** `scopes_supported`: an array of scope tokens. Default: none. */
     scopesSupported: optional(list(isScopeToken, 'scope tokens')),
     /** `authorization_servers`: a non-empty array of issuer URLs. Default: the issuers. */
-    authorizationServers: optional(list(isHttpUrlString, 'absolute http(s) URLs', 1)),
+    authorizationServers: optional(
+      list(isIssuerUrl, 'issuer URLs (no query, fragment, credentials or whitespace)', 1),
+    ),
     /** `resource_documentation`: an http(s) URL. Default: none. */
-    resourceDocumentation: optional(httpUrlString),
+    resourceDocumentation: optional(publishedUrlString),
   } satisfies RulesFor<ResourceMetadataOptions>,
   path: 'resourceMetadata',
   prefix: 'resourceMetadata.',
@@ -225,7 +229,7 @@ const VERIFIER = {
     issuer: required(
       oneOrMore(
         isIssuerUrl,
-        'an absolute http(s) URL without query, fragment, credentials or surrounding whitespace',
+        'an absolute http(s) URL as a URL parser writes it (lower-case host, no default port, no dot segments), without query, fragment, credentials or whitespace',
         'such issuer URLs',
       ),
     ),
@@ -251,7 +255,10 @@ const VERIFIER = {
     /** Also accept Logto organization tokens. Default: false. */
     organizations: withDefault(boolean, false),
     /** Extra claims that must be present: an array of claim names. Default: none. */
-    requiredClaims: withDefault(list(isNonEmptyString, 'claim names'), [] as readonly string[]),
+    requiredClaims: withDefault(
+      list(isTrimmedString, 'claim names (no surrounding whitespace or control characters)'),
+      [] as readonly string[],
+    ),
     /** RFC 9068 profile. Default: true. */
     strict: withDefault(boolean, true),
     /** The key-set cache. Default: see `keys` above. */
@@ -354,13 +361,14 @@ const isCustomDomain: Item<string> = (value): value is string => {
 
 const logtoEndpoint: Check<string> = (value, path) => {
   const endpoint = httpUrlString(value, path);
-  if (!isIssuerUrl(endpoint)) {
+  if (!isUrlWithoutExtras(endpoint)) {
     configError(
       path,
       `must be the tenant's URL without query, fragment, credentials or surrounding whitespace (got ${quote(endpoint)})`,
     );
   }
-  if (endpoint.replace(/\/+$/, '').endsWith('/oidc')) {
+  // The parsed path, as logto() builds the issuer from it (`/oidc/.` is `/oidc/`).
+  if (new URL(endpoint).pathname.replace(/\/+$/, '').endsWith('/oidc')) {
     configError(path, 'is the Logto endpoint without `/oidc`');
   }
   return endpoint;
@@ -410,9 +418,9 @@ const REQUIREMENTS = {
     /** Also accept organization tokens of any organization. Default: false. */
     anyOrganization: withDefault(boolean, false),
     /** `{ claim: value }`, each a string, number or boolean, compared with `===`. Default: none. */
-    claimEquals: optional(record(claimValue)),
+    claimEquals: optional(record(claimValue, true)),
     /** `{ claim: ['value', ...] }`: each value must be in the claim. Default: none. */
-    claimIncludes: optional(record(list(isNonEmptyString, 'claim values (strings)', 1))),
+    claimIncludes: optional(record(list(isNonEmptyString, 'claim values (strings)', 1), true)),
     /** `{ name: (auth) => boolean | Promise<boolean> }`. Default: none. */
     checks: optional(record(func<(auth: never) => unknown>())),
     /** A request without credentials proceeds anonymously. Default: false. */

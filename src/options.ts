@@ -7,7 +7,13 @@ import type { Requirements } from './requirements.ts';
 import type { ResolvedTokenCacheOptions, TokenCacheOptions } from './token-cache.ts';
 import { buildResourceMetadata } from './resource-metadata.ts';
 import type { ResourceMetadata, ResourceMetadataOptions } from './resource-metadata.ts';
-import { configError, isPlainObject, resolveLevel } from './option-checks.ts';
+import {
+  configError,
+  isPlainObject,
+  isTrimmedString,
+  quote,
+  resolveLevel,
+} from './option-checks.ts';
 import type { Covers } from './option-checks.ts';
 import { DEFAULT_ALGORITHMS, OPTION_RULES } from './option-rules.ts';
 import type { Algorithm } from './option-rules.ts';
@@ -323,10 +329,14 @@ export function resolveRequirements(
   if (input === undefined) return NO_REQUIREMENTS;
   const { scopes, any, machine, organization, anyOrganization, optional, dpop, ...rules } =
     resolveLevel(perCall ? organizationFromRequest(input) : input, OPTION_RULES.requirements);
-  if (organization === '' && !perCall) {
-    // Declared on a route, an empty organization is a mistake; given per call, it comes from the
-    // request (an empty header) and matches no token.
-    configError('organization', 'must be a non-empty string (got the empty string)');
+  if (organization !== undefined && !perCall && !isTrimmedString(organization)) {
+    // Declared on a route, an empty organization (or one with a CR or a space around it, which no
+    // token names) is a mistake; given per call, it comes from the request (an empty header) and
+    // matches no token.
+    configError(
+      'organization',
+      `must be a non-empty string without surrounding whitespace or control characters (got ${quote(organization)})`,
+    );
   }
   if (organization !== undefined && anyOrganization) {
     configError(

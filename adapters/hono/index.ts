@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { AuthInfo, Verifier } from 'resource-guard';
-import { metadataRoute, routeGuard } from 'resource-guard/kit';
+import { metadataRoute, ownOptions, routeGuard } from 'resource-guard/kit';
 import type { RouteOptions } from 'resource-guard/kit';
 
 /**
@@ -99,10 +99,9 @@ function withMountPath(options: RequireAuthOptions | undefined): {
   route: RouteOptions<Context> | undefined;
   prefix: string;
 } {
-  if (options === null || typeof options !== 'object' || !Object.hasOwn(options, 'mountPath')) {
-    return { route: options, prefix: '' };
-  }
-  const { mountPath, ...route } = options;
+  const own = ownOptions(options);
+  if (own === undefined || !Object.hasOwn(own, 'mountPath')) return { route: options, prefix: '' };
+  const { mountPath, ...route } = own as RequireAuthOptions;
   if (mountPath === undefined) return { route, prefix: '' };
   if (typeof mountPath !== 'string' || !/^\/[^?#\\\s]*$/.test(mountPath)) {
     throw new TypeError(
