@@ -196,9 +196,11 @@ describe('time: a cached token is never accepted where a cold check refuses it',
     const cases: [Record<string, unknown> | string, string][] = [
       [{ ...base, iat: `${now}` }, '401 invalid_claim'],
       [{ ...base, nbf: `${now}` }, '401 invalid_claim'],
-      [{ ...base, iat: now + 6 }, '401 issued_in_future'],
+      // Past the 5 s tolerance by a margin: `now` is whole seconds, and the loop can cross into
+      // the next second before a case is verified (now + 6 then sits exactly at the boundary).
+      [{ ...base, iat: now + 60 }, '401 issued_in_future'],
       [{ ...base, iat: now + 4 }, 'ok'],
-      [{ ...base, nbf: now + 6 }, '401 not_yet_valid'],
+      [{ ...base, nbf: now + 60 }, '401 not_yet_valid'],
       [JSON.stringify({ ...base, nbf: 0 }).replace('"nbf":0', '"nbf":-1e999'), '401 invalid_claim'],
       [JSON.stringify({ ...base, iat: 0 }).replace('"iat":0', '"iat":1e999'), '401 invalid_claim'],
     ];
