@@ -11,6 +11,7 @@ import {
   configError,
   isPlainObject,
   isTrimmedString,
+  ownData,
   quote,
   resolveLevel,
 } from './option-checks.ts';
@@ -302,20 +303,10 @@ function organizationFromRequest(given: Requirements): Requirements {
  */
 function withoutGetters(input: Requirements): Requirements {
   const members = Object.getOwnPropertyDescriptors(input);
-  const names = Object.getOwnPropertyNames(members);
-  if (names.every((name) => members[name]!.get === undefined && members[name]!.set === undefined)) {
-    return input;
-  }
-  const copy = Object.create(Object.getPrototypeOf(input) as object | null) as Record<
-    string,
-    unknown
-  >;
-  for (const name of names) {
-    const enumerable = members[name]!.enumerable === true;
-    const value = (input as Record<string, unknown>)[name];
-    Object.defineProperty(copy, name, { value, enumerable, writable: true, configurable: true });
-  }
-  return copy as Requirements;
+  const plain = Object.getOwnPropertyNames(members).every(
+    (name) => members[name]!.get === undefined && members[name]!.set === undefined,
+  );
+  return plain ? input : (ownData(input) as Requirements);
 }
 
 /**
