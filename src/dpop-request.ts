@@ -11,14 +11,27 @@ import type { HeadersGetter, HeaderValue, RequestLike, RequestTarget } from './t
  * §6.2.3 normalisation): `undefined` for anything but an absolute http(s) URL.
  */
 export function normalizeHtu(htu: string): string | undefined {
-  if (!URL.canParse(htu)) return undefined;
+  if (!HTU_SHAPE.test(htu) || !URL.canParse(htu)) return undefined;
   const url = new URL(htu);
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password) {
     return undefined;
   }
+  // The host as written, but for case and a default port (RFC 3986 §6.2.2.1, §6.2.3), as for a
+  // configured origin: one the parser had to rewrite (`%2E` or `0x7f.1` in it) is no URI's.
+  const authority = htu.indexOf('//') + 2;
+  const end = htu.slice(authority).search(/[/?#]/);
+  if (originOf(end < 0 ? htu : htu.slice(0, authority + end)) !== url.origin) return undefined;
   const path = normalizeEscapes(url.pathname);
   return path === undefined ? undefined : `${url.origin}${path}`;
 }
+
+/**
+ * `http(s)://` and printable ASCII, with no `\` before a query: what a client's URL serialiser
+ * writes. The URL parser takes more and rewrites it (drops surrounding spaces and any tab or line
+ * break, reads `\` as `/`, finds a host in `https:host` or `https:///host`, maps a full-width or
+ * other Unicode host to ASCII): an `htu` that only parsing turns into the request's URL is refused.
+ */
+const HTU_SHAPE = /^https?:\/\/[\x21\x22\x24-\x3e\x40-\x5b\x5d-\x7e]*(?:[?#][\x21-\x7e]*)?$/i;
 
 /**
  * RFC 3986 §6.2.2.1 and §6.2.2.2, which the URL parser leaves alone: an escaped unreserved

@@ -56,7 +56,11 @@ export function redisReplayStore(
         '1',
         'NX',
         'PX',
-        String(Math.max(1, Math.ceil(ttlMs))),
+        // Redis refuses a PX that, added to its clock, passes 2^63 - 1 ms (a clockTolerance of
+        // centuries): past 2^53 - 1 ms (285,000 years) the key simply outlives everything.
+        String(
+          ttlMs < Number.MAX_SAFE_INTEGER ? Math.max(1, Math.ceil(ttlMs)) : Number.MAX_SAFE_INTEGER,
+        ),
       ]);
       if (reply === 'OK') return true;
       if (reply === null) return false;
