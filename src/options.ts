@@ -288,7 +288,10 @@ const NO_REQUIREMENTS: ResolvedRequirements = Object.freeze({
  * global (a global token let in) nor throws (a 500). Unless the route also accepts any organization.
  */
 function organizationFromRequest(given: Requirements): Requirements {
-  if (!isPlainObject(given) || !Object.hasOwn(given, 'organization')) return given;
+  if (!isPlainObject(given)) return given;
+  // The common case, a string held as data, read from its descriptor: no getter called, no copy.
+  const member = Object.getOwnPropertyDescriptor(given, 'organization');
+  if (member === undefined || typeof member.value === 'string') return given;
   const input = withoutGetters(given);
   const named: unknown = input.organization;
   if (typeof named === 'string') return input;
@@ -297,16 +300,22 @@ function organizationFromRequest(given: Requirements): Requirements {
 }
 
 /**
- * The requirements as data: a getter is read once here, so that what is checked is what is used
- * (a getter answering `'o1'` and then `undefined` must not turn an organization route global).
- * The object itself when it has none (no copy on the common path).
+ * The requirements as data when a member read above is an accessor: `organization` and
+ * `anyOrganization` are the only members read here before `resolveLevel` reads every member once,
+ * so a getter there is read once by a copy (a getter answering `'o1'` and then `undefined` must
+ * not turn an organization route global). The object itself otherwise: no copy, and no
+ * descriptor map, on the per-request path.
  */
 function withoutGetters(input: Requirements): Requirements {
-  const members = Object.getOwnPropertyDescriptors(input);
-  const plain = Object.getOwnPropertyNames(members).every(
-    (name) => members[name]!.get === undefined && members[name]!.set === undefined,
-  );
-  return plain ? input : (ownData(input) as Requirements);
+  return isDataOrAbsent(input, 'organization') && isDataOrAbsent(input, 'anyOrganization')
+    ? input
+    : (ownData(input) as Requirements);
+}
+
+/** The own member is absent or a data property (not a getter or setter). */
+function isDataOrAbsent(input: object, name: string): boolean {
+  const member = Object.getOwnPropertyDescriptor(input, name);
+  return member === undefined || (member.get === undefined && member.set === undefined);
 }
 
 /**
