@@ -49,6 +49,8 @@ export interface DpopPresentation {
 const MAX_JTI = 256;
 /** Proof keys remembered (imported once, thumbprinted once), oldest forgotten first. */
 const MAX_KEYS = 1000;
+/** A UTF-16 surrogate that is not half of a pair (`u`: a pair is one code point, not matched). */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 /** Seconds of clock skew a proof's `iat` may have, whatever the token's `clockTolerance`. */
 const MAX_PROOF_SKEW = 60;
 /** `Retry-After` when the replay store cannot answer. */
@@ -178,7 +180,11 @@ export class Dpop {
     // The route's own rules (scopes, revocation, ...) before the replay insert, the last step: a
     // token that may not use this route cannot fill the replay store either.
     await admitted();
-    await this.#consume(presented.request, `${header.jkt} ${htu} ${payload.jti as string}`);
+    await this.#consume(
+      presented.request,
+      `${header.jkt} ${htu} ${payload.jti as string}`,
+      payload.iat as number,
+    );
     // Only for a request that passed: what its successful answer carries.
     if (newer !== undefined) this.#newerNonce.set(presented.request, newer);
   }
@@ -197,12 +203,12 @@ export class Dpop {
    * of finding the proof used. Every other check still runs for it. Another request, even with
    * the same proof, is another object: its insert finds the proof used.
    */
-  #consume(request: object, identity: string): Promise<void> {
+  #consume(request: object, identity: string, iat: number): Promise<void> {
     const store = this.#options.replay;
     let byStore = CONSUMED.get(request);
     const earlier = byStore?.get(store);
     if (earlier !== undefined && earlier.identity === identity) return earlier.inserted;
-    const inserted = this.#insert(identity);
+    const inserted = this.#insert(identity, iat);
     if (byStore === undefined) CONSUMED.set(request, (byStore = new Map()));
     byStore.set(store, { identity, inserted });
     return inserted;
@@ -214,6 +220,9 @@ export class Dpop {
     if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI) {
       throw proofRejection('no jti claim, or not a string of 1 to 256 characters');
     }
+    // Its replay key hashes its UTF-8, where every lone surrogate (JSON's "\ud800") is U+FFFD:
+    // one jti, one spelling, or "\ud800", "\udc00" and "\ufffd" would be one key.
+    if (LONE_SURROGATE.test(jti)) throw proofRejection('a jti that is not well-formed Unicode');
     if (typeof htm !== 'string') throw proofRejection('no htm claim');
     if (typeof htu !== 'string') throw proofRejection('no htu claim');
     if (typeof iat !== 'number' || !Number.isFinite(iat)) throw proofRejection('no iat claim');
@@ -303,11 +312,18 @@ export class Dpop {
     this.#headers.set(segment, entry);
   }
 
-  /** Inserts the proof's identifier, once, within the replay window; 503 when the store fails. */
-  async #insert(identity: string): Promise<void> {
+  /**
+   * Inserts the proof's identifier, once, within the replay window; 503 when the store fails. The
+   * window is checked again once the store has answered: the entry of a first use lasts from
+   * its insert to past the end of the window, so an insert that is still inside the window when
+   * its answer comes back (after the route's rules and the store's latency) finds it.
+   */
+  async #insert(identity: string, iat: number): Promise<void> {
     const key = await sha256(identity);
-    // The whole window a proof's iat may be accepted in, both ends included, and a second more.
-    const ttlMs = Math.ceil((this.#options.maxAge + 2 * this.#clockTolerance + 1) * 1000);
+    // The whole window a proof's iat may be accepted in, both ends included, the clockTolerance
+    // once more for the clocks of the instances sharing the store (each judges the window by its
+    // own: one behind the one that accepted first sees the window end later), and a second more.
+    const ttlMs = Math.ceil((this.#options.maxAge + 3 * this.#clockTolerance + 1) * 1000);
     let fresh: unknown;
     try {
       fresh = this.#options.replay.insertIfAbsent(key, ttlMs);
@@ -317,7 +333,19 @@ export class Dpop {
     }
     if (fresh === false) throw new Rejection('dpop_replayed');
     if (fresh === true) {
-      this.#acceptedAt = Math.max(this.#acceptedAt, Date.now() / 1000);
+      const now = Date.now() / 1000;
+      // An insert that landed after a first use's entry expired (a slow store, slow route rules
+      // between the claims check and the insert) is no first use (RFC 9449 §11.1). The bound is
+      // the claims check's, `acceptedAt` included.
+      if (iat < Math.max(now, this.#acceptedAt) - this.#options.maxAge - this.#clockTolerance) {
+        throw new Rejection('dpop_proof_stale', {
+          problem: 'too old by the time the replay store answered',
+          iat,
+          now,
+          maxAge: this.#options.maxAge,
+        });
+      }
+      this.#acceptedAt = Math.max(this.#acceptedAt, now);
     } else {
       throw new Rejection(
         'dpop_replay_unavailable',
