@@ -133,16 +133,38 @@ export function checkClaims(payload: JWTPayload, rules: ClaimRules, nowSeconds: 
   }
 
   const tolerance = rules.clockTolerance;
-  const { exp, nbf, iat } = payload as { exp: number; nbf?: number; iat?: number };
-  if (exp <= nowSeconds - tolerance) {
-    throw new Rejection('expired', { expiredSecondsAgo: Math.floor(nowSeconds - exp), exp });
-  }
+  const { nbf, iat } = payload as { nbf?: number; iat?: number };
+  checkExpiry(payload, rules, nowSeconds);
   if (nbf !== undefined && nbf > nowSeconds + tolerance) {
     throw new Rejection('not_yet_valid', { validInSeconds: Math.ceil(nbf - nowSeconds), nbf });
   }
   if (iat !== undefined && iat > nowSeconds + tolerance) {
     throw new Rejection('issued_in_future', { secondsAhead: Math.ceil(iat - nowSeconds), iat });
   }
+  checkAge(payload, rules, nowSeconds);
+}
+
+/**
+ * The end of a checked token's life (`exp`, and `iat + maxTokenAge`) at `nowSeconds`: checked at
+ * its verification, and again once the work that follows it has been awaited (the `isRevoked`
+ * hook, `checks`, a DPoP replay insert: seconds at most), so that an answer given after the token
+ * expired is the refusal a verification started then would give.
+ */
+export function checkLifetime(payload: JWTPayload, rules: ClaimRules, nowSeconds: number): void {
+  checkExpiry(payload, rules, nowSeconds);
+  checkAge(payload, rules, nowSeconds);
+}
+
+function checkExpiry(payload: JWTPayload, rules: ClaimRules, nowSeconds: number): void {
+  const { exp } = payload as { exp: number };
+  if (exp <= nowSeconds - rules.clockTolerance) {
+    throw new Rejection('expired', { expiredSecondsAgo: Math.floor(nowSeconds - exp), exp });
+  }
+}
+
+function checkAge(payload: JWTPayload, rules: ClaimRules, nowSeconds: number): void {
+  const tolerance = rules.clockTolerance;
+  const { iat } = payload as { iat?: number };
   if (rules.maxTokenAge !== undefined) {
     if (iat === undefined) throw new Rejection('missing_claim', { claim: 'iat' });
     const age = nowSeconds - iat;

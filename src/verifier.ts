@@ -1,5 +1,6 @@
 import { registerAttempt } from './attempts.ts';
 import { chain } from './awaitable.ts';
+import { checkLifetime } from './claims.ts';
 import { decisionChannel, noteVerifierCreated } from './diagnostics.ts';
 import type { DecisionEvent } from './diagnostics.ts';
 import { discoverJwksUri } from './discovery.ts';
@@ -142,16 +143,25 @@ export function createVerifier(options: VerifierOptions): Verifier {
       ? extractBearerToken(request, config.maxTokenLength)
       : extractToken(request, sources);
 
+  /**
+   * The token still alive once an awaited step has answered (`isRevoked`, `checks`, the DPoP
+   * replay insert): an answer given after `exp` is the refusal a verification started then gives.
+   */
+  const stillAlive = (auth: AuthInfo): AuthInfo => {
+    checkLifetime(auth.claims, config, Date.now() / 1000);
+    return auth;
+  };
+
   /** After verification, on every request (cache hit or not): revocation, then requirements. */
   const admit = (auth: AuthInfo, requirements: Requirements): Awaitable<AuthInfo> => {
     const revoked = revocation === undefined ? undefined : revocation.check(auth);
     if (revoked === undefined) {
       const checked = checkRequirements(auth, requirements, config.audiences, config.checkTimeout);
-      return checked === undefined ? auth : checked.then(() => auth);
+      return checked === undefined ? auth : checked.then(() => stillAlive(auth));
     }
     return revoked.then(() => {
       const checked = checkRequirements(auth, requirements, config.audiences, config.checkTimeout);
-      return checked === undefined ? auth : checked.then(() => auth);
+      return checked === undefined ? stillAlive(auth) : checked.then(() => stillAlive(auth));
     });
   };
 
@@ -317,7 +327,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
     const verified = cached ?? verifyFresh(token);
     return Promise.resolve(verified)
       .then((auth) =>
-        (dpop as Dpop).check(presented, auth, () => admit(auth, requirements)).then(() => auth),
+        (dpop as Dpop)
+          .check(presented, auth, () => admit(auth, requirements))
+          .then(() => stillAlive(auth)),
       )
       .catch((error: unknown) => {
         throw toAuthError(error, requirements, mode, 'DPoP');

@@ -1,13 +1,26 @@
 /**
  * Session 24: a DPoP `htu` is read as a client writes a URL, not as the URL parser would repair
- * one; the Redis replay store's TTL stays within what Redis takes.
+ * one; the Redis replay store's TTL stays within what Redis takes; a token that expires while an
+ * awaited step runs (isRevoked, checks, the DPoP replay insert) is refused when the answer comes.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createVerifier } from 'resource-guard';
+import type { AuthInfo, VerifierOptions } from 'resource-guard';
 import { normalizeHtu } from '../src/dpop-request.ts';
 import { redisReplayStore } from '../adapters/redis/index.ts';
-import { dpopRequest, fx, key, ORIGIN, proof, useDpopFixture } from './helpers/dpop.ts';
-import { outcome } from './helpers/outcome.ts';
+import {
+  dpopFixture,
+  dpopRequest,
+  fx,
+  key,
+  ORIGIN,
+  proof,
+  useDpopFixture,
+} from './helpers/dpop.ts';
+import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
+import type { TestKey } from './helpers/keys.ts';
+import { clock, outcome } from './helpers/outcome.ts';
 
 useDpopFixture();
 
@@ -119,5 +132,127 @@ describe('the Redis replay store', () => {
       // Redis adds the time now (ms) and refuses a sum past 2^63 - 1.
       expect(BigInt(value) + BigInt(Date.now()) * 2n).toBeLessThan(2n ** 63n - 1n);
     }
+  });
+});
+
+describe('a token that expires while an awaited step runs', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** The time moves on by `seconds` while the step runs, then the step says yes. */
+  const slowYes = (time: ReturnType<typeof clock>, seconds: number) => async () => {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    time.advance(seconds);
+    return true;
+  };
+
+  async function bearer(
+    issuerKey: TestKey,
+    claims: Record<string, unknown>,
+    options: Partial<VerifierOptions>,
+    requirements: Record<string, unknown> = {},
+  ): Promise<string> {
+    const verifier = createVerifier({
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      jwks: { keys: [issuerKey.jwk] },
+      clockTolerance: 0,
+      ...options,
+    });
+    const token = await mint(issuerKey, m2mClaims(claims));
+    return outcome(
+      verifier.authenticate({ headers: { authorization: `Bearer ${token}` } }, requirements),
+    );
+  }
+
+  // Each: the token has 2 s left when it is verified; the step takes `step` seconds.
+  const cases = (step: number) => {
+    const now = Math.floor(Date.now() / 1000);
+    return { now, claims: { iat: now - 10, exp: now + 2 }, step };
+  };
+
+  for (const [step, expected] of [
+    [1, 'ok'],
+    [3, '401 expired'],
+  ] as const) {
+    it(`isRevoked taking ${step} s: ${expected}`, async () => {
+      const issuerKey = await makeKey('ES256');
+      const { now, claims } = cases(step);
+      const time = clock(now * 1000);
+      const isRevoked = async () => !(await slowYes(time, step)());
+      expect(await bearer(issuerKey, claims, { isRevoked })).toBe(expected);
+    });
+
+    it(`a check taking ${step} s: ${expected}`, async () => {
+      const issuerKey = await makeKey('ES256');
+      const { now, claims } = cases(step);
+      const time = clock(now * 1000);
+      expect(await bearer(issuerKey, claims, {}, { checks: { slow: slowYes(time, step) } })).toBe(
+        expected,
+      );
+    });
+
+    it(`maxTokenAge passed while isRevoked took ${step} s: ${expected === 'ok' ? 'ok' : '401 token_too_old'}`, async () => {
+      const issuerKey = await makeKey('ES256');
+      const now = Math.floor(Date.now() / 1000);
+      const time = clock(now * 1000);
+      const isRevoked = async () => !(await slowYes(time, step)());
+      expect(
+        await bearer(issuerKey, { iat: now - 58, exp: now + 3600 }, { isRevoked, maxTokenAge: 60 }),
+      ).toBe(expected === 'ok' ? 'ok' : '401 token_too_old');
+    });
+  }
+
+  it('a cached token too: the second request, whose isRevoked outlives exp, is refused', async () => {
+    const issuerKey = await makeKey('ES256');
+    const now = Math.floor(Date.now() / 1000);
+    const time = clock(now * 1000);
+    let step = 0;
+    const verifier = createVerifier({
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      jwks: { keys: [issuerKey.jwk] },
+      clockTolerance: 0,
+      isRevoked: async (_auth: AuthInfo) => !(await slowYes(time, step)()),
+    });
+    const token = await mint(issuerKey, m2mClaims({ iat: now, exp: now + 2 }));
+    const request = () => verifier.authenticate({ headers: { authorization: `Bearer ${token}` } });
+    expect(await outcome(request())).toBe('ok');
+    step = 3;
+    expect(await outcome(request())).toBe('401 expired');
+  });
+
+  it('DPoP: a replay store that answers after exp: 401 expired (the proof consumed, nothing accepted)', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const time = clock(now * 1000);
+    let step = 0;
+    const inserted = new Set<string>();
+    const dpx = await dpopFixture({
+      clockTolerance: 0,
+      dpop: {
+        origin: ORIGIN,
+        replay: {
+          async insertIfAbsent(k: string) {
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            time.advance(step);
+            if (inserted.has(k)) return false;
+            inserted.add(k);
+            return true;
+          },
+        },
+      },
+    });
+    const token = await dpx.bound(key, { iat: now, exp: now + 2 });
+    const send = async () =>
+      outcome(
+        dpx.verifier.authenticate(
+          dpopRequest(token, await proof(key, 'GET', `${ORIGIN}/products`, token)),
+        ),
+      );
+    expect(await send()).toBe('ok');
+    step = 3;
+    expect(await send()).toBe('401 expired');
+    expect(inserted.size).toBe(2);
   });
 });
