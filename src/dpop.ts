@@ -66,6 +66,15 @@ const CONSUMED = new WeakMap<
   Map<ReplayStore, { identity: string; inserted: Promise<void> }>
 >();
 
+/**
+ * Per replay store: the latest time (wall clock, seconds) a verifier asked it to insert a proof.
+ * A store may drop the entries expired by then on ANY call (an insert refused as a replay, one
+ * that failed, another verifier's on the same store), so a proof is too old by that time as by the
+ * clock: a clock stepped back cannot bring a proof whose entry is gone back into its window (RFC
+ * 9449 §11.1).
+ */
+const ASKED_AT = new WeakMap<ReplayStore, number>();
+
 /** The DPoP checks of one verifier. */
 export class Dpop {
   readonly #options: ResolvedDpopOptions;
@@ -80,12 +89,6 @@ export class Dpop {
   readonly #pending = new Map<string, Promise<ProofHeader>>();
   /** Per request: a newer server nonce than its proof's, to send with a success (RFC 9449 §9). */
   readonly #newerNonce = new WeakMap<object, string>();
-  /**
-   * The latest time (wall clock, seconds) this verifier accepted a proof at. A proof is too old by
-   * that time as by the clock: a clock stepped back cannot bring a proof whose entry the store
-   * has dropped back into its window (RFC 9449 §11.1).
-   */
-  #acceptedAt = -Infinity;
   /** `algs="..."` of the challenge. */
   readonly algs: string;
 
@@ -244,11 +247,13 @@ export class Dpop {
     if (iat > now + tolerance) {
       throw new Rejection('dpop_proof_stale', { problem: 'iat in the future', iat, now });
     }
-    const accepted = this.#acceptedAt;
+    const accepted = ASKED_AT.get(this.#options.replay) ?? -Infinity;
     if (iat < Math.max(now, accepted) - this.#options.maxAge - tolerance) {
       throw new Rejection('dpop_proof_stale', {
         problem:
-          accepted > now ? 'too old for a proof accepted before the clock stepped back' : 'too old',
+          accepted > now
+            ? 'too old: the replay store was asked at a later time (the clock stepped back)'
+            : 'too old',
         iat,
         now,
         maxAge: this.#options.maxAge,
@@ -324,9 +329,13 @@ export class Dpop {
     // once more for the clocks of the instances sharing the store (each judges the window by its
     // own: one behind the one that accepted first sees the window end later), and a second more.
     const ttlMs = Math.ceil((this.#options.maxAge + 3 * this.#clockTolerance + 1) * 1000);
+    const store = this.#options.replay;
+    // Before the call: whatever it answers, the store may have dropped what expired by now.
+    const askedAt = Date.now() / 1000;
+    if (!((ASKED_AT.get(store) ?? -Infinity) >= askedAt)) ASKED_AT.set(store, askedAt);
     let fresh: unknown;
     try {
-      fresh = this.#options.replay.insertIfAbsent(key, ttlMs);
+      fresh = store.insertIfAbsent(key, ttlMs);
       if (fresh instanceof Promise) fresh = await this.#bounded(fresh);
     } catch (cause) {
       throw new Rejection('dpop_replay_unavailable', undefined, cause, RETRY_AFTER);
@@ -336,8 +345,13 @@ export class Dpop {
       const now = Date.now() / 1000;
       // An insert that landed after a first use's entry expired (a slow store, slow route rules
       // between the claims check and the insert) is no first use (RFC 9449 §11.1). The bound is
-      // the claims check's, `acceptedAt` included.
-      if (iat < Math.max(now, this.#acceptedAt) - this.#options.maxAge - this.#clockTolerance) {
+      // the claims check's, the store's latest call included.
+      if (
+        iat <
+        Math.max(now, ASKED_AT.get(store) ?? -Infinity) -
+          this.#options.maxAge -
+          this.#clockTolerance
+      ) {
         throw new Rejection('dpop_proof_stale', {
           problem: 'too old by the time the replay store answered',
           iat,
@@ -345,7 +359,6 @@ export class Dpop {
           maxAge: this.#options.maxAge,
         });
       }
-      this.#acceptedAt = Math.max(this.#acceptedAt, now);
     } else {
       throw new Rejection(
         'dpop_replay_unavailable',

@@ -83,6 +83,13 @@ export function describe(value: unknown): string {
  */
 export function ownData(input: unknown): Record<string, unknown> | undefined {
   if (!isPlainObject(input)) return undefined;
+  // An enumerable inherited member (from a null-prototype base, which passes as a plain object)
+  // is refused as resolveLevel refuses it: a rest or spread of the copy would drop it silently.
+  for (const name in input) {
+    if (!Object.hasOwn(input, name)) {
+      configError(printable(name), 'is inherited: pass it as an own property');
+    }
+  }
   const copy = Object.create(Object.getPrototypeOf(input) as object | null) as Record<
     string,
     unknown
@@ -406,7 +413,16 @@ const showItem = (value: unknown) => (typeof value === 'string' ? quote(value) :
  * request: `read:${req.params.kind}`).
  */
 export const quote = (value: string) =>
-  safeText(JSON.stringify(value.slice(0, 64)), Number.POSITIVE_INFINITY);
+  USERINFO.test(value)
+    ? 'a URL with credentials (not shown)'
+    : safeText(JSON.stringify(value.slice(0, 64)), Number.POSITIVE_INFINITY);
+
+/**
+ * A URL-like value with a `user:password@` before its host (`https://`, `https:`, `https:\\`,
+ * surrounding whitespace: every spelling the URL parser reads as credentials): never shown in a
+ * message, which lands in logs (as `httpUrl` already does for `jwksUri`).
+ */
+const USERINFO = /^[\s\p{Cc}]*[a-z][a-z\d+.-]*:[/\\]*[^/\\?#]*@/iu;
 
 /**
  * An array whose items all pass `item`, copied and frozen. A string is refused with a hint:

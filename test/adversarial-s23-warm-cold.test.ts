@@ -45,7 +45,7 @@ import { createPrivateKey, sign } from 'node:crypto';
 import fc from 'fast-check';
 import type { JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { AuthError, createVerifier } from 'resource-guard';
+import { AuthError, createVerifier, MemoryReplayStore } from 'resource-guard';
 import type {
   AuthInfo,
   Requirements,
@@ -315,7 +315,9 @@ function optionsFor(world: World, config: Config): VerifierOptions {
     organizations: true,
     keys: { maxAge: 60, maxStale: 120, cooldown: 5 },
     fetch,
-    dpop: { origin: ORIGIN },
+    // A store of its own: the runs step the clock back, and the default store (one per process)
+    // judges a proof too old by the latest time any verifier asked it.
+    dpop: { origin: ORIGIN, replay: new MemoryReplayStore() },
     requestScoped: config.requestScoped === true,
     ...(config.maxTokenAge === undefined
       ? {}

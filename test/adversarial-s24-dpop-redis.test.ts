@@ -19,7 +19,13 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { AuthError, CHANNELS, createVerifier, sendAuthError } from 'resource-guard';
+import {
+  AuthError,
+  CHANNELS,
+  createVerifier,
+  MemoryReplayStore,
+  sendAuthError,
+} from 'resource-guard';
 import type { DpopOptions, RejectionEvent, Verifier, VerifierOptions } from 'resource-guard';
 import { redisReplayStore } from 'resource-guard/redis';
 import type { RedisCommandClient } from 'resource-guard/redis';
@@ -485,7 +491,9 @@ describe.skipIf(!hasRedisServer)('DPoP on a shared Redis, adversarially', () => 
       try {
         const verifier = createVerifier(
           dpopOptions(issuerKey, {
-            dpop: { origin: ORIGIN },
+            // A store of its own: the fake clock moves ahead, and the process's default store
+            // judges a proof too old by the latest time it was asked.
+            dpop: { origin: ORIGIN, replay: new MemoryReplayStore() },
             isRevoked: async () => {
               if (slow) time.advance(1.6); // the hook's round trip, 1.6 s
               return false;
@@ -510,7 +518,10 @@ describe.skipIf(!hasRedisServer)('DPoP on a shared Redis, adversarially', () => 
       const time = clock();
       try {
         const verifier = createVerifier(
-          dpopOptions(issuerKey, { dpop: { origin: ORIGIN }, isRevoked: () => false }),
+          dpopOptions(issuerKey, {
+            dpop: { origin: ORIGIN, replay: new MemoryReplayStore() },
+            isRevoked: () => false,
+          }),
         );
         const p = await proof(p0, 'GET', URL_, t, { payload: { iat: Date.now() / 1000 + 5 } });
         expect(await present(verifier, p, { tok: t })).toBe('ok');

@@ -674,7 +674,10 @@ describe('server nonces (RFC 9449 §9)', () => {
   const nonce = { secret: 'a shared secret of thirty-two bytes or more' };
 
   it('a proof with the previous step’s nonce passes, and dpopNonce(req) gives the current one; only then', async () => {
-    const a = await dpopFixture({ dpop: { origin: ORIGIN, nonce } }, fx.issuerKey);
+    // A store of its own: this test moves the clock ahead, and the default store (one per process)
+    // would judge every later test's proofs too old by that time once the clock is back.
+    const replay = new MemoryReplayStore();
+    const a = await dpopFixture({ dpop: { origin: ORIGIN, nonce, replay } }, fx.issuerKey);
     const token = await fx.bound(key);
     const nonceOf = (step: number) =>
       `${step}.${createHmac('sha256', nonce.secret).update(`resource-guard dpop nonce ${step}`).digest().subarray(0, 16).toString('base64url')}`;

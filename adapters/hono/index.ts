@@ -100,7 +100,9 @@ function withMountPath(options: RequireAuthOptions | undefined): {
   prefix: string;
 } {
   const own = ownOptions(options);
-  if (own === undefined || !Object.hasOwn(own, 'mountPath')) return { route: options, prefix: '' };
+  if (own === undefined) return { route: options, prefix: '' }; // the kit refuses it
+  // The copy, not the options again: each getter read once, here.
+  if (!Object.hasOwn(own, 'mountPath')) return { route: own as RouteOptions<Context>, prefix: '' };
   const { mountPath, ...route } = own as RequireAuthOptions;
   if (mountPath === undefined) return { route, prefix: '' };
   if (typeof mountPath !== 'string' || !/^\/[^?#\\\s]*$/.test(mountPath)) {
