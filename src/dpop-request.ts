@@ -18,9 +18,13 @@ export function normalizeHtu(htu: string): string | undefined {
   }
   // The host as written, but for case and a default port (RFC 3986 §6.2.2.1, §6.2.3), as for a
   // configured origin: one the parser had to rewrite (`%2E` or `0x7f.1` in it) is no URI's.
+  // The common case first: the authority as the parser writes it, up to case.
   const authority = htu.indexOf('//') + 2;
   const end = htu.slice(authority).search(/[/?#]/);
-  if (originOf(end < 0 ? htu : htu.slice(0, authority + end)) !== url.origin) return undefined;
+  const written = end < 0 ? htu : htu.slice(0, authority + end);
+  if (written.slice(authority).toLowerCase() !== url.host && originOf(written) !== url.origin) {
+    return undefined;
+  }
   const path = normalizeEscapes(url.pathname);
   return path === undefined ? undefined : `${url.origin}${path}`;
 }
