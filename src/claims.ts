@@ -132,6 +132,17 @@ export function checkClaims(payload: JWTPayload, rules: ClaimRules, nowSeconds: 
     throw new Rejection('invalid_claim', { claim: 'scp', problem: 'not an array of strings' });
   }
 
+  checkLifetime(payload, rules, nowSeconds);
+}
+
+/**
+ * A checked token's time window (`exp`, `nbf`, `iat` not in the future, `iat + maxTokenAge`) at
+ * `nowSeconds`: checked at its verification, and again once the work that follows it has been
+ * awaited (the `isRevoked` hook, `checks`, a DPoP replay insert: seconds at most), so that an
+ * answer given after the token expired, or after the clock stepped back before its start, is the
+ * refusal a verification started then would give.
+ */
+export function checkLifetime(payload: JWTPayload, rules: ClaimRules, nowSeconds: number): void {
   const tolerance = rules.clockTolerance;
   const { nbf, iat } = payload as { nbf?: number; iat?: number };
   checkExpiry(payload, rules, nowSeconds);
@@ -141,17 +152,6 @@ export function checkClaims(payload: JWTPayload, rules: ClaimRules, nowSeconds: 
   if (iat !== undefined && iat > nowSeconds + tolerance) {
     throw new Rejection('issued_in_future', { secondsAhead: Math.ceil(iat - nowSeconds), iat });
   }
-  checkAge(payload, rules, nowSeconds);
-}
-
-/**
- * The end of a checked token's life (`exp`, and `iat + maxTokenAge`) at `nowSeconds`: checked at
- * its verification, and again once the work that follows it has been awaited (the `isRevoked`
- * hook, `checks`, a DPoP replay insert: seconds at most), so that an answer given after the token
- * expired is the refusal a verification started then would give.
- */
-export function checkLifetime(payload: JWTPayload, rules: ClaimRules, nowSeconds: number): void {
-  checkExpiry(payload, rules, nowSeconds);
   checkAge(payload, rules, nowSeconds);
 }
 

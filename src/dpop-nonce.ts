@@ -51,6 +51,13 @@ export class NonceIssuer {
     return (await this.#nonceOf(step)) === nonce;
   }
 
+  /** Whether `nonce`, which {@link isValid} accepted, is still in its window at `now`. */
+  stillValid(nonce: unknown, now = Date.now()): boolean {
+    const step = Number(NONCE.exec(String(nonce))?.[1]);
+    const current = Math.floor(now / 1000 / this.#step);
+    return step === current || step === current - 1;
+  }
+
   #keyOf(): CryptoKey | Promise<CryptoKey> {
     if (this.#key !== undefined) return this.#key;
     const pending = crypto.subtle

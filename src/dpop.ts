@@ -188,6 +188,16 @@ export class Dpop {
       `${header.jkt} ${htu} ${payload.jti as string}`,
       payload.iat as number,
     );
+    // The nonce judged before the awaits above may have expired during them.
+    if (this.#nonces !== undefined && !this.#nonces.stillValid(payload.nonce)) {
+      throw new Rejection(
+        'dpop_nonce_required',
+        { problem: 'the nonce expired while the request was being checked' },
+        undefined,
+        undefined,
+        await this.#nonces.current(),
+      );
+    }
     // Only for a request that passed: what its successful answer carries.
     if (newer !== undefined) this.#newerNonce.set(presented.request, newer);
   }

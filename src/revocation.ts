@@ -28,6 +28,8 @@ export class Revocation {
    * it would outlive the memo's own record of the revocation (evicted when full, or expired).
    */
   #revocations = 0;
+  /** How many "revoked" answers the memo has dropped (evicted, or expired and swept). */
+  #forgotten = 0;
 
   constructor(isRevoked: (auth: AuthInfo) => unknown, memoSeconds: number, timeoutSeconds: number) {
     this.#isRevoked = isRevoked;
@@ -35,8 +37,11 @@ export class Revocation {
     this.#timeoutMs = timeoutSeconds * 1000;
   }
 
-  /** `undefined` when a remembered answer says "not revoked"; throws or rejects a Rejection. */
-  check(auth: AuthInfo): Promise<void> | undefined {
+  /**
+   * `undefined` when a remembered answer says "not revoked"; throws or rejects a Rejection.
+   * `again`: the second ask of {@link check} (never a third).
+   */
+  check(auth: AuthInfo, again = false): Promise<void> | undefined {
     const token = auth.token;
     if (this.#memoMs > 0) {
       const known = this.#memo.get(token);
@@ -45,9 +50,10 @@ export class Revocation {
       if (known !== undefined && now < known.until && now >= known.from) {
         return this.#answer(known.revoked, auth);
       }
-      if (known !== undefined) this.#memo.delete(token);
+      if (known !== undefined) this.#forget(token);
     }
     const asked = this.#revocations;
+    const forgotten = this.#forgotten;
     const askedAt = this.#memoMs > 0 ? Date.now() : 0;
     let answer: unknown;
     try {
@@ -66,6 +72,11 @@ export class Revocation {
     return Promise.race([answer, timeout]).then(
       (value) => {
         clearTimeout(timer);
+        // A "no" asked before the memo dropped a "revoked" (maybe this token's), with nothing
+        // remembered for it now: asked again, once, as a request starting now would be.
+        if (value === false && forgotten !== this.#forgotten && !again && !this.#memo.has(token)) {
+          return this.check(auth, true);
+        }
         return this.#settle(value, auth, asked, askedAt);
       },
       (cause: unknown) => {
@@ -100,9 +111,14 @@ export class Revocation {
   #remember(token: string, revoked: boolean, from: number): void {
     if (!this.#memo.delete(token) && this.#memo.size >= MAX_MEMO_ENTRIES) {
       const oldest = this.#memo.keys().next();
-      if (oldest.done !== true) this.#memo.delete(oldest.value);
+      if (oldest.done !== true) this.#forget(oldest.value);
     }
     this.#memo.set(token, { revoked, from, until: from + this.#memoMs });
+  }
+
+  #forget(token: string): void {
+    if (this.#memo.get(token)?.revoked === true) this.#forgotten++;
+    this.#memo.delete(token);
   }
 
   #answer(revoked: boolean, auth: AuthInfo): undefined {

@@ -10,6 +10,7 @@ import { AuthError, isSafeQuotedValue, Rejection, reportRejection, WarmUpError }
 import { configError } from './option-checks.ts';
 import type { ChallengeParams } from './errors.ts';
 import { RemoteKeySet } from './key-set.ts';
+import type { TrustedKey } from './key-set.ts';
 import { fetchedKeys, staticKeys } from './key-source.ts';
 import type { ResolvedOptions, VerifierOptions } from './options.ts';
 import { resolveOptions, resolveRequirements } from './options.ts';
@@ -92,6 +93,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
   };
   const cache = config.cache === false ? undefined : new TokenCache<AuthInfo>(config.cache);
   const inflight = new SingleFlight<AuthInfo>(!config.keys.requestScoped);
+  /** The key that verified each AuthInfo: asked again once an awaited step has answered. */
+  const vouchers = new WeakMap<AuthInfo, TrustedKey>();
 
   /**
    * The cache policy: a verification is cached for its {@link cacheableWindow}, bound to the key
@@ -99,6 +102,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
    * the whole set (see `MAX_CANDIDATES`), not on one key.
    */
   const remember = ({ auth, key }: Verified): AuthInfo => {
+    vouchers.set(auth, key);
     if (cache !== undefined && key.trusted && auth.header.kid !== undefined) {
       const [from, until] = cacheableWindow(auth.claims, config);
       const now = Date.now();
@@ -145,11 +149,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
 
   /**
    * The token still alive once an awaited step has answered (`isRevoked`, `checks`, the DPoP
-   * replay insert): an answer given after `exp` is the refusal a verification started then gives.
+   * replay insert): an answer given after `exp` is the refusal a verification started then gives;
+   * one whose key left the set (or whose set went past `maxStale`) meanwhile is verified again.
    */
-  const stillAlive = (auth: AuthInfo): AuthInfo => {
+  const stillAlive = (auth: AuthInfo): Awaitable<AuthInfo> => {
     checkLifetime(auth.claims, config, Date.now() / 1000);
-    return auth;
+    const key = vouchers.get(auth);
+    return key === undefined || key.vouches(Date.now()) ? auth : verifyFresh(auth.token);
   };
 
   /** After verification, on every request (cache hit or not): revocation, then requirements. */
