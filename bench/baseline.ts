@@ -7,7 +7,9 @@
  * Cases: a repeat token (answered from the verified-token cache) through the adapters' path (0.1:
  * `guard().attempt`; since: `resource-guard/kit`'s `routeGuard().run`) with a
  * plain `{ headers }` request and with a node-IncomingMessage-like request (`rawHeaders`), and
- * through `await verify(token)`; a first-seen token (a fresh one each op, from a pre-minted pool,
+ * through `await verify(token)`, and an organization-level API token through
+ * `await verify(token, { scopes, organization })` (per-call requirements: how session 23's
+ * per-call option scan slipped by unmeasured); a first-seen token (a fresh one each op, from a pre-minted pool,
  * cache on) for ES384 and RS256.
  *
  *   cd /tmp/old && npm run build          # the baseline's dist/
@@ -199,6 +201,8 @@ async function main() {
     const verifiers = libs.map(({ lib }) => lib.createVerifier(options)) as [Verifier, Verifier];
     const guards = verifiers.map((v, i) => adapterPath(v, libs[i]!.kit)) as [Guard, Guard];
     const token = await benchToken(es384);
+    const ORGANIZATION = { scopes: ['read:products'], organization: 'org-bench' };
+    const orgToken = await benchToken(es384, undefined, { organization_id: 'org-bench' });
 
     // Repeat token: a first sighting fills each cache (and loads the keys); then always a hit.
     const repeatCases: Case[] = [];
@@ -236,6 +240,24 @@ async function main() {
         ],
       },
     );
+    // A build older than organization-level requirements refuses the option: no such case then.
+    const orgSupported = await Promise.all(
+      verifiers.map((v) =>
+        v.verify(orgToken, ORGANIZATION).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    if (orgSupported.every(Boolean)) {
+      repeatCases.push({
+        name: 'repeat  await verify(org token, { organization })',
+        sides: [0, 1].map((i) => timeAsync(() => verifiers[i]!.verify(orgToken, ORGANIZATION))) as [
+          Timer,
+          Timer,
+        ],
+      });
+    } else console.log('(organization case skipped: a build does not support it)');
 
     // First-seen: the same fresh tokens for both sides, each used once per side. Ops per round
     // are fixed (so both sides see the same tokens), sized from a calibration to about ROUND_MS.

@@ -28,9 +28,13 @@ export async function benchKey(alg: BenchAlg): Promise<BenchKey> {
 let serial = 0;
 
 /** A Logto-shaped M2M access token, valid for an hour. */
-export function benchToken(key: BenchKey, scope = 'read:products write:products'): Promise<string> {
+export function benchToken(
+  key: BenchKey,
+  scope = 'read:products write:products',
+  extra: Record<string, unknown> = {},
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ scope, client_id: 'bench-app' })
+  return new SignJWT({ ...extra, scope, client_id: 'bench-app' })
     .setProtectedHeader({ alg: key.alg, typ: 'at+jwt', kid: key.kid })
     .setJti(`bench-${process.pid}-${serial++}`)
     .setSubject('bench-app')
