@@ -9,8 +9,8 @@
  * plain `{ headers }` request and with a node-IncomingMessage-like request (`rawHeaders`), and
  * through `await verify(token)`, and an organization-level API token through
  * `await verify(token, { scopes, organization })` (per-call requirements: how session 23's
- * per-call option scan slipped by unmeasured); a first-seen token (a fresh one each op, from a pre-minted pool,
- * cache on) for ES384 and RS256.
+ * per-call option scan slipped by unmeasured); a first-seen token (a fresh one each op, from a
+ * pre-minted pool, cache on) for ES384 and RS256.
  *
  *   cd /tmp/old && npm run build          # the baseline's dist/
  *   npm run build && cp -r dist /tmp/new-dist   # freeze the candidate
