@@ -47,6 +47,14 @@ interface Rig {
    * another request arrives with a token signed by `next` (an unknown kid: refetch).
    */
   rotateOut(verifier: { verify(token: string): Promise<unknown> }): Promise<void>;
+  /**
+   * An `isRevoked` hook that says "not revoked"; once `arm`ed, its next call first rotates the key
+   * out (the rotating request asks the hook too: it disarms first).
+   */
+  rotatingHook(): {
+    isRevoked: () => Promise<boolean>;
+    arm(verifier: { verify(token: string): Promise<unknown> }): void;
+  };
 }
 
 async function rig(): Promise<Rig> {
@@ -69,6 +77,18 @@ async function rig(): Promise<Rig> {
       world.keys = [next.jwk];
       expect(await outcome(verifier.verify(nextToken))).toBe('ok');
     },
+    rotatingHook() {
+      let armed: { verify(token: string): Promise<unknown> } | undefined;
+      return {
+        isRevoked: async () => {
+          const verifier = armed;
+          armed = undefined;
+          if (verifier !== undefined) await this.rotateOut(verifier);
+          return false;
+        },
+        arm: (verifier) => void (armed = verifier),
+      };
+    },
   };
 }
 
@@ -84,41 +104,21 @@ describe('the signing key leaves the key set while an awaited step runs', () => 
   // by revocationTimeout (2 s default).
   it('isRevoked on a first sighting: 401 unknown_kid once the hook answers', async () => {
     const r = await rig();
-    let rotate = false;
-    const verifier = createVerifier(
-      r.options({
-        isRevoked: async () => {
-          if (rotate) {
-            rotate = false; // the rotating request asks the hook too
-            await r.rotateOut(verifier);
-          }
-          return false;
-        },
-      }),
-    );
+    const hook = r.rotatingHook();
+    const verifier = createVerifier(r.options({ isRevoked: hook.isRevoked }));
     await verifier.warm();
     const token = await mint(r.key);
-    rotate = true;
+    hook.arm(verifier);
     expect(await outcome(verifier.authenticate(bearer(token)))).toBe('401 unknown_kid');
   });
 
   it('isRevoked: the cold verification started right after the answer says 401 unknown_kid (held)', async () => {
     const r = await rig();
-    let rotate = false;
-    const verifier = createVerifier(
-      r.options({
-        isRevoked: async () => {
-          if (rotate) {
-            rotate = false; // the rotating request asks the hook too
-            await r.rotateOut(verifier);
-          }
-          return false;
-        },
-      }),
-    );
+    const hook = r.rotatingHook();
+    const verifier = createVerifier(r.options({ isRevoked: hook.isRevoked }));
     const token = await mint(r.key);
     expect(await outcome(verifier.authenticate(bearer(token)))).toBe('ok'); // cached
-    rotate = true;
+    hook.arm(verifier);
     await outcome(verifier.authenticate(bearer(token)));
     // The cache entry is bound to the key: dropped, never answered again.
     expect(await outcome(verifier.authenticate(bearer(token)))).toBe('401 unknown_kid');
@@ -147,23 +147,17 @@ describe('the signing key leaves the key set while an awaited step runs', () => 
   it('DPoP, isRevoked: 401 unknown_kid once the hook answers', async () => {
     const r = await rig();
     const holder = await makeProofKey();
-    let rotate = false;
+    const hook = r.rotatingHook();
     const verifier = createVerifier(
       r.options({
         dpop: { origin: ORIGIN, replay: new MemoryReplayStore() },
-        isRevoked: async () => {
-          if (rotate) {
-            rotate = false; // the rotating request asks the hook too
-            await r.rotateOut(verifier);
-          }
-          return false;
-        },
+        isRevoked: hook.isRevoked,
       }),
     );
     await verifier.warm();
     const token = await mint(r.key, m2mClaims({ cnf: { jkt: holder.jkt } }));
     const p = await proof(holder, 'GET', `${ORIGIN}/products`, token);
-    rotate = true;
+    hook.arm(verifier);
     expect(await outcome(verifier.authenticate(dpopRequest(token, p)))).toBe('401 unknown_kid');
   });
 
