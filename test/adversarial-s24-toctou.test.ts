@@ -61,7 +61,7 @@ async function rig(): Promise<Rig> {
   const [key, next] = await Promise.all([makeKey('ES256'), makeKey('ES256')]);
   const { world, fetch } = mutableJwks([key.jwk]);
   const nextToken = await mint(next);
-  return {
+  const self: Rig = {
     key,
     next,
     world,
@@ -83,13 +83,28 @@ async function rig(): Promise<Rig> {
         isRevoked: async () => {
           const verifier = armed;
           armed = undefined;
-          if (verifier !== undefined) await this.rotateOut(verifier);
+          if (verifier !== undefined) await self.rotateOut(verifier);
           return false;
         },
         arm: (verifier) => void (armed = verifier),
       };
     },
   };
+  return self;
+}
+
+/** A verifier on one static ES256 key, the fake clock at a whole second (`now`, in s). */
+async function onStaticKey(extra: (time: ReturnType<typeof clock>) => Partial<VerifierOptions>) {
+  const issuerKey = await makeKey('ES256');
+  const now = Math.floor(Date.now() / 1000);
+  const time = clock(now * 1000);
+  const verifier = createVerifier({
+    issuer: ISSUER,
+    audience: AUDIENCE,
+    jwks: { keys: [issuerKey.jwk] },
+    ...extra(time),
+  });
+  return { issuerKey, now, time, verifier };
 }
 
 afterEach(() => {
@@ -427,36 +442,22 @@ describe('the clock stepped back while an awaited step runs', () => {
   // issued_in_future / not_yet_valid), the slow request is accepted. The cache already refuses
   // such a hit (its validFrom). Low: a step back larger than clockTolerance (5 s) inside a 2 s hook.
   it('isRevoked while the clock steps back 10 s: 401 issued_in_future', async () => {
-    const issuerKey = await makeKey('ES256');
-    const now = Math.floor(Date.now() / 1000);
-    const time = clock(now * 1000);
     let step = false;
-    const verifier = createVerifier({
-      issuer: ISSUER,
-      audience: AUDIENCE,
-      jwks: { keys: [issuerKey.jwk] },
+    const { issuerKey, now, verifier } = await onStaticKey((time) => ({
       clockTolerance: 1,
       isRevoked: async () => {
         await sleep(2);
         if (step) time.advance(-10);
         return false;
       },
-    });
+    }));
     const token = await mint(issuerKey, m2mClaims({ iat: now - 1, exp: now + 3600 }));
     step = true;
     expect(await outcome(verifier.authenticate(bearer(token)))).toBe('401 issued_in_future');
   });
 
   it('the same step back with no awaited step, on a cache hit: 401 issued_in_future (held)', async () => {
-    const issuerKey = await makeKey('ES256');
-    const now = Math.floor(Date.now() / 1000);
-    const time = clock(now * 1000);
-    const verifier = createVerifier({
-      issuer: ISSUER,
-      audience: AUDIENCE,
-      jwks: { keys: [issuerKey.jwk] },
-      clockTolerance: 1,
-    });
+    const { issuerKey, now, time, verifier } = await onStaticKey(() => ({ clockTolerance: 1 }));
     const token = await mint(issuerKey, m2mClaims({ iat: now - 1, exp: now + 3600 }));
     expect(await outcome(verifier.authenticate(bearer(token)))).toBe('ok'); // cached
     time.advance(-10);
@@ -466,15 +467,7 @@ describe('the clock stepped back while an awaited step runs', () => {
 
 describe('exp and the remembered route pass (held)', () => {
   it('a remembered pass ends with the token: 401 expired after exp, synchronously', async () => {
-    const issuerKey = await makeKey('ES256');
-    const now = Math.floor(Date.now() / 1000);
-    const time = clock(now * 1000);
-    const verifier = createVerifier({
-      issuer: ISSUER,
-      audience: AUDIENCE,
-      jwks: { keys: [issuerKey.jwk] },
-      clockTolerance: 0,
-    });
+    const { issuerKey, now, time, verifier } = await onStaticKey(() => ({ clockTolerance: 0 }));
     const token = await mint(issuerKey, m2mClaims({ iat: now - 10, exp: now + 2 }));
     const route = verifier.guard({ scopes: ['read:products'] });
     expect(await outcome(route(bearer(token)))).toBe('ok');
