@@ -318,14 +318,10 @@ describe('a DPoP server nonce that expires while an awaited step runs', () => {
 
 describe('the revocation memo and a revocation mid-flight (held)', () => {
   it('a slow "not revoked" asked before a "revoked" that came first: refused, not remembered', async () => {
-    const issuerKey = await makeKey('ES256');
     const revoked = new Set<string>();
     let slowRelease: (() => void) | undefined;
     let calls = 0;
-    const verifier = createVerifier({
-      issuer: ISSUER,
-      audience: AUDIENCE,
-      jwks: { keys: [issuerKey.jwk] },
+    const { issuerKey, verifier } = await onStaticKey(() => ({
       revocationMemo: 60,
       isRevoked: async (auth) => {
         calls++;
@@ -333,7 +329,7 @@ describe('the revocation memo and a revocation mid-flight (held)', () => {
         if (calls === 1) await new Promise<void>((resolve) => (slowRelease = resolve));
         return answer;
       },
-    });
+    }));
     const token = await mint(issuerKey, m2mClaims({ jti: 'j-1' }));
     const slow = outcome(verifier.authenticate(bearer(token)));
     for (let i = 0; i < 100 && slowRelease === undefined; i++) await sleep(1);
@@ -347,14 +343,10 @@ describe('the revocation memo and a revocation mid-flight (held)', () => {
   });
 
   it('a slow "not revoked" for token A while token B was revoked: A passes, not remembered', async () => {
-    const issuerKey = await makeKey('ES256');
     let hold = true;
     let release: (() => void) | undefined;
     let calls = 0;
-    const verifier = createVerifier({
-      issuer: ISSUER,
-      audience: AUDIENCE,
-      jwks: { keys: [issuerKey.jwk] },
+    const { issuerKey, verifier } = await onStaticKey(() => ({
       revocationMemo: 60,
       isRevoked: async (auth) => {
         calls++;
@@ -364,7 +356,7 @@ describe('the revocation memo and a revocation mid-flight (held)', () => {
         }
         return auth.claims.jti === 'b';
       },
-    });
+    }));
     const [a, b] = await Promise.all([
       mint(issuerKey, m2mClaims({ jti: 'a' })),
       mint(issuerKey, m2mClaims({ jti: 'b' })),
