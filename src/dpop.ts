@@ -353,6 +353,12 @@ export class Dpop {
     if (fresh === false) throw new Rejection('dpop_replayed');
     if (fresh === true) {
       const now = Date.now() / 1000;
+      // A clock stepped back while the route's rules or the store ran: the iat is in the future
+      // now, as a verification started now finds it; its entry, timed from this clock, would
+      // expire while the proof's window is still open.
+      if (iat > now + this.#clockTolerance) {
+        throw new Rejection('dpop_proof_stale', { problem: 'iat in the future', iat, now });
+      }
       // An insert that landed after a first use's entry expired (a slow store, slow route rules
       // between the claims check and the insert) is no first use (RFC 9449 §11.1). The bound is
       // the claims check's, the store's latest call included.

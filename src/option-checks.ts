@@ -413,13 +413,14 @@ const showItem = (value: unknown) => (typeof value === 'string' ? quote(value) :
  * request: `read:${req.params.kind}`).
  */
 export const quote = (value: string) =>
-  USERINFO.test(value)
+  USERINFO.test(value.replace(/[\t\n\r]/g, ''))
     ? 'a URL with credentials (not shown)'
     : safeText(JSON.stringify(value.slice(0, 64)), Number.POSITIVE_INFINITY);
 
 /**
  * A URL-like value with a `user:password@` before its host (`https://`, `https:`, `https:\\`,
- * surrounding whitespace: every spelling the URL parser reads as credentials): never shown in a
+ * surrounding whitespace, and a tab or line break anywhere, which the URL parser removes before
+ * it reads the rest: every spelling it reads as credentials): never shown in a
  * message, which lands in logs (as `httpUrl` already does for `jwksUri`).
  */
 const USERINFO = /^[\s\p{Cc}]*[a-z][a-z\d+.-]*:[/\\]*[^/\\?#]*@/iu;
