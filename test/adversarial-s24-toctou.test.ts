@@ -14,6 +14,7 @@ import type { ProofKey } from './helpers/dpop.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 import { clock, outcome } from './helpers/outcome.ts';
+import { onStaticKey } from './helpers/static-verifier.ts';
 import { Revocation } from '../src/revocation.ts';
 
 const JWKS_URL = 'https://issuer.test/jwks';
@@ -91,20 +92,6 @@ async function rig(): Promise<Rig> {
     },
   };
   return self;
-}
-
-/** A verifier on one static ES256 key, the fake clock at a whole second (`now`, in s). */
-async function onStaticKey(extra: (time: ReturnType<typeof clock>) => Partial<VerifierOptions>) {
-  const issuerKey = await makeKey('ES256');
-  const now = Math.floor(Date.now() / 1000);
-  const time = clock(now * 1000);
-  const verifier = createVerifier({
-    issuer: ISSUER,
-    audience: AUDIENCE,
-    jwks: { keys: [issuerKey.jwk] },
-    ...extra(time),
-  });
-  return { issuerKey, now, time, verifier };
 }
 
 afterEach(() => {

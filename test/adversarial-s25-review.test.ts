@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createVerifier, logto, MemoryReplayStore } from 'resource-guard';
 import { routeGuard } from 'resource-guard/kit';
 import type { VerifierOptions } from 'resource-guard';
+import { onStaticKey } from './helpers/static-verifier.ts';
 import { dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import { clock, outcome } from './helpers/outcome.ts';
@@ -277,15 +278,7 @@ describe('the synchronous cache-hit path after the session 24 fixes (held)', () 
   });
 
   it('a token that expired since its cache entry: refused at once, synchronously', async () => {
-    const issuerKey = await makeKey('ES256');
-    const now = Math.floor(Date.now() / 1000);
-    const time = clock(now * 1000);
-    const verifier = createVerifier({
-      issuer: ISSUER,
-      audience: AUDIENCE,
-      jwks: { keys: [issuerKey.jwk] },
-      clockTolerance: 0,
-    });
+    const { issuerKey, now, time, verifier } = await onStaticKey(() => ({ clockTolerance: 0 }));
     const token = await mint(issuerKey, m2mClaims({ iat: now - 10, exp: now + 2 }));
     const guard = routeGuard<object>(verifier, {});
     expect(await guard.run({}, bearer(token), outcomeOf)).toBe('passed');
@@ -296,15 +289,7 @@ describe('the synchronous cache-hit path after the session 24 fixes (held)', () 
 
 describe('async checks and a slow replay store across a clock step back (held, token side)', () => {
   it('an async checks rule while the clock steps back past the token iat: 401 issued_in_future', async () => {
-    const issuerKey = await makeKey('ES256');
-    const now = Math.floor(Date.now() / 1000);
-    const time = clock(now * 1000);
-    const verifier = createVerifier({
-      issuer: ISSUER,
-      audience: AUDIENCE,
-      jwks: { keys: [issuerKey.jwk] },
-      clockTolerance: 1,
-    });
+    const { issuerKey, now, time, verifier } = await onStaticKey(() => ({ clockTolerance: 1 }));
     const token = await mint(issuerKey, m2mClaims({ iat: now - 1, exp: now + 3600 }));
     const checks = {
       slow: async () => {
