@@ -252,6 +252,17 @@ export class Dpop {
         actual: claimed ?? 'not an absolute http(s) URL without credentials',
       });
     }
+    this.#judgeWindow(iat, false);
+    return claimed;
+  }
+
+  /**
+   * The proof's window: `iat` no later than now and no earlier than `maxAge` before the latest of
+   * now and the store's latest call (a clock stepped back must not reopen a window an instance
+   * sharing the store has closed), `clockTolerance` either side. Judged at the claims check and
+   * again once the replay store has answered (`answered`).
+   */
+  #judgeWindow(iat: number, answered: boolean): void {
     const now = Date.now() / 1000;
     const tolerance = this.#clockTolerance;
     if (iat > now + tolerance) {
@@ -260,8 +271,9 @@ export class Dpop {
     const accepted = ASKED_AT.get(this.#options.replay) ?? -Infinity;
     if (iat < Math.max(now, accepted) - this.#options.maxAge - tolerance) {
       throw new Rejection('dpop_proof_stale', {
-        problem:
-          accepted > now
+        problem: answered
+          ? 'too old by the time the replay store answered'
+          : accepted > now
             ? 'too old: the replay store was asked at a later time (the clock stepped back)'
             : 'too old',
         iat,
@@ -269,7 +281,6 @@ export class Dpop {
         maxAge: this.#options.maxAge,
       });
     }
-    return claimed;
   }
 
   /** The request's URL without query: a configured origin, or (`trustHost`) the Host header. */
@@ -352,29 +363,12 @@ export class Dpop {
     }
     if (fresh === false) throw new Rejection('dpop_replayed');
     if (fresh === true) {
-      const now = Date.now() / 1000;
-      // A clock stepped back while the route's rules or the store ran: the iat is in the future
-      // now, as a verification started now finds it; its entry, timed from this clock, would
-      // expire while the proof's window is still open.
-      if (iat > now + this.#clockTolerance) {
-        throw new Rejection('dpop_proof_stale', { problem: 'iat in the future', iat, now });
-      }
-      // An insert that landed after a first use's entry expired (a slow store, slow route rules
-      // between the claims check and the insert) is no first use (RFC 9449 §11.1). The bound is
-      // the claims check's, the store's latest call included.
-      if (
-        iat <
-        Math.max(now, ASKED_AT.get(store) ?? -Infinity) -
-          this.#options.maxAge -
-          this.#clockTolerance
-      ) {
-        throw new Rejection('dpop_proof_stale', {
-          problem: 'too old by the time the replay store answered',
-          iat,
-          now,
-          maxAge: this.#options.maxAge,
-        });
-      }
+      // Judged again now the store has answered: a clock stepped back while the route's rules or
+      // the store ran puts the iat in the future, as a verification started now finds it (its
+      // entry, timed from this clock, would expire while the proof's window is still open); and
+      // an insert that landed after a first use's entry expired (a slow store, slow route rules
+      // between the claims check and the insert) is no first use (RFC 9449 §11.1).
+      this.#judgeWindow(iat, true);
     } else {
       throw new Rejection(
         'dpop_replay_unavailable',
