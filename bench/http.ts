@@ -9,7 +9,8 @@
  *   ±30%). All four get the same request, `Authorization` header included (the others ignore it):
  *   what differs is the middleware, not the bytes on the wire. `--node <binary>` runs the servers
  *   on another Node (the paired table only); `--framework express|koa|fastify` limits the paired
- *   table to one framework.
+ *   table to one framework. `--against <checkout>`: instead, bare and this build guarded against
+ *   another checkout's build guarded (runAgainst), for a change's cost over HTTP.
  * - peer: Express guarded by resource-guard vs by express-oauth2-jwt-bearer, paired the same way.
  * - distinct: a guarded server of its own per framework, alone on core 0; every request carries a
  *   token that server (and every other) has never seen: tokens come from a per-server pool
@@ -17,12 +18,12 @@
  *   walks once (bench/wrk.lua); a run that runs out of tokens is void (an error). Pools are
  *   minted between runs, sized from the highest rate seen so far.
  *
- *   npm run bench:http [-- --rounds 8 --seconds 5]
+ *   npm run bench:http [-- --rounds 8 --seconds 5] [-- --against /tmp/old --framework koa]
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +40,7 @@ const { values: args } = parseArgs({
     node: { type: 'string' },
     // One framework's paired table only (express, koa or fastify).
     framework: { type: 'string' },
+    against: { type: 'string' },
   },
   strict: false,
 });
@@ -66,8 +68,8 @@ async function startServer(
   variant: string,
   env: NodeJS.ProcessEnv,
   node = process.execPath,
+  entry = fileURLToPath(new URL('./http-server.ts', import.meta.url)),
 ): Promise<Server> {
-  const entry = fileURLToPath(new URL('./http-server.ts', import.meta.url));
   const [command, ...rest] = pin(0, [node, '--import', 'tsx', entry, framework, variant]);
   const child = spawn(command!, rest, { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const [line] = (await once(child.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
@@ -435,6 +437,71 @@ export async function runHttp(
   }
 }
 
+/**
+ * Two builds over HTTP (`--against <checkout>`): per framework, bare, guarded by the other
+ * checkout's build (its own bench/http-server.ts, which imports its own dist/ by package name:
+ * build it first) and guarded by this one, loaded at the same moment, fresh processes every
+ * round; ratio = this / other within a round. The question a change's author asks ("did my
+ * change cost the guarded request anything?"), answered without the host's mood: both builds
+ * share the same seconds and the same core.
+ */
+export async function runAgainst(
+  checkout: string,
+  log = console.log,
+  {
+    rounds = Number(args.rounds),
+    seconds = Number(args.seconds),
+    node = (args.node as string | undefined) ?? process.execPath,
+  }: { rounds?: number; seconds?: number; node?: string } = {},
+): Promise<{ framework: string; oldRatio: Spread; newRatio: Spread; newToOld: Spread }[]> {
+  const other = join(checkout, 'bench/http-server.ts');
+  if (!existsSync(other) || !existsSync(join(checkout, 'dist'))) {
+    throw new Error(`--against ${checkout}: no bench/http-server.ts or no dist/ there (build it)`);
+  }
+  const setup = await setUp();
+  const servers: Server[] = [];
+  const rows = [];
+  try {
+    for (const framework of FRAMEWORKS) {
+      const ratios = { old: [] as number[], new: [] as number[], newToOld: [] as number[] };
+      for (let round = 0; round < rounds; round++) {
+        const group = [
+          await startServer(framework, 'bare', setup.env, node),
+          await startServer(framework, 'guarded', setup.env, node, other),
+          await startServer(framework, 'guarded', setup.env, node),
+        ];
+        servers.push(...group);
+        const load = (time: number) => {
+          const started: Promise<Awaited<ReturnType<typeof wrk>>>[] = [];
+          for (const i of rotation(group.length, round)) {
+            started[i] = wrk(group[i]!.url, time, { token: setup.repeat });
+          }
+          return Promise.all(started);
+        };
+        await load(2);
+        const [b, o, n] = (await load(seconds)).map((r) => r.rps) as [number, number, number];
+        await Promise.all(group.map(stop));
+        ratios.old.push(o / b);
+        ratios.new.push(n / b);
+        ratios.newToOld.push(n / o);
+        log(
+          `round ${round + 1}/${rounds} ${framework.padEnd(8)} bare ${b.toFixed(0)} | other ${o.toFixed(0)} (${(o / b).toFixed(3)}) | this ${n.toFixed(0)} (${(n / b).toFixed(3)}) | this/other ${(n / o).toFixed(3)}`,
+        );
+      }
+      rows.push({
+        framework,
+        oldRatio: spread(ratios.old),
+        newRatio: spread(ratios.new),
+        newToOld: spread(ratios.newToOld),
+      });
+    }
+    return rows;
+  } finally {
+    for (const server of servers) server.child.kill();
+    setup.close();
+  }
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const show = (rows: readonly PairedRow[]) => {
     for (const row of rows) {
@@ -444,7 +511,14 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       );
     }
   };
-  if (typeof args.node === 'string') {
+  if (typeof args.against === 'string') {
+    const fmt = (r: Spread) => `${r.median.toFixed(3)} [${r.min.toFixed(3)}–${r.max.toFixed(3)}]`;
+    for (const row of await runAgainst(args.against)) {
+      console.log(
+        `${row.framework}: other/bare ${fmt(row.oldRatio)}, this/bare ${fmt(row.newRatio)}, this/other ${fmt(row.newToOld)}`,
+      );
+    }
+  } else if (typeof args.node === 'string') {
     const result = await runPaired();
     console.log(`servers on Node ${result.node}`);
     show(result.rows);
