@@ -102,7 +102,12 @@ function bounded(answer: Promise<unknown>, name: string, timeoutMs: number): Pro
 /** Exact scope matching: all-of, or any-of with `any`. */
 export function checkScopes(granted: readonly string[], requirements: Requirements): void {
   const required = requirements.scopes;
-  if (required === undefined) return;
+  if (required === undefined) {
+    // `any` over no list at all (a route table entry whose `scopes` went missing) is any one of
+    // none, as `scopes: []` is: it admits no token.
+    if (requirements.any !== true) return;
+    throw new Rejection('insufficient_scope', { required: [], granted: [...granted], any: true });
+  }
   // A handful of scopes: `includes` (exact string equality) beats building a Set per request; an
   // indexed loop, not a callback or an iterator (which allocates on a frozen array), on this
   // every-request path. All of none is met; any one of none never is (a list built at run time
