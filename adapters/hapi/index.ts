@@ -35,6 +35,11 @@ export interface ResourceGuardCredentials {
   readonly auth: AuthInfo;
   /** The granted scopes, so that a route's own `auth.access.scope` works on top. */
   scope: string[];
+  /**
+   * A user token's subject (absent on a machine-to-machine token), so that a route's own
+   * `auth.access.entity` (`'user'`, `'app'`) tells them apart as Hapi does: by `credentials.user`.
+   */
+  user?: { readonly id: string };
 }
 
 /** For `server.route<ResourceGuardRefs>(...)`: `request.auth.credentials.auth` is not optional. */
@@ -98,7 +103,7 @@ function scheme(verifier: Verifier): ServerAuthScheme<StrategyOptions> {
             // For the answer (a newer DPoP-Nonce): set by `response` below, once there is one.
             if (headers !== undefined) answerHeaders.set(request, headers);
             return auth
-              ? h.authenticated({ credentials: { auth, scope: [...auth.scopes] } })
+              ? h.authenticated({ credentials: credentialsOf(auth) })
               : h.unauthenticated(anonymous()); // `optional: true` and no credentials
           },
           respond: (error) => h.unauthenticated(boomOf(error, request, true)),
@@ -119,6 +124,12 @@ function scheme(verifier: Verifier): ServerAuthScheme<StrategyOptions> {
     };
   };
 }
+
+/** Hapi's credentials: `user` only for a user token (Hapi's `entity` reads it). */
+const credentialsOf = (auth: AuthInfo): ResourceGuardCredentials =>
+  auth.isMachine
+    ? { auth, scope: [...auth.scopes] }
+    : { auth, scope: [...auth.scopes], user: { id: auth.subject } };
 
 /** Headers for the answer to a request the scheme authenticated (a newer DPoP-Nonce). */
 const answerHeaders = new WeakMap<Request, Readonly<Record<string, string>>>();
