@@ -104,6 +104,7 @@ export function checkAudience(
 
 const STRING_CLAIMS = ['sub', 'jti', 'client_id', 'scope', 'organization_id'] as const;
 const TIME_CLAIMS = ['exp', 'nbf', 'iat'] as const;
+const TYPED_CLAIMS: ReadonlySet<string> = new Set([...STRING_CLAIMS, ...TIME_CLAIMS]);
 
 /**
  * After the signature: claim presence and types, then the time window with `clockTolerance`
@@ -111,7 +112,10 @@ const TIME_CLAIMS = ['exp', 'nbf', 'iat'] as const;
  */
 export function checkClaims(payload: JWTPayload, rules: ClaimRules, nowSeconds: number): void {
   for (const claim of rules.requiredClaims) {
-    if (!Object.hasOwn(payload, claim) || payload[claim] === undefined) {
+    const value = Object.hasOwn(payload, claim) ? payload[claim] : undefined;
+    // A required claim that is `null` has no value: missing (the registered claims' own type
+    // checks below refuse a null as `invalid_claim`).
+    if (value === undefined || (value === null && !TYPED_CLAIMS.has(claim))) {
       throw new Rejection('missing_claim', { claim });
     }
   }

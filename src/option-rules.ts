@@ -155,7 +155,16 @@ const ROUTE_HINTS = Object.fromEntries(
 
 const claimValue: Check<string | number | boolean> = (value, path) => {
   if (typeof value === 'string' || typeof value === 'boolean') return value;
-  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'number' && Number.isFinite(value)) {
+    // Past 2^53 a JSON number is rounded before it is compared: another id would equal it.
+    if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+      configError(
+        path,
+        'is an integer beyond Number.MAX_SAFE_INTEGER: compared after rounding, another id would equal it (have the issuer write such ids as strings)',
+      );
+    }
+    return value;
+  }
   return configError(
     path,
     `must be a string, a finite number or a boolean (got ${describe(value)})`,

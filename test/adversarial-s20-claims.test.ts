@@ -346,7 +346,9 @@ async function reference(token: string, config: Config, route: Route): Promise<s
   if (route.machine === true && !(isStr(payload.client_id) && payload.sub === payload.client_id)) {
     return 'machine';
   }
-  // --- scopes: RFC 6749 §3.3, space-delimited, exact tokens
+  // --- scopes: RFC 6749 §3.3, space-delimited, exact tokens; any one of no list (absent or
+  // empty) is met by no token (session 26: an absent list with `any` admitted every token)
+  if (route.scopes === undefined && route.any === true) return 'scope';
   if (route.scopes !== undefined) {
     const granted = own(payload, 'scope')
       ? (payload.scope as string).split(' ')
@@ -910,7 +912,9 @@ const routeArb: fc.Arbitrary<Route> = fc
   })
   .map(({ scopes, any, machine, org }) => ({
     ...(scopes !== undefined && { scopes }),
-    ...(any && { any }),
+    // `any` with no list admits no token: kept only beside `machine` (still sampled, without
+    // starving the acceptance side of the sample)
+    ...(any && (scopes !== undefined || machine) && { any }),
     ...(machine && { machine }),
     ...(org === 'any' ? { anyOrganization: true } : org === 'none' ? {} : { organization: org }),
   }));
