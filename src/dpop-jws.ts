@@ -46,6 +46,17 @@ export function checkProofHeader(
   }
   const secret = PRIVATE_MEMBERS.filter((name) => name in jwk);
   if (secret.length > 0) throw proofRejection('jwk holds a private key', { members: secret });
+  // The key's own metadata, as jose's EmbeddedJWK and WebCrypto read it (a key imported with empty
+  // key_ops verifies nothing there): a key published for another use or algorithm, or one whose
+  // key_ops do not allow verifying, verifies no proof, whichever route checks its signature.
+  const { use, alg: keyAlg, key_ops: ops } = jwk as Record<string, unknown>;
+  if (
+    (use !== undefined && use !== 'sig') ||
+    (keyAlg !== undefined && keyAlg !== alg) ||
+    (ops !== undefined && !(Array.isArray(ops) && ops.length === 1 && ops[0] === 'verify'))
+  ) {
+    throw proofRejection('jwk is not a key for verifying this algorithm (use, alg or key_ops)');
+  }
   const { kty, n, e } = jwk as { kty?: unknown; n?: unknown; e?: unknown };
   // RSA from 2048 to 8192 bits, with a small public exponent: a client's key costs the server one
   // bounded import and verification, never a 16384-bit or huge-exponent one. The size is the

@@ -420,10 +420,12 @@ export const quote = (value: string) =>
 /**
  * A URL-like value with a `user:password@` before its host (`https://`, `https:`, `https:\\`,
  * surrounding whitespace, and a tab or line break anywhere, which the URL parser removes before
- * it reads the rest: every spelling it reads as credentials): never shown in a
- * message, which lands in logs (as `httpUrl` already does for `jwksUri`).
+ * it reads the rest: every spelling it reads as credentials), and a password with an unencoded
+ * `/`, `?`, `#` or `\\` (which the parser cannot read: the URL is refused, and its message must
+ * not show it either): never shown in a message, which lands in logs (as `httpUrl` already does
+ * for `jwksUri`). A path or query with an `@` is hidden too: a message can do without it.
  */
-const USERINFO = /^[\s\p{Cc}]*[a-z][a-z\d+.-]*:[/\\]*[^/\\?#]*@/iu;
+const USERINFO = /^[\s\p{Cc}]*[a-z][a-z\d+.-]*:[^@]*@/iu;
 
 /**
  * An array whose items all pass `item`, copied and frozen. A string is refused with a hint:
