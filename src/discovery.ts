@@ -59,7 +59,11 @@ async function discover(issuer: string, options: DiscoveryOptions): Promise<URL>
   try {
     document = await fetchJson(openid, { ...options, maxBytes: MAX_DISCOVERY_BYTES });
   } catch (error) {
-    if (!(error instanceof KeySourceError && error.code === 'http_status')) throw error;
+    // Only a document that is not there sends us to RFC 8414: an issuer that is down or busy
+    // (5xx, 429, 408) is reported as it answered, and not asked a second URL it may not serve.
+    if (!(error instanceof KeySourceError && error.code === 'http_status' && !unavailable(error))) {
+      throw error;
+    }
     url = oauth;
     document = await fetchJson(oauth, { ...options, maxBytes: MAX_DISCOVERY_BYTES });
   }
@@ -85,4 +89,10 @@ async function discover(issuer: string, options: DiscoveryOptions): Promise<URL>
     throw new KeySourceError('invalid_document', 'jwks_uri must use https', url.href);
   }
   return jwksUri;
+}
+
+/** An HTTP answer that says the server cannot answer now, not that the document is absent. */
+function unavailable(error: KeySourceError): boolean {
+  const status = error.status ?? 0;
+  return status >= 500 || status === 429 || status === 408;
 }

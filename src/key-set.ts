@@ -367,10 +367,14 @@ export class RemoteKeySet {
     }
     if (this.#inflight !== undefined) return this.#inflight;
     const now = Date.now();
-    if (within(this.#lastFetchAt, this.#lastFetchAt + this.#options.cooldown * 1000, now)) {
+    const cooldownEnds = this.#lastFetchAt + this.#options.cooldown * 1000;
+    if (within(this.#lastFetchAt, cooldownEnds, now)) {
       // Too soon to ask again. If the last attempt failed, the kid may well be a new key we could
       // not fetch: that is an outage (503), not proof the token is bad (401).
       if (this.#failures > 0) {
+        // Retry when the kid can be fetched: the back-off's end, and for a fresh set (no
+        // background refresh) not before the cooldown's end either.
+        const retryAt = this.#fresh(now) ? Math.max(this.#retryAt, cooldownEnds) : this.#retryAt;
         throw new Rejection(
           'keys_unavailable',
           {
@@ -379,7 +383,7 @@ export class RemoteKeySet {
             ...this.#failureDetails(),
           },
           undefined,
-          Math.max(1, (this.#retryAt - now) / 1000),
+          Math.max(1, (retryAt - now) / 1000),
         );
       }
       return snapshot;
