@@ -216,11 +216,17 @@ export interface Verifier {
   ): Promise<AuthInfo<Claims> | undefined>;
   authenticate<Claims extends object = CustomClaims>(
     request: RequestLike,
-    requirements?: Requirements,
+    requirements?: Requirements & { readonly optional?: false },
   ): Promise<AuthInfo<Claims>>;
+  /** Requirements whose `optional` is only known at run time: anonymous is a possible answer. */
+  authenticate<Claims extends object = CustomClaims>(
+    request: RequestLike,
+    requirements?: Requirements,
+  ): Promise<AuthInfo<Claims> | undefined>;
   /** `authenticate` with requirements checked once, up front: the building block of adapters. */
   guard(requirements: OptionalRequirements): Guard<undefined>;
-  guard(requirements?: Requirements): Guard;
+  guard(requirements?: Requirements & { readonly optional?: false }): Guard;
+  guard(requirements?: Requirements): Guard<undefined>;
   /** The RFC 9728 metadata to serve, when the `resourceMetadata` option is set. */
   readonly resourceMetadata: ResourceMetadata | undefined;
   /**
