@@ -207,8 +207,12 @@ export const signatureRoute: {
 /**
  * Whether the thread pool has ever called back (`crypto.verify`'s callback form). Until it has,
  * every pool verification has a watchdog: a runtime whose callback never comes (a partial
- * node:crypto) must not hang requests. When one fires, the pool is never used again here: every
- * key verifies inline (which the start-up probe proved), and the waiting verifications go to jose.
+ * node:crypto) must not hang requests. When one fires (judged a turn later: timers run before
+ * the poll that hears the pool, so a loop blocked past the deadline must not count against it),
+ * the pool is not used until it calls back: every key verifies inline (which the start-up probe
+ * proved), and the waiting verifications go to jose. A callback after its watchdog (a pool that
+ * was only busy: libuv's threads also run fs, zlib, dns and the app's own crypto) proves the
+ * pool, which is used again.
  */
 let poolProven = false;
 let poolBroken = false;
@@ -226,6 +230,44 @@ const INLINE_BUDGET_MS = 0.2;
 let pooled = 0;
 /** Of those, the slow keys' (route `pool`: P-384, P-521). */
 let pooledSlow = 0;
+/**
+ * The most slow keys' verifications handed to the thread pool at once: twice libuv's thread count
+ * (`UV_THREADPOOL_SIZE`, 4 by default; not read on Deno, where reading the environment asks for a
+ * permission), so that a thread that finishes one always finds the next (at exactly the thread
+ * count, each waited for the event loop to hand it more: 6% less throughput). The others wait
+ * here, first in, first out: the pool's own queue is first in, first out too and shared with
+ * `dns.lookup` (a JWKS fetch's first step), the file system, zlib and every adaptive
+ * verification sent there, so a flood of forged P-384 tokens must not queue seconds of work
+ * ahead of them: behind this bound, they wait about one verification.
+ */
+const SLOW_ON_POOL = (() => {
+  if ('Deno' in globalThis) return 8;
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process
+    ?.env;
+  const size = Number(env?.UV_THREADPOOL_SIZE);
+  return 2 * (Number.isInteger(size) && size >= 1 ? Math.min(size, 1024) : 4);
+})();
+/** Slow keys' verifications waiting for a pool slot (see {@link SLOW_ON_POOL}). */
+const slowWaiting: (() => void)[] = [];
+/** Of those, the ones handed a slot and about to start (a microtask away). */
+let slowStarting = 0;
+
+/**
+ * Starts waiting slow keys' verifications while the pool has room for them, or all of them when
+ * the pool is broken (each then verifies inline). Called whenever room may have appeared: a
+ * verification settled, the pool declared broken, or a callback proving it again. Each starts in
+ * a microtask (no recursion through a callback form that throws), its slot reserved meanwhile.
+ */
+function startWaiting(): void {
+  while (slowWaiting.length > 0 && (poolBroken || pooledSlow + slowStarting < SLOW_ON_POOL)) {
+    const next = slowWaiting.shift() as () => void;
+    slowStarting++;
+    queueMicrotask(() => {
+      slowStarting--;
+      next();
+    });
+  }
+}
 /** Time spent verifying inline (adaptive keys) in this turn of the event loop, in ms. */
 let inlineMs = 0;
 let turnEnding = false;
@@ -330,36 +372,62 @@ export function verifySignature(
       if (settled) return false;
       settled = true;
       pooled--;
-      if (slow) pooledSlow--;
+      if (slow) {
+        pooledSlow--;
+        startWaiting();
+      }
       if (watchdog !== undefined) clearTimeout(watchdog);
       return true;
     };
     const fallback = () => viaJose(token, key, alg).then(resolve, reject);
-    pooled++;
-    if (slow) pooledSlow++;
-    if (!poolProven) {
-      watchdog = setTimeout(() => {
-        // The pool has answered another verification since: it works, and this one is queued.
-        if (poolProven || !settle()) return;
-        poolBroken = true;
-        warnOnce(
-          'RESOURCE_GUARD_CRYPTO_POOL',
-          `crypto.verify did not call back within ${signatureRoute.poolProofMs} ms: signatures are verified on the event loop from now on`,
-        );
-        void fallback();
-      }, signatureRoute.poolProofMs);
-      (watchdog as { unref?: () => void }).unref?.();
-    }
-    try {
-      verify(hash, input, keyInput, signature, (error, ok) => {
-        if (!settle()) return;
-        poolProven = true;
-        if (error === null) resolve(ok);
-        else void fallback();
-      });
-    } catch {
-      if (settle()) void fallback();
-    }
+    const start = () => {
+      if (poolBroken) {
+        // Declared broken while this one waited for a slot: inline, as every verification is.
+        try {
+          resolve(verify(hash, input, keyInput, signature));
+        } catch {
+          void fallback();
+        }
+        return;
+      }
+      pooled++;
+      if (slow) pooledSlow++;
+      if (!poolProven) {
+        watchdog = setTimeout(() => {
+          // Judged a turn later: an answer that is ready is heard in this turn's poll.
+          nextTurn(() => {
+            // The pool has answered another verification since: it works, and this one is queued.
+            if (poolProven || !settle()) return;
+            poolBroken = true;
+            startWaiting(); // the waiting ones verify inline now, as every verification does
+            warnOnce(
+              'RESOURCE_GUARD_CRYPTO_POOL',
+              `crypto.verify did not call back within ${signatureRoute.poolProofMs} ms: signatures are verified on the event loop until it does`,
+            );
+            void fallback();
+          });
+        }, signatureRoute.poolProofMs);
+        (watchdog as { unref?: () => void }).unref?.();
+      }
+      try {
+        verify(hash, input, keyInput, signature, (error, ok) => {
+          // Any callback, even one after its watchdog, proves the pool: busy, not broken.
+          poolProven = true;
+          poolBroken = false;
+          if (!settle()) {
+            startWaiting(); // late: its watchdog settled it, and left the waiting ones waiting
+            return;
+          }
+          if (error === null) resolve(ok);
+          else void fallback();
+        });
+      } catch {
+        if (settle()) void fallback();
+      }
+    };
+    const wait = slow && (pooledSlow + slowStarting >= SLOW_ON_POOL || slowWaiting.length > 0);
+    if (wait) slowWaiting.push(start);
+    else start();
   });
 }
 

@@ -405,7 +405,7 @@ describe('the thread pool watchdog and a pool that is only busy (real libuv pool
     return `${input}.${signature.toString('base64url')}`;
   }
 
-  // FAULT (open, reverted fix; low): a thread pool that is merely busy when resource-guard first uses it is declared
+  // FIXED (was a fault, low): a thread pool that is merely busy when resource-guard first uses it is declared
   // broken for the life of the process. Until the pool has called back once, each pool
   // verification has a watchdog (5 s); if the pool is queued up with other work at that moment
   // (bcrypt or scrypt of a login route, zlib of a compression middleware, fs: libuv has 4 threads
@@ -422,46 +422,42 @@ describe('the thread pool watchdog and a pool that is only busy (real libuv pool
   // proves the pool and lifts `poolBroken`; a pool that never calls back is handled as before).
   // Note: test/signature-pool-watchdog.test.ts 'late, after the watchdog' pins "inline now" and
   // would need to say "the pool again" with the fix.
-  it.fails(
-    'a P-384 verification queued behind a 0.6 s pbkdf2 backlog falls back once, and the pool is used again when it calls back',
-    async () => {
-      vi.resetModules();
-      cleanups.push(() => vi.resetModules());
-      const signature: typeof SignatureModule = await import('../src/signature.ts');
-      signature.signatureRoute.poolProofMs = 150; // the watchdog, shortened (5 s in production)
-      const warnings: string[] = [];
-      const onWarning = (warning: Error & { code?: string }) =>
-        void warnings.push(`${warning.code}`);
-      process.on('warning', onWarning);
-      cleanups.push(() => process.off('warning', onWarning));
+  it('a P-384 verification queued behind a 0.6 s pbkdf2 backlog falls back once, and the pool is used again when it calls back', async () => {
+    vi.resetModules();
+    cleanups.push(() => vi.resetModules());
+    const signature: typeof SignatureModule = await import('../src/signature.ts');
+    signature.signatureRoute.poolProofMs = 150; // the watchdog, shortened (5 s in production)
+    const warnings: string[] = [];
+    const onWarning = (warning: Error & { code?: string }) => void warnings.push(`${warning.code}`);
+    process.on('warning', onWarning);
+    cleanups.push(() => process.off('warning', onWarning));
 
-      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
-      const good = es384(privateKey, 'a legit token');
-      // Calibrate one pbkdf2 job, then queue enough to keep every pool thread busy for ~0.6 s.
-      const derive = promisify(pbkdf2);
-      const started = performance.now();
-      await derive('password', 'salt', 20_000, 64, 'sha512');
-      const jobMs = Math.max(1, performance.now() - started);
-      const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4) || 4;
-      const jobs = Math.min(400, Math.ceil((threads * 600) / jobMs) + threads);
-      const backlog = Promise.all(
-        Array.from({ length: jobs }, () => derive('password', 'salt', 20_000, 64, 'sha512')),
-      );
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    const good = es384(privateKey, 'a legit token');
+    // Calibrate one pbkdf2 job, then queue enough to keep every pool thread busy for ~0.6 s.
+    const derive = promisify(pbkdf2);
+    const started = performance.now();
+    await derive('password', 'salt', 20_000, 64, 'sha512');
+    const jobMs = Math.max(1, performance.now() - started);
+    const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4) || 4;
+    const jobs = Math.min(400, Math.ceil((threads * 600) / jobMs) + threads);
+    const backlog = Promise.all(
+      Array.from({ length: jobs }, () => derive('password', 'salt', 20_000, 64, 'sha512')),
+    );
 
-      const first = signature.verifySignature(good, publicKey, 'ES384');
-      expect(first).toBeInstanceOf(Promise); // P-384: the pool's
-      expect(await first).toBe(true); // answered (by the fallback), right
-      await backlog;
-      await new Promise((resolve) => setTimeout(resolve, 100)); // the late callback has come
-      await new Promise((resolve) => setImmediate(resolve));
-      expect(warnings).toContain('RESOURCE_GUARD_CRYPTO_POOL'); // the watchdog did fire
+    const first = signature.verifySignature(good, publicKey, 'ES384');
+    expect(first).toBeInstanceOf(Promise); // P-384: the pool's
+    expect(await first).toBe(true); // answered (by the fallback), right
+    await backlog;
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the late callback has come
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(warnings).toContain('RESOURCE_GUARD_CRYPTO_POOL'); // the watchdog did fire
 
-      // The pool called back: it works. A P-384 verification belongs on it, not on the event loop.
-      const later = signature.verifySignature(good, publicKey, 'ES384');
-      expect(later).toBeInstanceOf(Promise);
-      expect(await later).toBe(true);
-    },
-  );
+    // The pool called back: it works. A P-384 verification belongs on it, not on the event loop.
+    const later = signature.verifySignature(good, publicKey, 'ES384');
+    expect(later).toBeInstanceOf(Promise);
+    expect(await later).toBe(true);
+  });
 
   it('the same backlog after the pool has called back once: no watchdog, no fallback, the pool keeps its work (guard)', async () => {
     vi.resetModules();

@@ -322,7 +322,7 @@ describe('the pool counters after callback errors and synchronous throws (held)'
 // ---------------------------------------------------------------------------------------------
 
 describe('the pool watchdog when the event loop, not the pool, was late', () => {
-  // FAULT (open, reverted fix; low): the watchdog (src/signature.ts:341-350) takes a timer that fired as proof that
+  // FIXED (was a fault, low): the watchdog (src/signature.ts:341-350) takes a timer that fired as proof that
   // the pool never answered. But libuv runs due timers before the poll that delivers the pool's
   // answers: when the event loop is blocked past `poolProofMs` (5 s by default: a long GC, a
   // synchronous start-up step, a CPU-starved container) while the process's first pool
@@ -331,7 +331,7 @@ describe('the pool watchdog when the event loop, not the pool, was late', () => 
   // ES384) runs on the event loop, 0.4-1.1 ms each, and a flood of forged ES384 tokens holds the
   // loop itself, starving cached tokens too (the very thing f4f6fcf and session 25 protect).
   // Fix: /tmp/s26/review/fix-1.patch (judge the watchdog one turn later, after the poll).
-  it.fails('a loop blocked past the deadline does not declare a working pool broken', async () => {
+  it('a loop blocked past the deadline does not declare a working pool broken', async () => {
     vi.resetModules();
     const fresh = await import('../src/signature.ts');
     fresh.signatureRoute.poolProofMs = 100;
@@ -420,7 +420,7 @@ describe('a backlog of forged slow-key tokens, and the inline budget spent by fo
     expect(before).toBeLessThan(BACKLOG / 2);
   });
 
-  // FAULT (open, reverted fix; medium): the fast-key escape added in f4f6fcf (src/signature.ts:244: inline while a
+  // FIXED (was a fault, medium): the fast-key escape added in f4f6fcf (src/signature.ts:244: inline while a
   // slow key is pooled, but only within the turn's 0.2 ms budget) is spent by the attacker's own
   // forged fast-key tokens. An issuer with an RSA (or P-256) key beside its P-384 one (Logto keeps
   // the previous key after a rotation) lets a flood mix forged ES384 and forged RS256 tokens: the
@@ -430,24 +430,21 @@ describe('a backlog of forged slow-key tokens, and the inline budget spent by fo
   // slow keys (src/signature.ts:324-363), so anything that must use the pool waits for all of it.
   // Fix: /tmp/s26/review/fix-2.patch (at most threads - 1 slow verifications on the pool, the rest
   // wait in a FIFO of their own; also fixes the next test).
-  it.fails(
-    'a fresh RS256 token after forged RS256 tokens that spent the turn budget is not queued behind them',
-    async () => {
-      const token = await mint(fast);
-      const { before, legitOutcome } = await behind(
-        () => Array.from({ length: 64 }, () => outcome(verifier.verify(forgedRS256()))),
-        () => verifier.verify(token),
-      );
-      expect(legitOutcome).toBe('ok');
-      expect(before).toBeLessThan(BACKLOG / 2);
-    },
-  );
+  it('a fresh RS256 token after forged RS256 tokens that spent the turn budget is not queued behind them', async () => {
+    const token = await mint(fast);
+    const { before, legitOutcome } = await behind(
+      () => Array.from({ length: 64 }, () => outcome(verifier.verify(forgedRS256()))),
+      () => verifier.verify(token),
+    );
+    expect(legitOutcome).toBe('ok');
+    expect(before).toBeLessThan(BACKLOG / 2);
+  });
 
-  // FAULT (open, reverted fix; medium, same root cause): libuv's pool is shared. dns.lookup (every JWKS fetch by host
+  // FIXED (was a fault, medium, same root cause): libuv's pool is shared. dns.lookup (every JWKS fetch by host
   // name: an unknown-kid refresh, the background refresh), fs and zlib wait for the whole backlog
   // of forged P-384 verifications; under a sustained flood a JWKS refresh times out, and once
   // maxStale has passed every request is a 503. Fix: /tmp/s26/review/fix-2.patch.
-  it.fails("dns.lookup (a JWKS fetch's first step) is not queued behind them", async () => {
+  it("dns.lookup (a JWKS fetch's first step) is not queued behind them", async () => {
     const { before, legitOutcome } = await behind(
       () => [],
       () => lookup('localhost'),
