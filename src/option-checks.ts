@@ -414,7 +414,7 @@ const showItem = (value: unknown) => (typeof value === 'string' ? quote(value) :
  */
 export const quote = (value: string) =>
   USERINFO.test(value.replace(/[\t\n\r]/g, ''))
-    ? 'a URL with credentials (not shown)'
+    ? 'a value that may hold a password (not shown)'
     : safeText(JSON.stringify(value.slice(0, 64)), Number.POSITIVE_INFINITY);
 
 /**
@@ -423,9 +423,11 @@ export const quote = (value: string) =>
  * it reads the rest: every spelling it reads as credentials), and a password with an unencoded
  * `/`, `?`, `#` or `\\` (which the parser cannot read: the URL is refused, and its message must
  * not show it either): never shown in a message, which lands in logs (as `httpUrl` already does
- * for `jwksUri`). A path or query with an `@` is hidden too: a message can do without it.
+ * for `jwksUri`). A path or query with an `@` is hidden too: a message can do without it. So is
+ * any value with a `:` before an `@`, a scheme or not (`//user:pw@host`, the typo `https//`, a
+ * value whose quotes were kept): a password needs the `:`, wherever the value starts.
  */
-const USERINFO = /^[\s\p{Cc}]*[a-z][a-z\d+.-]*:[^@]*@/iu;
+const USERINFO = /:[^@]*@/u;
 
 /**
  * An array whose items all pass `item`, copied and frozen. A string is refused with a hint:
