@@ -25,6 +25,7 @@ import { AuthError, createVerifier, KeySourceError } from 'resource-guard';
 import type { RejectionEvent, Verifier, VerifierOptions } from 'resource-guard';
 import { requireAuth as honoAuth } from 'resource-guard/hono';
 import { normalizeHtu, originOf, pathOf } from '../src/dpop-request.ts';
+import { listenLoopback } from './helpers/http.ts';
 import { dpopOptions, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
 import type { ProofKey } from './helpers/dpop.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
@@ -109,15 +110,9 @@ async function send(
 async function honoOnNode(app: Hono): Promise<number> {
   const { createAdaptorServer } = await import('@hono/node-server');
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return (server.address() as AddressInfo).port;
+  const { port, close } = await listenLoopback(server);
+  cleanups.push(close);
+  return port;
 }
 
 const honoErrors = (app: Hono) =>
@@ -732,15 +727,9 @@ describe('onRejected returning odd thenables; KeySourceError.url', () => {
 
 async function httpServer(handler: (req: IncomingMessage, res: ServerResponse) => void) {
   const server: Server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { origin, close } = await listenLoopback(server);
+  cleanups.push(close);
+  return origin;
 }
 
 describe('discovery: jwks_uri userinfo in every spelling', () => {

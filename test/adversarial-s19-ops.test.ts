@@ -18,6 +18,7 @@ import { brotliCompressSync, constants as zlibConstants, deflateSync, gzipSync }
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AuthError, createVerifier, KeySourceError } from 'resource-guard';
 import type { RejectionEvent, VerifierOptions } from 'resource-guard';
+import { listenLoopback } from './helpers/http.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 import { outcome } from './helpers/outcome.ts';
@@ -41,15 +42,8 @@ async function httpServer(handler: Handler) {
     hits.push(req.url ?? '');
     handler(req, res);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
+  const { origin, close } = await listenLoopback(server);
+  cleanups.push(close);
   return { origin, url: `${origin}/jwks`, hits };
 }
 

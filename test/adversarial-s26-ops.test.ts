@@ -24,12 +24,12 @@ import { generateKeyPairSync, pbkdf2, sign as nodeSign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AuthError, createVerifier, MemoryReplayStore } from 'resource-guard';
 import type { AuthInfo, RejectionEvent, Verifier } from 'resource-guard';
 import type * as SignatureModule from '../src/signature.ts';
+import { listenLoopback } from './helpers/http.ts';
 import { dpopFixture, dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
 import type { ProofKey } from './helpers/dpop.ts';
 import { startJwksServer } from './helpers/jwks-server.ts';
@@ -210,15 +210,8 @@ describe('discovery against an issuer that is down', () => {
       if (req.url === '/oidc/.well-known/openid-configuration') res.writeHead(status).end();
       else res.writeHead(404).end();
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => resolve());
-        }),
-    );
-    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { origin, close } = await listenLoopback(server);
+    cleanups.push(close);
     return { issuer: `${origin}/oidc`, origin, hits };
   }
 
