@@ -210,9 +210,9 @@ export const signatureRoute: {
  * node:crypto) must not hang requests. When one fires (judged a turn later: timers run before
  * the poll that hears the pool, so a loop blocked past the deadline must not count against it),
  * the pool is not used until it calls back: every key verifies inline (which the start-up probe
- * proved), and the waiting verifications go to jose. A callback after its watchdog (a pool that
- * was only busy: libuv's threads also run fs, zlib, dns and the app's own crypto) proves the
- * pool, which is used again.
+ * proved), the ones it was waiting for too (not jose: on Node, WebCrypto runs on that same pool).
+ * A callback after its watchdog (a pool that was only busy: libuv's threads also run fs, zlib,
+ * dns and the app's own crypto) proves the pool, which is used again.
  */
 let poolProven = false;
 let poolBroken = false;
@@ -251,20 +251,31 @@ const SLOW_ON_POOL = (() => {
 const slowWaiting: (() => void)[] = [];
 /** Of those, the ones handed a slot and about to start (a microtask away). */
 let slowStarting = 0;
+/** A turn is due to verify the next waiters inline (the pool declared broken). */
+let drainDue = false;
 
 /**
- * Starts waiting slow keys' verifications while the pool has room for them, or all of them when
- * the pool is broken (each then verifies inline). Called whenever room may have appeared: a
- * verification settled, the pool declared broken, or a callback proving it again. Each starts in
- * a microtask (no recursion through a callback form that throws), its slot reserved meanwhile.
+ * Starts waiting slow keys' verifications while the pool has room for them, or, when the pool is
+ * broken, SLOW_ON_POOL of them a turn (each then verifies inline: a backlog must not hold the
+ * event loop for all of it at once). Called whenever room may have appeared: a verification
+ * settled, the pool declared broken, or a callback proving it again. Each starts in a microtask
+ * (no recursion through a callback form that throws), its slot reserved meanwhile.
  */
 function startWaiting(): void {
-  while (slowWaiting.length > 0 && (poolBroken || pooledSlow + slowStarting < SLOW_ON_POOL)) {
+  while (slowWaiting.length > 0 && !poolBroken && pooledSlow + slowStarting < SLOW_ON_POOL) {
     const next = slowWaiting.shift() as () => void;
     slowStarting++;
     queueMicrotask(() => {
       slowStarting--;
       next();
+    });
+  }
+  if (poolBroken && slowWaiting.length > 0 && !drainDue) {
+    drainDue = true;
+    nextTurn(() => {
+      drainDue = false;
+      if (poolBroken) for (const next of slowWaiting.splice(0, SLOW_ON_POOL)) next();
+      startWaiting(); // the rest a turn later, or on the pool's room if it called back meanwhile
     });
   }
 }
@@ -366,32 +377,43 @@ export function verifySignature(
   const slow = ready.route === 'pool';
   return new Promise((resolve, reject) => {
     let settled = false;
+    let counted = false;
     let watchdog: ReturnType<typeof setTimeout> | undefined;
     /** Once per verification, whichever comes first: the callback, a throw or the watchdog. */
     const settle = (): boolean => {
       if (settled) return false;
       settled = true;
+      if (watchdog !== undefined) clearTimeout(watchdog);
+      return true;
+    };
+    /** Off the pool: its callback came, or it threw (a watchdog's leaves it on, and counted). */
+    const uncount = () => {
+      if (!counted) return;
+      counted = false;
       pooled--;
       if (slow) {
         pooledSlow--;
         startWaiting();
       }
-      if (watchdog !== undefined) clearTimeout(watchdog);
-      return true;
     };
     const fallback = () => viaJose(token, key, alg).then(resolve, reject);
+    /** Inline, as the start-up probe proved (jose's WebCrypto would use the same thread pool). */
+    const inline = () => {
+      try {
+        resolve(verify(hash, input, keyInput, signature));
+      } catch {
+        void fallback();
+      }
+    };
     const start = () => {
       if (poolBroken) {
         // Declared broken while this one waited for a slot: inline, as every verification is.
-        try {
-          resolve(verify(hash, input, keyInput, signature));
-        } catch {
-          void fallback();
-        }
+        inline();
         return;
       }
       pooled++;
       if (slow) pooledSlow++;
+      counted = true;
       if (!poolProven) {
         watchdog = setTimeout(() => {
           // Judged a turn later: an answer that is ready is heard in this turn's poll.
@@ -404,7 +426,7 @@ export function verifySignature(
               'RESOURCE_GUARD_CRYPTO_POOL',
               `crypto.verify did not call back within ${signatureRoute.poolProofMs} ms: signatures are verified on the event loop until it does`,
             );
-            void fallback();
+            inline();
           });
         }, signatureRoute.poolProofMs);
         (watchdog as { unref?: () => void }).unref?.();
@@ -414,14 +436,17 @@ export function verifySignature(
           // Any callback, even one after its watchdog, proves the pool: busy, not broken.
           poolProven = true;
           poolBroken = false;
+          uncount();
           if (!settle()) {
             startWaiting(); // late: its watchdog settled it, and left the waiting ones waiting
             return;
           }
-          if (error === null) resolve(ok);
+          // Only the synchronous form was probed: an answer that is not a boolean is not believed.
+          if (error === null && typeof ok === 'boolean') resolve(ok);
           else void fallback();
         });
       } catch {
+        uncount();
         if (settle()) void fallback();
       }
     };

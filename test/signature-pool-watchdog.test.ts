@@ -23,7 +23,7 @@ afterEach(() => {
 });
 
 describe('a pool that never calls back', () => {
-  it('answers every waiting verification (by jose) and then verifies inline', async () => {
+  it('answers every waiting verification (inline) and then verifies inline', async () => {
     const warnings: string[] = [];
     const onWarning = (warning: Error & { code?: string }) => void warnings.push(`${warning.code}`);
     process.on('warning', onWarning);
