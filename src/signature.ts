@@ -226,6 +226,8 @@ let poolBroken = false;
  * only a caller awaiting many tokens one after another within one turn hops to the pool sooner.
  */
 const INLINE_BUDGET_MS = 0.2;
+/** The most time watchdogs' answers verify inline in one turn, in ms (see answerLate). */
+const WATCHDOG_TURN_MS = 10;
 /** Verifications on the thread pool now. */
 let pooled = 0;
 /** Of those, the slow keys' (route `pool`: P-384, P-521). */
@@ -251,6 +253,8 @@ const SLOW_ON_POOL = (() => {
 const slowWaiting: (() => void)[] = [];
 /** Of those, the ones handed a slot and about to start (a microtask away). */
 let slowStarting = 0;
+/** How long an abandoned verification (its watchdog fired) holds its slot, in poolProofMs. */
+const ABANDONED_HOLD = 20;
 /** A turn is due to verify the next waiters inline (the pool declared broken). */
 let drainDue = false;
 
@@ -405,6 +409,19 @@ export function verifySignature(
         void fallback();
       }
     };
+    /**
+     * A watchdog's answer, inline: many may fire in one turn (a burst sent to the pool at once),
+     * so past WATCHDOG_TURN_MS of inline work in this turn the rest wait for the next turns.
+     */
+    const answerLate = () => {
+      if (inlineMs >= WATCHDOG_TURN_MS) {
+        nextTurn(answerLate);
+        return;
+      }
+      const began = performance.now();
+      inline();
+      spentInline(performance.now() - began);
+    };
     const start = () => {
       if (poolBroken) {
         // Declared broken while this one waited for a slot: inline, as every verification is.
@@ -426,7 +443,11 @@ export function verifySignature(
               'RESOURCE_GUARD_CRYPTO_POOL',
               `crypto.verify did not call back within ${signatureRoute.poolProofMs} ms: signatures are verified on the event loop until it does`,
             );
-            inline();
+            // Counted until its callback (the bound holds after a false alarm), but not for ever:
+            // a callback that never comes must not hold a slot once others have proven the pool.
+            const release = setTimeout(uncount, ABANDONED_HOLD * signatureRoute.poolProofMs);
+            (release as { unref?: () => void }).unref?.();
+            answerLate();
           });
         }, signatureRoute.poolProofMs);
         (watchdog as { unref?: () => void }).unref?.();

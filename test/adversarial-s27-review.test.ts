@@ -1,7 +1,8 @@
 /**
  * Session 27, review of 4dea240 (src/signature.ts: the slow-key queue, startWaiting, the
  * watchdog) by a helper. Tests named `F<n>` reproduce a finding: each FAILED on 4dea240 and passes
- * on the fix (FIXED below). Tests named `S<n>` probe what was found sound.
+ * on the fix (FIXED below). Tests named `S<n>` probe what was found sound. A second review, of
+ * that fix (8ab0838): `R<n>` failed on it, and its own `S<n>` probes.
  * Answers and their order are asserted; time only as a bound on a hang, or (F2b) against the
  * busy pool's own time measured in the same run.
  */
@@ -21,13 +22,13 @@ afterEach(() => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const turn = () => new Promise((r) => setImmediate(r));
 const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const es256 = (() => {
+const es256n = (n: number) => {
   const header = Buffer.from(JSON.stringify({ alg: 'ES256' })).toString('base64url');
-  const input = `${header}.${Buffer.from('{"n":1}').toString('base64url')}`;
+  const input = `${header}.${Buffer.from(`{"n":${n}}`).toString('base64url')}`;
   const s = sign('sha256', Buffer.from(input), { key: p256.privateKey, dsaEncoding: 'ieee-p1363' });
   return `${input}.${s.toString('base64url')}`;
-})();
-/** 16 distinct tokens, even ones good (signing P-384 is slow: a backlog cycles over them). */
+};
+const es256 = es256n(1);
 const TOKENS = Array.from({ length: 16 }, (_, i) => es384(i, i % 2 === 0));
 const tok = (i: number) => TOKENS[i % 16] as string;
 const ok = (i: number) => i % 2 === 0;
@@ -35,7 +36,11 @@ const realVerify = crypto.verify;
 
 /** src/signature.ts afresh over a callback form that does what `impl` says. */
 async function loadCustom(
-  impl: (args: unknown[], callback: (e: Error | null, ok: unknown) => void, call: number) => void,
+  impl: (
+    args: unknown[],
+    callback: (e: Error | null, ok: unknown) => void,
+    call: number,
+  ) => unknown,
   poolProofMs = 50,
 ): Promise<Signature> {
   vi.resetModules();
@@ -44,8 +49,7 @@ async function loadCustom(
     const callback = args[4] as ((e: Error | null, ok: unknown) => void) | undefined;
     if (typeof callback !== 'function')
       return (realVerify as (...a: unknown[]) => boolean)(...args);
-    impl(args, callback, ++calls);
-    return undefined;
+    return impl(args, callback, ++calls);
   }) as typeof crypto.verify);
   const module = await import('../src/signature.ts');
   module.signatureRoute.poolProofMs = poolProofMs;
@@ -244,5 +248,179 @@ describe('sound (pass on 4dea240)', () => {
     expect(m.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true); // inline: pooledSlow > 0
     expect(await answers(flood, 3000)).toEqual(flood.map(() => false));
     expect(probe.maxOutstanding()).toBeLessThanOrEqual(SLOW_ON_POOL);
+  });
+});
+
+describe('second review (of 8ab0838): findings', () => {
+  // FIXED (was a fault, low; a runtime that drops callbacks, not libuv): calls abandoned by their watchdog stay counted until their
+  // callback (8ab0838, src/signature.ts:389-398, 416, 422). If those callbacks never come but the
+  // pool is then proven by another call (late), pooledSlow stays at SLOW_ON_POOL for good: every
+  // later P-384 verification waits in slowWaiting forever, on a pool that now answers in 5 ms.
+  it('R1: start-up calls lost, pool proven later: later ES384 verifications are still answered', async () => {
+    // calls 1..8: the ES384 ones, lost; every later call (ES256 on the pool, new ES384) answers.
+    const probe = await loadSignature(
+      (call) => (call <= SLOW_ON_POOL ? 'never' : call < 40 ? 100 : 5),
+      30,
+    );
+    const m = probe.module;
+    const first = Array.from({ length: SLOW_ON_POOL }, (_, i) =>
+      m.verifySignature(tok(i), p384.publicKey, 'ES384'),
+    );
+    // A burst of ES256 in the same turn: past the inline budget, some go to the pool (100 ms).
+    const fast = Array.from({ length: 30 }, (_, i) =>
+      m.verifySignature(es256n(i), p256.publicKey, 'ES256'),
+    );
+    expect(await answers([...first, ...fast], 3000)).toEqual([
+      ...Array.from({ length: SLOW_ON_POOL }, (_, i) => ok(i)),
+      ...fast.map(() => true),
+    ]);
+    for (let i = 0; i < 200 && probe.scheduled() > 0; i++) await sleep(5); // proven, unbroken
+    expect(probe.callbacks()).toBeGreaterThan(0);
+    const later = Array.from({ length: 4 }, (_, i) =>
+      m.verifySignature(tok(i), p384.publicKey, 'ES384'),
+    );
+    expect(await answers(later, 2000)).toEqual([true, false, true, false]);
+  });
+
+  // FIXED (was a fault, low): the watchdogs of a burst of adaptive verifications sent to the pool all fire in one
+  // timers phase; 8ab0838 answers each inline (src/signature.ts:418-430), all in one check phase,
+  // past INLINE_BUDGET_MS: the event loop is held for the whole burst (jose before: async).
+  it('R2: watchdogs of a burst of adaptive verifications answer it over several turns, not one', async () => {
+    const probe = await loadSignature(() => 'never', 30);
+    const m = probe.module;
+    const n = 2000;
+    const tokens = Array.from({ length: n }, (_, i) => es256n(i));
+    let ticks = 0;
+    let stop = false;
+    const tick = () => {
+      ticks++;
+      if (!stop) setImmediate(tick);
+    };
+    const answeredAt: number[] = [];
+    const p = tokens.map((t) =>
+      Promise.resolve(m.verifySignature(t, p256.publicKey, 'ES256')).then((v) => {
+        answeredAt.push(ticks);
+        return v;
+      }),
+    );
+    await turn();
+    setImmediate(tick);
+    const got = await answers(p, 10_000);
+    stop = true;
+    expect(got.every((v) => v === true)).toBe(true);
+    const perTick = new Map<number, number>();
+    for (const t of answeredAt) perTick.set(t, (perTick.get(t) ?? 0) + 1);
+    // Before: all 2,000 in one check phase (about 125 ms here). Now 10 ms of them a turn.
+    expect(Math.max(...perTick.values())).toBeLessThan(n / 2);
+  });
+});
+
+describe('second review: sound', () => {
+  it('S1: a callback form that ignores the callback and returns a boolean: answered, then inline', async () => {
+    const m = await loadCustom((args) => truth(args), 30);
+    const p = Array.from({ length: 3 * SLOW_ON_POOL }, (_, i) =>
+      m.verifySignature(tok(i), p384.publicKey, 'ES384'),
+    );
+    expect(await answers(p, 3000)).toEqual(p.map((_, i) => ok(i)));
+    expect(m.verifySignature(tok(0), p384.publicKey, 'ES384')).toBe(true); // broken: inline
+  });
+
+  it('S2: Deno-style callback form (sync compute, callback in setTimeout): all answered, bound kept', async () => {
+    let out = 0;
+    let max = 0;
+    const m = await loadCustom((args, cb) => {
+      const r = truth(args);
+      out++;
+      max = Math.max(max, out);
+      setTimeout(() => {
+        out--;
+        cb(null, r);
+      });
+    }, 30);
+    const p = Array.from({ length: 5 * SLOW_ON_POOL }, (_, i) =>
+      m.verifySignature(tok(i), p384.publicKey, 'ES384'),
+    );
+    expect(await answers(p, 3000)).toEqual(p.map((_, i) => ok(i)));
+    expect(max).toBeLessThanOrEqual(SLOW_ON_POOL);
+    await turn();
+    expect(m.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
+  });
+
+  it('S3: callback then a synchronous throw in the same call: answered once, counters back', async () => {
+    const m = await loadCustom((args, cb) => {
+      cb(null, truth(args));
+      throw new Error('after');
+    }, 30);
+    const p = Array.from({ length: 3 * SLOW_ON_POOL }, (_, i) =>
+      m.verifySignature(tok(i), p384.publicKey, 'ES384'),
+    );
+    expect(await answers(p, 3000)).toEqual(p.map((_, i) => ok(i)));
+    await turn();
+    expect(m.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
+  });
+
+  it('S4: callback twice (answer, then the opposite): the first answer stands', async () => {
+    const m = await loadCustom((args, cb) => {
+      const r = truth(args);
+      setTimeout(() => {
+        cb(null, r);
+        cb(null, !r);
+      }, 2);
+    }, 30);
+    const p = Array.from({ length: 3 * SLOW_ON_POOL }, (_, i) =>
+      m.verifySignature(tok(i), p384.publicKey, 'ES384'),
+    );
+    expect(await answers(p, 3000)).toEqual(p.map((_, i) => ok(i)));
+    await turn();
+    expect(m.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
+  });
+
+  it('S5: broken with a 200-deep backlog, then a late callback mid-drain: all answered, FIFO on the pool, counters back', async () => {
+    const probe = await loadSignature((call) => (call <= SLOW_ON_POOL ? 45 : 3), 20);
+    const m = probe.module;
+    const n = 200;
+    const distinct = Array.from({ length: n }, (_, i) => es384(i, ok(i)));
+    const p = distinct.map((t) => m.verifySignature(t, p384.publicKey, 'ES384'));
+    expect(await answers(p, 5000)).toEqual(p.map((_, i) => ok(i)));
+    for (let i = 0; i < 200 && probe.scheduled() > 0; i++) await sleep(5);
+    const order = probe.started.slice(SLOW_ON_POOL);
+    expect(order).toEqual([...order].sort((x, y) => x - y));
+    await turn();
+    expect(m.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
+    const q = Array.from({ length: 3 * SLOW_ON_POOL }, (_, i) =>
+      m.verifySignature(tok(i), p384.publicKey, 'ES384'),
+    );
+    expect(await answers(q, 3000)).toEqual(q.map((_, i) => ok(i)));
+    expect(probe.maxOutstanding()).toBeLessThanOrEqual(SLOW_ON_POOL);
+  });
+
+  it('S6: force=inline / force=pool flips with a backlog: all answered', async () => {
+    const probe = await loadSignature(() => 5, 60_000);
+    const m = probe.module;
+    const a = Array.from({ length: 4 * SLOW_ON_POOL }, (_, i) =>
+      m.verifySignature(tok(i), p384.publicKey, 'ES384'),
+    );
+    m.signatureRoute.force = 'inline';
+    const b = Array.from({ length: 4 }, (_, i) =>
+      m.verifySignature(tok(i), p384.publicKey, 'ES384'),
+    );
+    m.signatureRoute.force = 'pool';
+    const c = Array.from({ length: 4 }, (_, i) =>
+      m.verifySignature(es256n(i), p256.publicKey, 'ES256'),
+    );
+    m.signatureRoute.force = undefined;
+    expect(await answers([...a, ...b, ...c], 3000)).toEqual([
+      ...a.map((_, i) => ok(i)),
+      true,
+      false,
+      true,
+      false,
+      true,
+      true,
+      true,
+      true,
+    ]);
+    await turn();
+    expect(m.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
   });
 });
