@@ -6,9 +6,18 @@
  * Answers and their order are asserted; time only as a bound on a hang, or (F2b) against the
  * busy pool's own time measured in the same run.
  */
-import crypto, { generateKeyPairSync, pbkdf2, sign } from 'node:crypto';
+import crypto, { pbkdf2 } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { answers, es384, loadSignature, p384, SLOW_ON_POOL } from './helpers/pool-probe.ts';
+import {
+  answers,
+  burstAnsweredThenInline,
+  es256,
+  es384,
+  loadSignature,
+  p256,
+  p384,
+  SLOW_ON_POOL,
+} from './helpers/pool-probe.ts';
 import type { Signature } from './helpers/pool-probe.ts';
 
 beforeEach(() => {
@@ -21,14 +30,6 @@ afterEach(() => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const turn = () => new Promise((r) => setImmediate(r));
-const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const es256n = (n: number) => {
-  const header = Buffer.from(JSON.stringify({ alg: 'ES256' })).toString('base64url');
-  const input = `${header}.${Buffer.from(`{"n":${n}}`).toString('base64url')}`;
-  const s = sign('sha256', Buffer.from(input), { key: p256.privateKey, dsaEncoding: 'ieee-p1363' });
-  return `${input}.${s.toString('base64url')}`;
-};
-const es256 = es256n(1);
 const TOKENS = Array.from({ length: 16 }, (_, i) => es384(i, i % 2 === 0));
 const tok = (i: number) => TOKENS[i % 16] as string;
 const ok = (i: number) => i % 2 === 0;
@@ -167,13 +168,7 @@ describe('sound (pass on 4dea240)', () => {
       outstanding--;
       cb(null, truth(args));
     });
-    const n = 3 * SLOW_ON_POOL;
-    const p = Array.from({ length: n }, (_, i) =>
-      module.verifySignature(tok(i), p384.publicKey, 'ES384'),
-    );
-    expect(await answers(p, 2000)).toEqual(Array.from({ length: n }, (_, i) => ok(i)));
-    await turn();
-    expect(module.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
+    await burstAnsweredThenInline(module, 3 * SLOW_ON_POOL, 2000);
   });
 
   it('S2: broken -> late callback -> unbroken -> bursts: bound kept for new calls, FIFO, nothing left counted', async () => {
@@ -201,7 +196,7 @@ describe('sound (pass on 4dea240)', () => {
     const order = probe.started.slice(before);
     expect(order).toEqual([...order].sort((x, y) => x - y));
     await turn();
-    expect(probe.module.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
+    expect(probe.module.verifySignature(es256(), p256.publicKey, 'ES256')).toBe(true);
   });
 
   it('S3: every callback-form call throws or errors: each answer is jose\'s, never "bad" for a good one', async () => {
@@ -209,13 +204,7 @@ describe('sound (pass on 4dea240)', () => {
       if (call % 2) throw new Error('runtime');
       setTimeout(() => cb(new Error('runtime'), false), 1);
     });
-    const n = 3 * SLOW_ON_POOL;
-    const p = Array.from({ length: n }, (_, i) =>
-      module.verifySignature(tok(i), p384.publicKey, 'ES384'),
-    );
-    expect(await answers(p, 3000)).toEqual(Array.from({ length: n }, (_, i) => ok(i)));
-    await turn();
-    expect(module.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
+    await burstAnsweredThenInline(module, 3 * SLOW_ON_POOL, 3000);
   });
 
   it('S4: watchdogs of several pending verifications, adaptive ones among them: one warning, counters back', async () => {
@@ -226,7 +215,7 @@ describe('sound (pass on 4dea240)', () => {
       ...Array.from({ length: 2 * SLOW_ON_POOL }, (_, i) =>
         m.verifySignature(tok(i), p384.publicKey, 'ES384'),
       ),
-      m.verifySignature(es256, p256.publicKey, 'ES256'),
+      m.verifySignature(es256(), p256.publicKey, 'ES256'),
     ];
     m.signatureRoute.force = undefined;
     expect(await answers(p, 3000)).toEqual([
@@ -235,7 +224,7 @@ describe('sound (pass on 4dea240)', () => {
     ]);
     expect(process.emitWarning).toHaveBeenCalledTimes(1);
     await turn();
-    expect(m.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
+    expect(m.verifySignature(es256(), p256.publicKey, 'ES256')).toBe(true);
   });
 
   it('S5: a forged-ES384 backlog on a working pool: a fast key alone in its turn stays inline, the pool holds <= bound', async () => {
@@ -245,7 +234,7 @@ describe('sound (pass on 4dea240)', () => {
       m.verifySignature(tok(2 * i + 1), p384.publicKey, 'ES384'),
     );
     await turn();
-    expect(m.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true); // inline: pooledSlow > 0
+    expect(m.verifySignature(es256(), p256.publicKey, 'ES256')).toBe(true); // inline: pooledSlow > 0
     expect(await answers(flood, 3000)).toEqual(flood.map(() => false));
     expect(probe.maxOutstanding()).toBeLessThanOrEqual(SLOW_ON_POOL);
   });
@@ -268,7 +257,7 @@ describe('second review (of 8ab0838): findings', () => {
     );
     // A burst of ES256 in the same turn: past the inline budget, some go to the pool (100 ms).
     const fast = Array.from({ length: 30 }, (_, i) =>
-      m.verifySignature(es256n(i), p256.publicKey, 'ES256'),
+      m.verifySignature(es256(i), p256.publicKey, 'ES256'),
     );
     expect(await answers([...first, ...fast], 3000)).toEqual([
       ...Array.from({ length: SLOW_ON_POOL }, (_, i) => ok(i)),
@@ -289,7 +278,7 @@ describe('second review (of 8ab0838): findings', () => {
     const probe = await loadSignature(() => 'never', 30);
     const m = probe.module;
     const n = 2000;
-    const tokens = Array.from({ length: n }, (_, i) => es256n(i));
+    const tokens = Array.from({ length: n }, (_, i) => es256(i));
     let ticks = 0;
     let stop = false;
     const tick = () => {
@@ -343,7 +332,7 @@ describe('second review: sound', () => {
     expect(await answers(p, 3000)).toEqual(p.map((_, i) => ok(i)));
     expect(max).toBeLessThanOrEqual(SLOW_ON_POOL);
     await turn();
-    expect(m.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
+    expect(m.verifySignature(es256(), p256.publicKey, 'ES256')).toBe(true);
   });
 
   it('S3: callback then a synchronous throw in the same call: answered once, counters back', async () => {
@@ -351,12 +340,7 @@ describe('second review: sound', () => {
       cb(null, truth(args));
       throw new Error('after');
     }, 30);
-    const p = Array.from({ length: 3 * SLOW_ON_POOL }, (_, i) =>
-      m.verifySignature(tok(i), p384.publicKey, 'ES384'),
-    );
-    expect(await answers(p, 3000)).toEqual(p.map((_, i) => ok(i)));
-    await turn();
-    expect(m.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
+    await burstAnsweredThenInline(m, 3 * SLOW_ON_POOL, 3000);
   });
 
   it('S4: callback twice (answer, then the opposite): the first answer stands', async () => {
@@ -367,12 +351,7 @@ describe('second review: sound', () => {
         cb(null, !r);
       }, 2);
     }, 30);
-    const p = Array.from({ length: 3 * SLOW_ON_POOL }, (_, i) =>
-      m.verifySignature(tok(i), p384.publicKey, 'ES384'),
-    );
-    expect(await answers(p, 3000)).toEqual(p.map((_, i) => ok(i)));
-    await turn();
-    expect(m.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
+    await burstAnsweredThenInline(m, 3 * SLOW_ON_POOL, 3000);
   });
 
   it('S5: broken with a 200-deep backlog, then a late callback mid-drain: all answered, FIFO on the pool, counters back', async () => {
@@ -386,7 +365,7 @@ describe('second review: sound', () => {
     const order = probe.started.slice(SLOW_ON_POOL);
     expect(order).toEqual([...order].sort((x, y) => x - y));
     await turn();
-    expect(m.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
+    expect(m.verifySignature(es256(), p256.publicKey, 'ES256')).toBe(true);
     const q = Array.from({ length: 3 * SLOW_ON_POOL }, (_, i) =>
       m.verifySignature(tok(i), p384.publicKey, 'ES384'),
     );
@@ -406,7 +385,7 @@ describe('second review: sound', () => {
     );
     m.signatureRoute.force = 'pool';
     const c = Array.from({ length: 4 }, (_, i) =>
-      m.verifySignature(es256n(i), p256.publicKey, 'ES256'),
+      m.verifySignature(es256(i), p256.publicKey, 'ES256'),
     );
     m.signatureRoute.force = undefined;
     expect(await answers([...a, ...b, ...c], 3000)).toEqual([
@@ -421,6 +400,6 @@ describe('second review: sound', () => {
       true,
     ]);
     await turn();
-    expect(m.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
+    expect(m.verifySignature(es256(), p256.publicKey, 'ES256')).toBe(true);
   });
 });

@@ -11,10 +11,17 @@
  * Session 26's slow-key queue hung for good when a waiter started while the pool was declared
  * broken; each case here found it, with fewer shrunk steps than the hand-written tests.
  */
-import { generateKeyPairSync, sign } from 'node:crypto';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { answers, es384, loadSignature, p384, SLOW_ON_POOL } from './helpers/pool-probe.ts';
+import {
+  answers,
+  es256,
+  es384,
+  loadSignature,
+  p256,
+  p384,
+  SLOW_ON_POOL,
+} from './helpers/pool-probe.ts';
 import type { PoolFate } from './helpers/pool-probe.ts';
 
 beforeEach(() => {
@@ -25,17 +32,6 @@ afterEach(() => {
   vi.restoreAllMocks();
   vi.resetModules();
 });
-
-const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' }); // the adaptive route
-const es256 = (() => {
-  const header = Buffer.from(JSON.stringify({ alg: 'ES256' })).toString('base64url');
-  const input = `${header}.${Buffer.from('{"n":1}').toString('base64url')}`;
-  const signature = sign('sha256', Buffer.from(input), {
-    key: p256.privateKey,
-    dsaEncoding: 'ieee-p1363',
-  });
-  return `${input}.${signature.toString('base64url')}`;
-})();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nextTurn = () => new Promise((r) => setImmediate(r));
@@ -82,7 +78,7 @@ async function nothingLeftCounted(
   expect(probe.scheduled()).toBe(0);
   await nextTurn();
   // A fast key alone in its turn: inline, a boolean at once (no verification counted pooled).
-  expect(module.verifySignature(es256, p256.publicKey, 'ES256')).toBe(true);
+  expect(module.verifySignature(es256(), p256.publicKey, 'ES256')).toBe(true);
   await nextTurn();
   setFate(1);
   const before = probe.started.length;

@@ -7,7 +7,7 @@
  */
 import crypto, { generateKeyPairSync, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { vi } from 'vitest';
+import { expect, vi } from 'vitest';
 import type * as SignatureModule from '../../src/signature.ts';
 
 export type Signature = typeof SignatureModule;
@@ -17,6 +17,20 @@ export type PoolFate = number | 'never' | 'throw';
 
 /** A P-384 key: always the pool's route. */
 export const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+
+/** A P-256 key: the adaptive route (inline when alone in its turn). */
+export const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+
+/** A compact ES256 JWS over `{"n":<n>}`, good. */
+export function es256(n = 1): string {
+  const header = Buffer.from(JSON.stringify({ alg: 'ES256' })).toString('base64url');
+  const input = `${header}.${Buffer.from(`{"n":${n}}`).toString('base64url')}`;
+  const signature = sign('sha256', Buffer.from(input), {
+    key: p256.privateKey,
+    dsaEncoding: 'ieee-p1363',
+  });
+  return `${input}.${signature.toString('base64url')}`;
+}
 
 /** A compact ES384 JWS over `payload <n>`; `good: false` breaks its signature. */
 export function es384(n: number, good = true, privateKey: KeyObject = p384.privateKey): string {
@@ -130,3 +144,20 @@ export const SLOW_ON_POOL = (() => {
   const size = Number(process.env.UV_THREADPOOL_SIZE);
   return 2 * (Number.isInteger(size) && size >= 1 ? Math.min(size, 1024) : 4);
 })();
+
+/**
+ * Sends `n` P-384 verifications at once (token i good when i is even); expects every answer right
+ * within `ms`, then a fast key alone in its turn inline (nothing left counted on the pool).
+ */
+export async function burstAnsweredThenInline(
+  module: Signature,
+  n: number,
+  ms: number,
+): Promise<void> {
+  const pending = Array.from({ length: n }, (_, i) =>
+    module.verifySignature(es384(i, i % 2 === 0), p384.publicKey, 'ES384'),
+  );
+  expect(await answers(pending, ms)).toEqual(Array.from({ length: n }, (_, i) => i % 2 === 0));
+  await new Promise((r) => setImmediate(r));
+  expect(module.verifySignature(es256(), p256.publicKey, 'ES256')).toBe(true);
+}
