@@ -1533,7 +1533,7 @@ describe('direct use', () => {
 
 describe.skipIf(!hasRedisServer)('DPoP replay on a real Redis, two adapters sharing it', () => {
   let redis: RedisServer;
-  const clients: ReturnType<typeof createClient>[] = [];
+  const clients: { disconnect(): Promise<unknown> }[] = [];
   let a: Running;
   let b: Running;
   let token: string;

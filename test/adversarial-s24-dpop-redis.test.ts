@@ -37,7 +37,8 @@ import { clock, outcome } from './helpers/outcome.ts';
 import { hasRedisServer, startRedisServer } from './helpers/redis-server.ts';
 import type { RedisServer } from './helpers/redis-server.ts';
 
-type Client = ReturnType<typeof createClient>;
+/** What these tests use of a node-redis client (v6 types a client by its RESP version). */
+type Client = RedisCommandClient & { destroy(): void };
 
 const URL_ = `${ORIGIN}/products`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

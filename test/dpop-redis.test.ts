@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createClient } from 'redis';
+import { createClient as createClient5 } from 'redis5';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisReplayStore } from 'resource-guard/redis';
 import { createProof, generateProofKey } from '../examples/dpop-proof.ts';
@@ -158,48 +159,58 @@ describe.skipIf(!hasRedisServer)(
   },
 );
 
-describe.skipIf(!hasRedisServer)('redisReplayStore on a real Redis', () => {
-  let redis: RedisServer;
-  let client: ReturnType<typeof createClient>;
+/** node-redis's current major (6, RESP3 by default) and the one before it (5, RESP2); 4.0.0 is
+ * the pack check's (test/pack/projects/oldest-peers). */
+const clients = [
+  { major: 6, connect: (url: string) => createClient({ url, disableOfflineQueue: true }) },
+  { major: 5, connect: (url: string) => createClient5({ url, disableOfflineQueue: true }) },
+];
 
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    client = createClient({ url: redis.url, disableOfflineQueue: true });
-    client.on('error', () => undefined);
-    await client.connect();
-  });
-  afterAll(async () => {
-    client?.destroy();
-    await redis?.stop();
-  });
+describe.skipIf(!hasRedisServer).each(clients)(
+  'redisReplayStore on a real Redis, node-redis $major',
+  ({ connect }) => {
+    let redis: RedisServer;
+    let client: ReturnType<typeof connect>;
 
-  it('inserts once with SET NX PX: the key expires with its TTL', async () => {
-    const store = redisReplayStore(client, { prefix: 'test:' });
-    expect(await store.insertIfAbsent('k1', 300)).toBe(true);
-    expect(await store.insertIfAbsent('k1', 300)).toBe(false);
-    const ttl = await client.pTTL('test:k1');
-    expect(ttl).toBeGreaterThan(0);
-    expect(ttl).toBeLessThanOrEqual(300);
-    await new Promise((resolve) => setTimeout(resolve, 350));
-    expect(await store.insertIfAbsent('k1', 300)).toBe(true);
-  });
+    beforeAll(async () => {
+      redis = await startRedisServer();
+      client = connect(redis.url);
+      client.on('error', () => undefined);
+      await client.connect();
+    });
+    afterAll(async () => {
+      client?.destroy();
+      await redis?.stop();
+    });
 
-  it('100 concurrent inserts of one key from two clients: exactly one true', async () => {
-    const second = createClient({ url: redis.url });
-    second.on('error', () => undefined);
-    await second.connect();
-    try {
-      const stores = [redisReplayStore(client), redisReplayStore(second)];
-      const answers = await Promise.all(
-        Array.from({ length: 100 }, (_, i) => stores[i % 2]!.insertIfAbsent('race', 60_000)),
-      );
-      expect(answers.filter(Boolean)).toHaveLength(1);
-    } finally {
-      second.destroy();
-    }
-  });
+    it('inserts once with SET NX PX: the key expires with its TTL', async () => {
+      const store = redisReplayStore(client, { prefix: 'test:' });
+      expect(await store.insertIfAbsent('k1', 300)).toBe(true);
+      expect(await store.insertIfAbsent('k1', 300)).toBe(false);
+      const ttl = await client.pTTL('test:k1');
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(300);
+      await new Promise((resolve) => setTimeout(resolve, 350));
+      expect(await store.insertIfAbsent('k1', 300)).toBe(true);
+    });
 
-  it('refuses what is not a client', () => {
-    expect(() => redisReplayStore({} as never)).toThrow(TypeError);
-  });
-});
+    it('100 concurrent inserts of one key from two clients: exactly one true', async () => {
+      const second = connect(redis.url);
+      second.on('error', () => undefined);
+      await second.connect();
+      try {
+        const stores = [redisReplayStore(client), redisReplayStore(second)];
+        const answers = await Promise.all(
+          Array.from({ length: 100 }, (_, i) => stores[i % 2]!.insertIfAbsent('race', 60_000)),
+        );
+        expect(answers.filter(Boolean)).toHaveLength(1);
+      } finally {
+        second.destroy();
+      }
+    });
+
+    it('refuses what is not a client', () => {
+      expect(() => redisReplayStore({} as never)).toThrow(TypeError);
+    });
+  },
+);

@@ -1,7 +1,7 @@
 import type { ReplayStore } from 'resource-guard';
 
 /**
- * What the store needs of a Redis client: node-redis's `sendCommand` (v4 and v5; a client you
+ * What the store needs of a Redis client: node-redis's `sendCommand` (v4 to v6; a client you
  * created and connected, and whose `error` events you handle).
  */
 export interface RedisCommandClient {

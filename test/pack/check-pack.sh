@@ -31,7 +31,7 @@ cat > package.json <<'JSON'
 JSON
 npm install --silent --no-audit --no-fund --prefer-offline "./$tarball" express@5 koa@3 fastify@5 \
   @hapi/hapi@21 @hapi/boom@10 hono@4 @nestjs/common@12 @nestjs/core@12 reflect-metadata@0.2 rxjs@7 \
-  @opentelemetry/api@1 @types/express@5 @types/koa@3 @types/node@20 typescript@5.9
+  @opentelemetry/api@1 redis@6 @types/express@5 @types/koa@3 @types/node@20 typescript@5.9
 cp "$root/test/pack/smoke.mjs" "$root/test/pack/consumer.ts" "$root/test/pack/require.cjs" .
 node smoke.mjs
 node require.cjs

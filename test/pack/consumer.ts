@@ -1,5 +1,6 @@
 // Type-checked against the tarball's .d.ts files only.
 import express from 'express';
+import { createClient } from 'redis';
 import { AuthError, createVerifier, logto } from 'resource-guard';
 import type { AuthInfo, RejectionEvent, VerifierOptions } from 'resource-guard';
 import { requireAuth } from 'resource-guard/express';
@@ -35,6 +36,8 @@ app.get(
 );
 void resourceGuard;
 const replay: ReplayStore = redisReplayStore({ sendCommand: async () => 'OK' });
+// The newest node-redis major's client, as the README creates it (never connected here).
+void redisReplayStore(createClient({ url: 'redis://127.0.0.1:6379', disableOfflineQueue: true }));
 const dpop: DpopOptions = { mode: 'required', origin: 'https://api.shop.example', replay };
 app.get(
   '/dpop',
