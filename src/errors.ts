@@ -352,7 +352,9 @@ function buildHeaders(info: ReasonInfo, init: AuthErrorInit): Record<string, str
   if (info.code !== 'missing_token') {
     error.push(`error="${info.code}"`, `error_description="${info.description}"`);
   }
-  const scope = init.scopes?.join(' ');
+  // Left out when a scope is not a string (one given per call that no token can hold).
+  const scopes = init.scopes;
+  const scope = scopes?.every((item) => typeof item === 'string') ? scopes.join(' ') : undefined;
   if (info.code === 'insufficient_scope' && scope && safe(scope)) error.push(`scope="${scope}"`);
   const challenge = (scheme: string, params: string[]) => {
     if (safe(realm)) params.unshift(`realm="${realm}"`);

@@ -5,6 +5,7 @@
  */
 import type { KeySetOptions } from './key-set.ts';
 import type { Requirements } from './requirements.ts';
+import { UNMATCHABLE } from './requirements.ts';
 import type { ResourceMetadataOptions } from './resource-metadata.ts';
 import type { TokenCacheOptions } from './token-cache.ts';
 import type { Check, Item, Level, Resolved, Rule, Rules } from './option-checks.ts';
@@ -152,6 +153,14 @@ const ROUTE_HINTS = Object.fromEntries(
     'optional',
   ].map((key) => [key, ROUTE_HINT]),
 );
+
+/** A value `claimEquals` compares: a string, a boolean, or a finite number short of 2^53. */
+const isClaimValue = (value: unknown): value is string | number | boolean =>
+  typeof value === 'string' ||
+  typeof value === 'boolean' ||
+  (typeof value === 'number' &&
+    Number.isFinite(value) &&
+    (!Number.isInteger(value) || Number.isSafeInteger(value)));
 
 const claimValue: Check<string | number | boolean> = (value, path) => {
   if (typeof value === 'string' || typeof value === 'boolean') return value;
@@ -410,11 +419,13 @@ const LOGTO = {
 
 const VERIFIER_HINT = 'it is a createVerifier() option, set once per verifier';
 
+const scopeList = list(isScopeToken, 'scope tokens (printable ASCII, no space, `"` or `\\`)');
+
 /** A route's requirements: `verifier.guard()`, `verify()`, `authenticate()`, the adapters. */
 const REQUIREMENTS = {
   rules: {
     /** An array of RFC 6749 scope tokens, all required (or any one, with `any`). Default: none. */
-    scopes: optional(list(isScopeToken, 'scope tokens (printable ASCII, no space, `"` or `\\`)')),
+    scopes: optional(scopeList),
     /** Any one of `scopes` is enough. Default: false. */
     any: withDefault(boolean, false),
     /** Only machine-to-machine tokens. Default: false. */
@@ -446,6 +457,45 @@ const REQUIREMENTS = {
     customDomains: 'it is a logto() option',
   },
 };
+
+/**
+ * A requirement value as `verify`, `authenticate` and a guard's second argument are given it: it
+ * may come from the request (a header, a query parameter: absent, repeated, blank, with a space).
+ * One that is not a valid value becomes {@link UNMATCHABLE}: it matches no token (403), as the
+ * request's `organization` does; never a TypeError (a 500 for anyone, token or not), and never a
+ * rule dropped. The shape is still checked: names, and `scopes` being an array.
+ */
+const fromRequest =
+  <T>(item: Item<T>) =>
+  (value: unknown): T =>
+    item(value) ? value : (UNMATCHABLE as T);
+const scopeFromRequest = fromRequest(isScopeToken);
+const claimIncludeFromRequest = fromRequest(isNonEmptyString);
+
+/** Per call: {@link REQUIREMENTS}, with its values as {@link fromRequest} reads them. */
+export const REQUEST_REQUIREMENTS = {
+  ...REQUIREMENTS,
+  rules: {
+    ...REQUIREMENTS.rules,
+    scopes: optional<readonly string[]>((value, path) =>
+      Array.isArray(value)
+        ? Object.freeze(Array.from(value as unknown[], scopeFromRequest))
+        : scopeList(value, path),
+    ),
+    claimEquals: optional(record(fromRequest(isClaimValue), true)),
+    claimIncludes: optional(
+      record(
+        (value) =>
+          Object.freeze(
+            Array.isArray(value) && value.length > 0
+              ? Array.from(value as unknown[], claimIncludeFromRequest)
+              : [UNMATCHABLE],
+          ),
+        true,
+      ),
+    ),
+  } satisfies RulesFor<Requirements>,
+} satisfies Level<Rules>;
 
 /** The one table: every level's rules, defaults and hints. */
 export const OPTION_RULES = Object.freeze({

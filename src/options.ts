@@ -16,7 +16,7 @@ import {
   resolveLevel,
 } from './option-checks.ts';
 import type { Covers } from './option-checks.ts';
-import { DEFAULT_ALGORITHMS, OPTION_RULES } from './option-rules.ts';
+import { DEFAULT_ALGORITHMS, OPTION_RULES, REQUEST_REQUIREMENTS } from './option-rules.ts';
 import type { Algorithm } from './option-rules.ts';
 import { resolveDpop } from './dpop-options.ts';
 import type { DpopNonceOptions, DpopOptions, ResolvedDpopOptions } from './dpop-options.ts';
@@ -327,8 +327,9 @@ export function resolveRequirements(
   perCall = false,
 ): ResolvedRequirements {
   if (input === undefined) return NO_REQUIREMENTS;
-  const { scopes, any, machine, organization, anyOrganization, optional, dpop, ...rules } =
-    resolveLevel(perCall ? organizationFromRequest(input) : input, OPTION_RULES.requirements);
+  const { scopes, any, machine, organization, anyOrganization, optional, dpop, ...rules } = perCall
+    ? resolveLevel(organizationFromRequest(input), REQUEST_REQUIREMENTS)
+    : resolveLevel(input, OPTION_RULES.requirements);
   if (organization !== undefined && !perCall && !isTrimmedString(organization)) {
     // Declared on a route, an empty organization (or one with a CR or a space around it, which no
     // token names) is a mistake; given per call, it comes from the request (an empty header) and

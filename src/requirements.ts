@@ -5,6 +5,14 @@ import type { AuthInfo, Requirements } from './types.ts';
 export type { Requirements } from './types.ts';
 
 /**
+ * A requirement value given per call that is not one (see `REQUEST_REQUIREMENTS`): a scope no
+ * token is granted, a claim value no claim equals or includes. An object of this module's own, so
+ * no token's value (parsed JSON) is ever identical to it; shown as `null` in details.
+ */
+export const UNMATCHABLE = Object.freeze(Object.create(null)) as unknown as string;
+const shown = (value: unknown) => (value === UNMATCHABLE ? null : value);
+
+/**
  * Route requirements against a verified token, on every request (cached token or not): the
  * organization rule first, then machine-only, scopes, claim values, and last your own `checks`.
  * Synchronous (`undefined`) unless a check answers with a promise.
@@ -39,7 +47,7 @@ function checkClaimEquals(
   for (const claim in rules) {
     const actual = Object.hasOwn(auth.claims, claim) ? auth.claims[claim] : undefined;
     if (actual !== rules[claim]) {
-      throw new Rejection('claim_mismatch', { claim, expected: rules[claim], actual });
+      throw new Rejection('claim_mismatch', { claim, expected: shown(rules[claim]), actual });
     }
   }
 }
@@ -57,7 +65,9 @@ function checkClaimIncludes(
           ? actual.filter((v): v is string => typeof v === 'string')
           : [];
     const missing = (rules[claim] as readonly string[]).filter((v) => !values.includes(v));
-    if (missing.length > 0) throw new Rejection('claim_mismatch', { claim, missing });
+    if (missing.length > 0) {
+      throw new Rejection('claim_mismatch', { claim, missing: missing.map(shown) });
+    }
   }
 }
 
@@ -122,7 +132,7 @@ export function checkScopes(granted: readonly string[], requirements: Requiremen
   }
   if (!ok) {
     throw new Rejection('insufficient_scope', {
-      required: [...required],
+      required: required.map(shown),
       granted: [...granted],
       any,
     });

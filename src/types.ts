@@ -101,6 +101,7 @@ export interface Requirements {
   /**
    * Claims that must equal a value, compared with `===`: `{ tenant_id: 'acme', email_verified:
    * true }`. A string, number or boolean each. Refused as `claim_mismatch` (403). Default: none.
+   * Per call (`verify`, `authenticate`), a value that is not one matches no token (403).
    */
   readonly claimEquals?: Readonly<Record<string, string | number | boolean>>;
   /**

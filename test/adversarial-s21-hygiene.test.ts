@@ -644,16 +644,19 @@ describe('what a client sees: fixed, header-safe, and never the request echoed',
     grab(() => verifier.guard({ scopes: [hostile] }));
     grab(() => verifier.guard({ [hostile]: true } as Requirements)); // an unknown key
     grab(() => verifier.guard({ scopes: ['ok', hostile.replace(/"/g, ' ')] })); // a space
-    // Per call (an app building scopes from the request): rejects with the TypeError, a bug of
-    // the caller, never a challenge holding the value.
+    // Per call (an app building scopes from the request): a scope no token holds, so a 403
+    // (session 28; it was a TypeError, a 500), never a challenge holding the value.
     const perCall = await verifier
       .authenticate(request(`Bearer ${await mint(key)}`), { scopes: [hostile] })
       .then(
         () => 'accepted',
         (e: unknown) => e,
       );
-    expect(perCall).toBeInstanceOf(TypeError);
-    messages.push((perCall as Error).message);
+    expect(perCall).toBeInstanceOf(AuthError);
+    expect(perCall).toMatchObject({ status: 403, reason: 'insufficient_scope' });
+    const challenge = (perCall as AuthError).headers['www-authenticate'] as string;
+    expect(challenge).not.toContain('scope=');
+    expect(challenge).not.toContain(hostile.slice(0, 8));
     expect(messages).not.toContain('(accepted)');
     return messages;
   }

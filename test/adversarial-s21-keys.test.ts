@@ -336,10 +336,15 @@ describe('DPoP proof keys', () => {
 });
 
 describe('cost', () => {
-  const time = (f: () => unknown, runs = 20) => {
-    const start = performance.now();
-    for (let i = 0; i < runs; i++) f();
-    return (performance.now() - start) / runs;
+  /** The fastest of `runs` calls, ms: the least disturbed by another test file, GC or the host. */
+  const time = (f: () => unknown, runs = 8) => {
+    let best = Infinity;
+    for (let i = 0; i < runs; i++) {
+      const start = performance.now();
+      f();
+      best = Math.min(best, performance.now() - start);
+    }
+    return best;
   };
   it('weakKeyProblem, hasCanonicalMembers, withCanonicalMembers are linear: 8192-bit n, 256 KiB garbage', () => {
     const n8192 = Buffer.concat([Buffer.from([0xc1]), randomBytes(1023)]).toString('base64url');
@@ -360,15 +365,16 @@ describe('cost', () => {
       timings[`canonical? ${name}`] = time(() => hasCanonicalMembers(jwk));
       timings[`canonicalize ${name}`] = time(() => withCanonicalMembers(jwk as JWK));
     }
-    // doubling the input at most ~doubles the time
-    const small = { kty: 'RSA', n: bigB64.slice(0, 64 * 1024), e: bigB64.slice(0, 64 * 1024) };
+    // 4 times the input, about 6 times the time here (memory, not the algorithm): a quadratic
+    // step would be 16 times.
+    const small = { kty: 'RSA', n: bigB64.slice(0, 32 * 1024), e: bigB64.slice(0, 32 * 1024) };
     const large = {
       kty: 'RSA',
-      n: `${bigB64.slice(0, 256 * 1024)}`,
-      e: bigB64.slice(0, 256 * 1024),
+      n: `${bigB64.slice(0, 128 * 1024)}`,
+      e: bigB64.slice(0, 128 * 1024),
     };
-    timings['canonicalize 64k'] = time(() => withCanonicalMembers(small as JWK));
-    timings['canonicalize 256k'] = time(() => withCanonicalMembers(large as JWK));
+    timings['canonicalize 32k'] = time(() => withCanonicalMembers(small as JWK));
+    timings['canonicalize 128k'] = time(() => withCanonicalMembers(large as JWK));
     console.log(
       JSON.stringify(
         timings,
@@ -379,6 +385,6 @@ describe('cost', () => {
     // At most the 256 KiB a JWKS body may be, read once per fetch: ~100 ms for two 256 KiB
     // `+/` members (decode + re-encode), linear.
     for (const ms of Object.values(timings)) expect(ms).toBeLessThan(1000);
-    expect(timings['canonicalize 256k']!).toBeLessThan(timings['canonicalize 64k']! * 12 + 1);
+    expect(timings['canonicalize 128k']!).toBeLessThan(timings['canonicalize 32k']! * 12 + 1);
   });
 });
