@@ -482,7 +482,10 @@ function createKeySets(config: ResolvedOptions): ReadonlyMap<string, RemoteKeySe
       issuer,
       shared ||
         new RemoteKeySet(
-          fetchedKeys(discoverJwksUri(issuer, { ...keys, share: !keys.requestScoped }), keys),
+          fetchedKeys(
+            discoverJwksUri(issuer, { ...keys, share: !keys.requestScoped, maxAge: keys.maxAge }),
+            keys,
+          ),
           keys,
           { issuers: [issuer], fetched: true },
         ),
