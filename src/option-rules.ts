@@ -420,6 +420,7 @@ const LOGTO = {
 const VERIFIER_HINT = 'it is a createVerifier() option, set once per verifier';
 
 const scopeList = list(isScopeToken, 'scope tokens (printable ASCII, no space, `"` or `\\`)');
+const claimValues = list(isNonEmptyString, 'claim values (strings)', 1);
 
 /** A route's requirements: `verifier.guard()`, `verify()`, `authenticate()`, the adapters. */
 const REQUIREMENTS = {
@@ -440,7 +441,7 @@ const REQUIREMENTS = {
     /** `{ claim: value }`, each a string, number or boolean, compared with `===`. Default: none. */
     claimEquals: optional(record(claimValue, true)),
     /** `{ claim: ['value', ...] }`: each value must be in the claim. Default: none. */
-    claimIncludes: optional(record(list(isNonEmptyString, 'claim values (strings)', 1), true)),
+    claimIncludes: optional(record(claimValues, true)),
     /** `{ name: (auth) => boolean | Promise<boolean> }`. Default: none. */
     checks: optional(record(func<(auth: never) => unknown>())),
     /** A request without credentials proceeds anonymously. Default: false. */
@@ -463,37 +464,46 @@ const REQUIREMENTS = {
  * may come from the request (a header, a query parameter: absent, repeated, blank, with a space).
  * One that is not a valid value becomes {@link UNMATCHABLE}: it matches no token (403), as the
  * request's `organization` does; never a TypeError (a 500 for anyone, token or not), and never a
- * rule dropped. The shape is still checked: names, and `scopes` being an array.
+ * rule dropped. The shape is still checked: names, and `scopes` and `claimIncludes` lists being
+ * arrays.
  */
 const fromRequest =
   <T>(item: Item<T>) =>
   (value: unknown): T =>
     item(value) ? value : (UNMATCHABLE as T);
-const scopeFromRequest = fromRequest(isScopeToken);
-const claimIncludeFromRequest = fromRequest(isNonEmptyString);
+/** A blank value per call is what a blank header or `?tenant=` gives: as absent, never `''`. */
+const claimEqualsFromRequest = fromRequest(
+  (value): value is string | number | boolean => value !== '' && isClaimValue(value),
+);
+
+/**
+ * An array (its shape checked as a route's is: a TypeError otherwise), each item read by index as
+ * {@link list} reads it (not through an iterator, which may yield fewer), mapped by `item`.
+ */
+function listFromRequest(
+  item: Item<string>,
+  strict: Check<readonly string[]>,
+  orNone = false,
+): Check<readonly string[]> {
+  const read = fromRequest(item);
+  return (value, path) => {
+    if (!Array.isArray(value)) return strict(value, path);
+    const items: string[] = [];
+    for (let i = 0; i < value.length; i++) items.push(read(value[i]));
+    // An empty list of values a claim must include is a rule no claim meets (a route's is refused).
+    if (orNone && items.length === 0) items.push(UNMATCHABLE);
+    return Object.freeze(items);
+  };
+}
 
 /** Per call: {@link REQUIREMENTS}, with its values as {@link fromRequest} reads them. */
 export const REQUEST_REQUIREMENTS = {
   ...REQUIREMENTS,
   rules: {
     ...REQUIREMENTS.rules,
-    scopes: optional<readonly string[]>((value, path) =>
-      Array.isArray(value)
-        ? Object.freeze(Array.from(value as unknown[], scopeFromRequest))
-        : scopeList(value, path),
-    ),
-    claimEquals: optional(record(fromRequest(isClaimValue), true)),
-    claimIncludes: optional(
-      record(
-        (value) =>
-          Object.freeze(
-            Array.isArray(value) && value.length > 0
-              ? Array.from(value as unknown[], claimIncludeFromRequest)
-              : [UNMATCHABLE],
-          ),
-        true,
-      ),
-    ),
+    scopes: optional(listFromRequest(isScopeToken, scopeList)),
+    claimEquals: optional(record(claimEqualsFromRequest, true)),
+    claimIncludes: optional(record(listFromRequest(isNonEmptyString, claimValues, true), true)),
   } satisfies RulesFor<Requirements>,
 } satisfies Level<Rules>;
 

@@ -36,6 +36,7 @@ let token: string;
 /** Claims the token carries: `tenant_id`, `roles` (array), `groups` (space-separated), odd `scp`. */
 const CLAIMS = {
   tenant_id: 'acme',
+  blank: '',
   count: 7,
   admin: true,
   roles: ['catalog-admin', 'reader'],
@@ -80,12 +81,15 @@ describe('per-call requirement values from the request', () => {
   it('claimEquals: a value that is not a claim value matches no token (403), never a 500 or a pass', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom('tenant_id', 'count', 'admin', 'absent'),
+        fc.constantFrom('tenant_id', 'blank', 'count', 'admin', 'absent'),
         fromRequest,
         async (claim, value) => {
           const requirements = { claimEquals: { [claim]: value } } as unknown as Requirements;
+          // Blank per call is what a blank header gives: as absent (a route compares '' as is).
           const expected =
-            isClaimValue(value) && (CLAIMS as Record<string, unknown>)[claim] === value
+            value !== '' &&
+            isClaimValue(value) &&
+            (CLAIMS as Record<string, unknown>)[claim] === value
               ? '200'
               : '403 claim_mismatch';
           expect(await answer(verifier.authenticate(withToken(), requirements))).toBe(expected);
@@ -102,7 +106,7 @@ describe('per-call requirement values from the request', () => {
     );
   });
 
-  it('claimIncludes: a list, or an item, that is not one matches no token (403)', async () => {
+  it('claimIncludes: an item that is not one, or an empty list, matches no token (403)', async () => {
     const item = fc.oneof(
       fc.constantFrom('catalog-admin', 'reader', 'ops', 'dev', 'nobody'),
       fromRequest,
@@ -116,8 +120,14 @@ describe('per-call requirement values from the request', () => {
           const actual = (CLAIMS as Record<string, unknown>)[claim];
           const held =
             typeof actual === 'string' ? actual.split(' ') : Array.isArray(actual) ? actual : [];
+          // A list is a shape: anything else is a TypeError, as on a route.
+          if (!Array.isArray(value)) {
+            expect(await answer(verifier.authenticate(withToken(), requirements))).toMatch(
+              /^500 TypeError: resource-guard: `claimIncludes/,
+            );
+            return;
+          }
           const ok =
-            Array.isArray(value) &&
             value.length > 0 &&
             value.every((v) => typeof v === 'string' && v !== '' && held.includes(v));
           expect(await answer(verifier.authenticate(withToken(), requirements))).toBe(
@@ -203,6 +213,7 @@ describe('per-call requirement values from the request', () => {
       { claimEquals: { ' tenant_id': 'acme' } },
       { claimEquals: {} },
       { claimIncludes: 'roles' },
+      { claimIncludes: { roles: 'reader' } },
       { scopes: 'read:products' },
       { scope: ['read:products'] },
     ] as unknown as Requirements[];
