@@ -17,6 +17,7 @@ import {
   Reflector,
 } from '@nestjs/core';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { AuthError } from 'resource-guard';
 import type { AuthInfo, Verifier } from 'resource-guard';
 import { metadataRoute, routeGuard } from 'resource-guard/kit';
 import type { RouteGuard, RouteOptions } from 'resource-guard/kit';
@@ -50,8 +51,15 @@ const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } =
     .build();
 
 const Requirements = Reflector.createDecorator<RequireAuthOptions>();
-/** Verified requests; a controller's and a handler's `@RequireAuth` run one check. */
-const verified = new WeakMap<object, AuthInfo | undefined>();
+/**
+ * Verified requests, with the requirements they were verified against: a controller's and a
+ * handler's `@RequireAuth` (one object, by `getAllAndOverride`) run one check; another route the
+ * request is handed on to (`@Next()`) runs its own.
+ */
+const verified = new WeakMap<
+  object,
+  { readonly auth: AuthInfo | undefined; readonly requirements: RequireAuthOptions }
+>();
 
 /**
  * The application's route guards, one per `@RequireAuth` (built at start-up: a bad option is a
@@ -146,7 +154,7 @@ export class ResourceGuard implements CanActivate {
     }
     const http = context.switchToHttp();
     const req = http.getRequest<HttpRequest & { raw?: IncomingMessage }>();
-    if (verified.has(req)) return true;
+    if (verified.get(req)?.requirements === requirements) return true;
     return this.guards.of(requirements).run(req, req.raw ?? (req as unknown as IncomingMessage), {
       pass: (auth, _req, _res, _next, headers) => {
         if (headers !== undefined) {
@@ -158,20 +166,33 @@ export class ResourceGuard implements CanActivate {
             }
           }
         }
-        verified.set(req, auth);
+        verified.set(req, { auth, requirements });
         return true;
       },
       respond: (error) => {
-        const res: unknown = http.getResponse();
-        for (const [name, value] of Object.entries(error.headers)) {
-          this.adapterHost.httpAdapter.setHeader(res, name, value);
-        }
+        this.#challenge(http.getResponse(), error);
         throw new HttpException(error.body, error.status, { cause: error });
       },
-      fail(error) {
+      // The challenge is on the response for Nest's default handling too, which renders the
+      // AuthError by its status and message (and headers set here): a 401 without
+      // `WWW-Authenticate` otherwise. Your filter may set them again, or answer otherwise.
+      fail: (error) => {
+        if (error instanceof AuthError) this.#challenge(http.getResponse(), error);
         throw error;
       },
     });
+  }
+
+  /**
+   * The refusal's headers on the response; not once an answer is out (a timeout's, during a slow
+   * verification): the platform would throw, and Nest log that as an unexpected error.
+   */
+  #challenge(res: unknown, error: AuthError): void {
+    const { httpAdapter } = this.adapterHost;
+    if (httpAdapter.isHeadersSent(res)) return;
+    for (const [name, value] of Object.entries(error.headers)) {
+      httpAdapter.setHeader(res, name, value);
+    }
   }
 }
 
@@ -215,10 +236,10 @@ export function RequireAuth(options: RequireAuthOptions = {}): ReturnType<typeof
  * ```
  */
 export const Auth = createParamDecorator((_data: unknown, context: ExecutionContext): AuthInfo => {
-  const req = context.switchToHttp().getRequest<object>();
-  if (!verified.has(req)) throw new Error('@Auth() is for routes guarded by @RequireAuth()');
+  const entry = verified.get(context.switchToHttp().getRequest<object>());
+  if (entry === undefined) throw new Error('@Auth() is for routes guarded by @RequireAuth()');
   // `undefined` only for an anonymous request to a `@RequireAuth({ optional: true })` route.
-  return verified.get(req) as AuthInfo;
+  return entry.auth as AuthInfo;
 });
 
 /**
