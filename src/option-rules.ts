@@ -471,11 +471,6 @@ const fromRequest =
   <T>(item: Item<T>) =>
   (value: unknown): T =>
     item(value) ? value : (UNMATCHABLE as T);
-/** A blank value per call is what a blank header or `?tenant=` gives: as absent, never `''`. */
-const claimEqualsFromRequest = fromRequest(
-  (value): value is string | number | boolean => value !== '' && isClaimValue(value),
-);
-
 /**
  * An array (its shape checked as a route's is: a TypeError otherwise), each item read by index as
  * {@link list} reads it (not through an iterator, which may yield fewer), mapped by `item`.
@@ -502,7 +497,7 @@ export const REQUEST_REQUIREMENTS = {
   rules: {
     ...REQUIREMENTS.rules,
     scopes: optional(listFromRequest(isScopeToken, scopeList)),
-    claimEquals: optional(record(claimEqualsFromRequest, true)),
+    claimEquals: optional(record(fromRequest(isClaimValue), true)),
     claimIncludes: optional(record(listFromRequest(isNonEmptyString, claimValues, true), true)),
   } satisfies RulesFor<Requirements>,
 } satisfies Level<Rules>;

@@ -1,10 +1,10 @@
 /**
  * Session 28 review (helper-64) of 69c634f (per-call requirement values from the request become a
  * sentinel that matches no token). Probes: looser than a cold check, 500s, the sentinel leaking,
- * the docs. Three findings, FIXED in the commit after it: a blank claimEquals value was compared
- * (a blank header let a token whose claim is '' in), per-call lists were read through their
- * iterator (one yielding fewer items dropped the rest), and a string where claimIncludes wants a
- * list was a silent 403 where a route's is a TypeError.
+ * the docs. Findings: per-call lists were read through their iterator (one yielding fewer items
+ * dropped the rest) and a string where claimIncludes wants a list was a silent 403 where a route's
+ * is a TypeError (both FIXED); the README promised a blank claimEquals value matched no token,
+ * where it is compared with `===` as on a route (the README was corrected).
  */
 import diagnostics from 'node:diagnostics_channel';
 import { inspect } from 'node:util';
@@ -55,16 +55,19 @@ const req = () => ({ headers: { authorization: `Bearer ${token}` } });
 const as = (value: unknown) => value as Requirements;
 
 describe('per-call values: never looser than a cold check', () => {
-  it('FIXED: a blank claimEquals value per call matches no token, as a blank organization does', async () => {
-    // A blank header (`X-Tenant:`), or `?tenant=`: was 200 for a token whose claim is ''.
-    expect(await answer(verifier.authenticate(req(), { claimEquals: { blank: '' } }))).toBe(
+  it('a blank claimEquals value per call is compared as on a route (the README says so)', async () => {
+    // helper-64 found the README promising that a blank matched no token; the fix chosen keeps
+    // claimEquals `===` for every valid value, per call as on a route (session 19's oracle test
+    // holds it), and the README says a blank header gives '' that a blank claim equals.
+    expect(await answer(verifier.authenticate(req(), { claimEquals: { blank: '' } }))).toBe('200');
+    expect(await answer(verifier.guard({ claimEquals: { blank: '' } })(req()))).toBe('200');
+    expect(await answer(verifier.authenticate(req(), { claimEquals: { tenant_id: '' } }))).toBe(
       '403 claim_mismatch',
     );
+    // Per call, a blank organization matches no token (a route's is a TypeError).
     expect(await answer(verifier.authenticate(req(), { organization: '' }))).toBe(
       '403 organization_mismatch',
     );
-    // Declared on a route, '' is a value like any other, compared as written.
-    expect(await answer(verifier.guard({ claimEquals: { blank: '' } })(req()))).toBe('200');
   });
 
   it('FIXED: claimIncludes given a string per call is a TypeError (a shape), as scopes is', async () => {
