@@ -6,11 +6,6 @@ export interface DiscoveryOptions {
   readonly fetch: typeof globalThis.fetch;
   /** Concurrent callers share one request. `false` where a promise must not cross requests. */
   readonly share?: boolean;
-  /**
-   * Seconds a discovered `jwks_uri` is used before the document is read again (the key set's
-   * `maxAge`). Default: for good.
-   */
-  readonly maxAge?: number;
 }
 
 const MAX_DISCOVERY_BYTES = 256 * 1024;
@@ -30,46 +25,20 @@ export function discoveryUrls(issuer: string): URL[] {
 }
 
 /**
- * A JWKS URL source that reads `jwks_uri` from the issuer's metadata, and reads it again once the
- * answer is older than `maxAge` (the key set's own: an issuer that moves its keys is followed as
- * soon as a cold verifier would see new keys, never trusting a stale copy left at the old URL
- * longer). The first failure is not cached (the key set's back-off paces the retries); a failed
- * re-read keeps the URL it has until the next `maxAge` (the keys it serves stay as fresh as they
- * are). Concurrent calls share one request. The document's `issuer` must equal the configured
- * issuer exactly.
+ * A JWKS URL source that reads `jwks_uri` from the issuer's metadata for every JWKS fetch, as a
+ * cold verifier does: an issuer that moves its keys is followed by the next fetch (a refresh, or
+ * an unknown `kid`), and a stale copy left at the old URL is never read again. A failure is the
+ * fetch's failure (the key set's back-off paces the retries, its last good keys serve within
+ * `maxStale`, `health()` shows it). Concurrent calls share one request. The document's `issuer`
+ * must equal the configured issuer exactly.
  */
 export function discoverJwksUri(issuer: string, options: DiscoveryOptions): () => Promise<URL> {
-  const maxAgeMs = (options.maxAge ?? Number.POSITIVE_INFINITY) * 1000;
-  let resolved: URL | undefined;
-  let resolvedAt = 0;
+  if (options.share === false) return () => discover(issuer, options);
   let inflight: Promise<URL> | undefined;
-  const read = (): Promise<URL> => {
-    const before = resolved;
-    return discover(issuer, options).then(
-      (url) => {
-        resolved = url;
-        resolvedAt = Date.now();
-        return url;
-      },
-      (error: unknown) => {
-        if (before === undefined) throw error;
-        resolvedAt = Date.now(); // asked again after another maxAge
-        return before;
-      },
-    );
-  };
-  return () => {
-    const now = Date.now();
-    // A clock stepped back before the answer ends its interval, never stretches it.
-    if (resolved !== undefined && now >= resolvedAt && now - resolvedAt < maxAgeMs) {
-      return Promise.resolve(resolved);
-    }
-    if (options.share === false) return read();
-    inflight ??= read().finally(() => {
+  return () =>
+    (inflight ??= discover(issuer, options).finally(() => {
       inflight = undefined;
-    });
-    return inflight;
-  };
+    }));
 }
 
 async function discover(issuer: string, options: DiscoveryOptions): Promise<URL> {

@@ -18,7 +18,8 @@ export interface KeySetOptions {
   readonly maxAge?: number;
   /**
    * A token whose `kid` is not in the set triggers a refetch at most once per cooldown, so a flood
-   * of random kids costs the issuer at most one request per cooldown. Default: 30.
+   * of random kids costs the issuer at most one fetch per cooldown (with discovery, the metadata
+   * and the JWKS). Default: 30.
    */
   readonly cooldown?: number;
   /** Timeout of one JWKS or discovery request, body included; really aborts it. Default: 5. */

@@ -482,10 +482,7 @@ function createKeySets(config: ResolvedOptions): ReadonlyMap<string, RemoteKeySe
       issuer,
       shared ||
         new RemoteKeySet(
-          fetchedKeys(
-            discoverJwksUri(issuer, { ...keys, share: !keys.requestScoped, maxAge: keys.maxAge }),
-            keys,
-          ),
+          fetchedKeys(discoverJwksUri(issuer, { ...keys, share: !keys.requestScoped }), keys),
           keys,
           { issuers: [issuer], fetched: true },
         ),

@@ -158,11 +158,14 @@ describe('class 1: an older key-set answer never overwrites a newer one', () => 
   it('request-scoped: a refresh that started first and failed last does not mark the keys failing', async () => {
     const key = await makeKey('ES256');
     let jwksCalls = 0;
+    let metadataCalls = 0;
     const metadata = { issuer: ISSUER, jwks_uri: JWKS_URL };
     const fetch = (async (input: URL | RequestInfo, init?: RequestInit) => {
       const url = String(input);
       if (url.includes('/.well-known/')) {
-        await sleep(1250);
+        // Slow for A only: every refresh reads the metadata first (session 28), and B's must not
+        // outlast A's timeout for the older-fails-last order this test is about.
+        if (++metadataCalls === 1) await sleep(1250);
         return Response.json(metadata);
       }
       if (++jwksCalls === 1) {

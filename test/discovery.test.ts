@@ -101,9 +101,12 @@ describe('discovery (no jwksUri)', () => {
  * Session 28 (helper-63's F2): a discovered `jwks_uri` was kept for the life of the verifier. An
  * issuer that rotated its keys and moved them to a new URL, leaving the old set behind (a stale
  * CDN copy), was never followed: the removed key kept verifying, the new one was `unknown_kid`,
- * for good. Now the metadata is read again once older than `keys.maxAge`, as the keys are.
+ * for good. A first fix re-read the metadata after `maxAge` and kept the old URL when that failed;
+ * helper-66 found that a failing re-read then kept the old URL's keys fresh for good (past
+ * `maxStale`, and unreported), and that an unknown kid refetched the old URL while the answer was
+ * younger than `maxAge`. Now every JWKS fetch reads the metadata first, as a cold verifier does.
  */
-describe('discovery is read again after keys.maxAge', () => {
+describe('discovery is read for every JWKS fetch', () => {
   afterEach(() => void vi.useRealTimers());
 
   /** An issuer whose metadata names `/keys-v1` or `/keys-v2`, both still served. */
@@ -125,7 +128,7 @@ describe('discovery is read again after keys.maxAge', () => {
     const verifier = createVerifier({
       issuer: server.issuer,
       audience: 'https://shopping.api',
-      keys: { maxAge: 60, cooldown: 0 },
+      keys: { maxAge: 60, maxStale: 60, cooldown: 0 },
       cache: false,
     });
     const tokenOf = (key: typeof oldKey) => mint(key, m2mClaims({ iss: server.issuer }));
@@ -134,50 +137,50 @@ describe('discovery is read again after keys.maxAge', () => {
     return { ...server, state, verifier, oldKey, newKey, tokenOf, discoveries };
   }
 
-  it('an issuer that moves its JWKS is followed once maxAge has passed; the stale copy is not', async () => {
+  it('an issuer that moves its JWKS is followed by the next fetch; the stale copy is not read', async () => {
     const issuer = await movingIssuer();
-    const time = clock();
+    clock().advance(0);
     expect(await outcome(issuer.verifier.verify(await issuer.tokenOf(issuer.oldKey)))).toBe('ok');
     issuer.state.current = 'v2';
-    // Within maxAge: the keys and the URL they came from are still fresh (as a cold verifier
-    // started a minute ago would have them), and an unknown kid refetches the same URL.
-    time.advance(30);
-    expect(await outcome(issuer.verifier.verify(await issuer.tokenOf(issuer.newKey)))).toBe(
-      '401 unknown_kid',
-    );
-    expect(issuer.discoveries()).toBe(1);
-    time.advance(31);
+    // The new kid refetches: the metadata first, then the URL it names now.
     expect(await outcome(issuer.verifier.verify(await issuer.tokenOf(issuer.newKey)))).toBe('ok');
     expect(await outcome(issuer.verifier.verify(await issuer.tokenOf(issuer.oldKey)))).toBe(
       '401 unknown_kid',
     );
-    expect(issuer.discoveries()).toBe(2);
-    expect(issuer.hits).toContain('/keys-v2');
+    // Three JWKS fetches (the old kid is unknown now too, cooldown 0), three metadata reads.
+    expect(issuer.discoveries()).toBe(3);
+    expect(issuer.hits.filter((hit) => hit === '/keys-v1')).toHaveLength(1);
+    expect(issuer.verifier.health()[0]?.jwksUri).toMatch(/\/keys-v2$/);
   });
 
-  it('a failed re-read keeps the URL it has: the keys stay available, asked again after maxAge', async () => {
+  it('metadata down is a key outage: stale keys serve within maxStale, reported, then 503', async () => {
     const issuer = await movingIssuer();
     const time = clock();
     const token = await issuer.tokenOf(issuer.oldKey);
     expect(await outcome(issuer.verifier.verify(token))).toBe('ok');
     issuer.state.metadataUp = false;
     time.advance(61);
-    // Stale keys answer at once; the refresh (metadata, then the JWKS) runs in the background.
+    // Stale keys answer at once; the refresh (metadata first) fails in the background.
     expect(await outcome(issuer.verifier.verify(await issuer.tokenOf(issuer.oldKey)))).toBe('ok');
-    await vi.waitFor(() => expect(issuer.hits.filter((hit) => hit === '/keys-v1')).toHaveLength(2));
-    expect(issuer.discoveries()).toBe(2);
-    // Not asked again on every JWKS fetch while it is down: once per maxAge.
-    time.advance(30);
-    await outcome(issuer.verifier.verify(await issuer.tokenOf(issuer.newKey)));
-    expect(issuer.discoveries()).toBe(2);
+    await vi.waitFor(() => expect(issuer.verifier.health()[0]?.lastError).toMatch(/503/));
+    expect(issuer.hits.filter((hit) => hit === '/keys-v1')).toHaveLength(1);
+    // Past maxAge + maxStale without metadata, the old URL's keys are not trusted any more.
+    time.advance(60);
+    expect(await outcome(issuer.verifier.verify(await issuer.tokenOf(issuer.oldKey)))).toBe(
+      '503 keys_unavailable',
+    );
     issuer.state.metadataUp = true;
     issuer.state.current = 'v2';
-    time.advance(31);
-    expect(await outcome(issuer.verifier.verify(await issuer.tokenOf(issuer.newKey)))).toBe('ok');
-    expect(issuer.discoveries()).toBe(3);
+    await vi.waitFor(
+      async () =>
+        expect(await outcome(issuer.verifier.verify(await issuer.tokenOf(issuer.newKey)))).toBe(
+          'ok',
+        ),
+      { timeout: 10_000, interval: 200 },
+    );
   });
 
-  it('concurrent refreshes share one discovery request', async () => {
+  it('concurrent fetches share one discovery request', async () => {
     const issuer = await movingIssuer();
     const time = clock();
     await issuer.verifier.verify(await issuer.tokenOf(issuer.oldKey));

@@ -52,13 +52,18 @@ const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } =
 
 const Requirements = Reflector.createDecorator<RequireAuthOptions>();
 /**
- * Verified requests, with the requirements they were verified against: a controller's and a
- * handler's `@RequireAuth` (one object, by `getAllAndOverride`) run one check; another route the
- * request is handed on to (`@Next()`) runs its own.
+ * Verified requests, with the route (handler) and the requirements they were verified for: the
+ * guards of one route (a controller's, a handler's, a global one: one object, by
+ * `getAllAndOverride`) run one check; another route the request is handed on to (`@Next()`) runs
+ * its own, even with the same requirements object (its `organization` reads its own params).
  */
 const verified = new WeakMap<
   object,
-  { readonly auth: AuthInfo | undefined; readonly requirements: RequireAuthOptions }
+  {
+    readonly auth: AuthInfo | undefined;
+    readonly requirements: RequireAuthOptions;
+    readonly handler: unknown;
+  }
 >();
 
 /**
@@ -154,7 +159,9 @@ export class ResourceGuard implements CanActivate {
     }
     const http = context.switchToHttp();
     const req = http.getRequest<HttpRequest & { raw?: IncomingMessage }>();
-    if (verified.get(req)?.requirements === requirements) return true;
+    const handler = context.getHandler();
+    const memo = verified.get(req);
+    if (memo?.requirements === requirements && memo.handler === handler) return true;
     return this.guards.of(requirements).run(req, req.raw ?? (req as unknown as IncomingMessage), {
       pass: (auth, _req, _res, _next, headers) => {
         if (headers !== undefined) {
@@ -166,7 +173,7 @@ export class ResourceGuard implements CanActivate {
             }
           }
         }
-        verified.set(req, { auth, requirements });
+        verified.set(req, { auth, requirements, handler });
         return true;
       },
       respond: (error) => {
