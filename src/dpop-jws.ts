@@ -5,7 +5,7 @@
 import { calculateJwkThumbprint, importJWK } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
 import { Rejection } from './errors.ts';
-import { hasCanonicalMembers, rsaModulusBits, weakKeyProblem } from './public-key.ts';
+import { hasCanonicalMembers, rsaModulus, rsaModulusBits, weakKeyProblem } from './public-key.ts';
 
 /** Members of a private JWK (RFC 7518 §6): a proof's `jwk` must carry none (RFC 9449 §4.3). */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as const;
@@ -19,6 +19,8 @@ export interface ProofHeader {
   readonly alg: string;
   readonly key: CryptoKey;
   readonly jkt: string;
+  /** An RSA key's modulus (a signature must be below it), `undefined` for other keys. */
+  readonly modulus: Uint8Array | undefined;
 }
 
 /** Three base64url segments: header, payload, signature (empty only for `alg: none`). */
@@ -110,5 +112,5 @@ export async function importProofKey(jwk: JWK, alg: string): Promise<ProofHeader
   if (key instanceof Uint8Array || key.type !== 'public') {
     throw proofRejection('jwk is not a public key');
   }
-  return { alg, key, jkt };
+  return { alg, key, jkt, modulus: jwk.kty === 'RSA' ? rsaModulus(jwk.n) : undefined };
 }

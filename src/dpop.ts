@@ -157,7 +157,7 @@ export class Dpop {
     const htu = this.#checkClaims(payload, presented);
     if (typeof payload.ath !== 'string') throw proofRejection('no ath claim');
     if (payload.ath !== (await sha256(auth.token))) throw new Rejection('dpop_ath_mismatch');
-    if (!(await verifySignature(proof, header.key, header.alg))) {
+    if (!(await verifySignature(proof, header.key, header.alg, header.modulus))) {
       throw new Rejection('dpop_proof_signature', { alg: header.alg });
     }
     // Only now: a forged proof with the client's public jwk (and any padding in its header) is

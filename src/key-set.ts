@@ -4,6 +4,7 @@ import { keysFetchChannel, keysStateChannel, publish } from './diagnostics.ts';
 import { describeKeyFailure, displayUrl, KeySourceError, Rejection } from './errors.ts';
 import type { KeyFailure } from './errors.ts';
 import { usableKeys } from './key-source.ts';
+import { rsaModulus } from './public-key.ts';
 import type { KeySource } from './key-source.ts';
 import type { VerifyKey } from './signature.ts';
 import type { Voucher } from './token-cache.ts';
@@ -63,6 +64,8 @@ export class TrustedKey implements Voucher {
     select: ReturnType<typeof createLocalJWKSet>,
     /** The key set it belongs to (and so the issuer(s) it may vouch for). */
     readonly owner: RemoteKeySet,
+    /** An RSA key's modulus (a signature must be below it), `undefined` for other keys. */
+    readonly modulus?: Uint8Array,
   ) {
     this.select = select;
   }
@@ -588,7 +591,8 @@ export class RemoteKeySet {
       let trusted = crowded ? undefined : previous?.get(id);
       if (trusted === undefined || !trusted.trusted) {
         try {
-          trusted = new TrustedKey(id, jwk.kid, createLocalJWKSet({ keys: [jwk] }), this);
+          const modulus = jwk.kty === 'RSA' ? rsaModulus(jwk.n) : undefined;
+          trusted = new TrustedKey(id, jwk.kid, createLocalJWKSet({ keys: [jwk] }), this, modulus);
         } catch {
           continue; // a member jose finds malformed: this key is unusable, the others are not
         }

@@ -29,6 +29,18 @@ function looseBytes(member: unknown): Uint8Array | undefined {
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 /**
+ * An RSA modulus given as a JWK `n`, as octets without leading zeros (the `k` octets a signature
+ * must have, RFC 8017 §8.2.2); `undefined` for what is not base64 of a value above zero.
+ */
+export function rsaModulus(n: unknown): Uint8Array | undefined {
+  const bytes = looseBytes(n);
+  if (bytes === undefined) return undefined;
+  let first = 0;
+  while (first < bytes.length && bytes[first] === 0) first++;
+  return first === bytes.length ? undefined : bytes.subarray(first);
+}
+
+/**
  * The size in bits of an RSA modulus given as a JWK `n` (RFC 7518 §6.3.1.1: base64url of the
  * unsigned big-endian value), counted from its value, not from how long it is written: leading
  * zero octets (which some libraries add, and which anyone can add to make a 1024-bit key look like

@@ -63,7 +63,7 @@ function firstValid(
 ): Awaitable<TrustedKey> {
   for (let i = from; i < candidates.length; i++) {
     const candidate = candidates[i] as Candidate;
-    const valid = verifySignature(token, candidate.key, header.alg);
+    const valid = verifySignature(token, candidate.key, header.alg, candidate.trusted.modulus);
     if (valid === true) return candidate.trusted;
     if (valid instanceof Promise) {
       return valid.then((ok) =>
