@@ -7,7 +7,10 @@
 #                           runtime's own server
 #   workerd                 the smoke test on workerd (miniflare), twice: without compatibility
 #                           flags, and with nodejs_compat (workerd-plain, workerd-nodejs-compat)
-#   node | smoke | all      node22-26 | bun, deno and workerd | both (the default)
+#   corpus                  about 1,000 hostile tokens (test/runtimes/corpus, built on Node) verified
+#                           in process by the packed package on Node, Bun and Deno: a token accepted
+#                           on one and refused on another fails it
+#   node | smoke | all      node22-26 | bun, deno, workerd and corpus | both (the default)
 # Every target runs even when one fails; the exit status says whether all passed.
 #   bash test/runtimes/run.sh workerd        # just the Workers smoke
 set -euo pipefail
@@ -19,11 +22,13 @@ export DENO_DIR=${DENO_DIR:-$RUNTIMES_DIR/deno-cache} DENO_NO_UPDATE_CHECK=1
 targets=()
 for arg in "${@:-all}"; do
   case $arg in
-    all) targets+=(node22 node24 node26 bun deno workerd-plain workerd-nodejs-compat) ;;
+    all) targets+=(node22 node24 node26 bun deno workerd-plain workerd-nodejs-compat corpus) ;;
     node) targets+=(node22 node24 node26) ;;
-    smoke) targets+=(bun deno workerd-plain workerd-nodejs-compat) ;;
+    smoke) targets+=(bun deno workerd-plain workerd-nodejs-compat corpus) ;;
     workerd) targets+=(workerd-plain workerd-nodejs-compat) ;;
-    node22 | node24 | node26 | bun | deno | workerd-plain | workerd-nodejs-compat) targets+=("$arg") ;;
+    node22 | node24 | node26 | bun | deno | workerd-plain | workerd-nodejs-compat | corpus)
+      targets+=("$arg")
+      ;;
     *)
       echo "unknown target: $arg" >&2
       exit 2
@@ -57,6 +62,32 @@ smoke() {
   timeout --kill-after=10 300 "$node/node" --import tsx test/runtimes/smoke.ts --app "$app" "$@"
 }
 
+# The token corpus: built on the driver Node (with jose, which the packed package brings), then
+# run.mjs on Node, Bun and Deno against the packed package, and compare.mjs on the answers.
+corpus() {
+  local node dir runtime
+  node=$(node_bin "$DRIVER_NODE_VERSION") && prepare_app || return 1
+  dir="$work/corpus"
+  mkdir -p "$dir" || return 1
+  cp "$root"/test/runtimes/corpus/{gen,run}.mjs "$dir/" || return 1
+  echo '{ "name": "runtime-corpus", "private": true, "type": "module" }' >"$dir/package.json"
+  ln -s "$app/node_modules" "$dir/node_modules" || return 1
+  timeout 120 "$node/node" "$dir/gen.mjs" || return 1
+  for runtime in node bun deno; do
+    case $runtime in
+      node) set -- "$node/node" "$dir/run.mjs" ;;
+      bun) set -- "$(bun_exe)" "$dir/run.mjs" ;;
+      deno) set -- "$(deno_exe)" run -A "$dir/run.mjs" ;;
+    esac
+    (cd "$dir" && timeout 180 "$@" >"$dir/$runtime.jsonl" 2>"$dir/$runtime.err") || {
+      echo "run.mjs failed on $runtime:" >&2
+      tail -n 20 "$dir/$runtime.err" >&2
+      return 1
+    }
+  done
+  "$node/node" "$root/test/runtimes/corpus/compare.mjs" "$dir"/{node,bun,deno}.jsonl
+}
+
 # Each step checked by hand: run_target runs as an `if` condition, where `set -e` does not apply.
 run_target() {
   local exe version bin
@@ -75,6 +106,7 @@ run_target() {
     deno) exe=$(deno_exe) && smoke --target deno --deno "$exe" ;;
     workerd-plain) exe=$(miniflare_dir) && smoke --target workerd --miniflare "$exe" ;;
     workerd-nodejs-compat) exe=$(miniflare_dir) && smoke --target workerd-nodejs-compat --miniflare "$exe" ;;
+    corpus) corpus ;;
   esac
 }
 
