@@ -5,8 +5,8 @@
  * the response was already started or a later middleware throws. Static `jwks`: no network.
  */
 import 'reflect-metadata';
-import { request as httpRequest, createServer } from 'node:http';
-import type { IncomingHttpHeaders, RequestListener, Server } from 'node:http';
+import { createServer } from 'node:http';
+import type { RequestListener, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
@@ -32,6 +32,8 @@ import type { StrategyOptions } from 'resource-guard/hapi';
 import { requireAuth as honoAuth } from 'resource-guard/hono';
 import type { AuthEnv } from 'resource-guard/hono';
 import { Auth, RequireAuth, ResourceGuard, ResourceGuardModule } from 'resource-guard/nestjs';
+import { bearer, rawRequest } from './helpers/http.ts';
+import type { Answer } from './helpers/http.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 
@@ -52,40 +54,9 @@ beforeAll(async () => {
   admin = await mint(key, m2mClaims({ scope: 'admin read:products' }));
 });
 
-interface Answer {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-}
-
-/** One request with the target exactly as written (no URL normalisation by a client). */
-function raw(
-  base: string,
-  target: string,
-  method = 'GET',
-  headers: Record<string, string> = {},
-): Promise<Answer> {
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: hostname, port, path: target, method, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString(),
-        }),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.setTimeout(5000, () => req.destroy(new Error(`timeout: ${method} ${target}`)));
-    req.end();
-  });
-}
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+/** One request with the target exactly as written, 5 s at most. */
+const raw = (base: string, target: string, method?: string, headers?: Record<string, string>) =>
+  rawRequest(base, target, method, headers, undefined, 5000);
 
 interface Running {
   readonly url: string;

@@ -7,7 +7,7 @@
  */
 import 'reflect-metadata';
 import { request as httpRequest, createServer } from 'node:http';
-import type { IncomingHttpHeaders, RequestListener, Server } from 'node:http';
+import type { RequestListener, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
@@ -31,6 +31,8 @@ import { resourceGuard as fastifyGuard } from 'resource-guard/fastify';
 import { resourceGuard as hapiGuard } from 'resource-guard/hapi';
 import { requireAuth as honoAuth } from 'resource-guard/hono';
 import { Auth, RequireAuth, ResourceGuardModule } from 'resource-guard/nestjs';
+import { bearer, rawRequest } from './helpers/http.ts';
+import type { Answer } from './helpers/http.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 
@@ -48,42 +50,7 @@ beforeAll(async () => {
   admin = await mint(key, m2mClaims({ scope: 'admin read:products' }));
 });
 
-interface Answer {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-}
-
-/** One request with the target as written. */
-function raw(
-  base: string,
-  target: string,
-  method = 'GET',
-  headers: Record<string, string> = {},
-  body?: string | Buffer,
-): Promise<Answer> {
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: hostname, port, path: target, method, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString(),
-        }),
-      );
-      res.on('error', reject);
-    });
-    // A server that answers before reading the body may reset the upload: not our failure.
-    req.on('error', reject);
-    req.setTimeout(8000, () => req.destroy(new Error(`timeout: ${method} ${target}`)));
-    req.end(body);
-  });
-}
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const raw = rawRequest;
 
 interface Running {
   readonly url: string;

@@ -9,8 +9,8 @@
  */
 import 'reflect-metadata';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { request as httpRequest, createServer } from 'node:http';
-import type { IncomingHttpHeaders, Server } from 'node:http';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
 import Fastify from 'fastify';
@@ -24,6 +24,7 @@ import { createVerifier } from 'resource-guard';
 import type { AuthInfo, Verifier } from 'resource-guard';
 import { resourceGuard as fastifyGuard } from 'resource-guard/fastify';
 import { Auth, RequireAuth, ResourceGuard, ResourceGuardModule } from 'resource-guard/nestjs';
+import { bearer, rawRequest } from './helpers/http.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 import { clock, outcome } from './helpers/outcome.ts';
@@ -321,32 +322,8 @@ beforeAll(async () => {
   verifier = createVerifier({ issuer: ISSUER, audience: AUDIENCE, jwks: { keys: [key.jwk] } });
 });
 
-interface Answer {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-}
-
-function get(base: string, path: string, headers: Record<string, string> = {}): Promise<Answer> {
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: hostname, port, path, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString(),
-        }),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const get = (base: string, path: string, headers: Record<string, string> = {}) =>
+  rawRequest(base, path, 'GET', headers);
 
 async function nest(platform: 'express' | 'fastify', metadata: ModuleMetadata) {
   @Module(metadata)

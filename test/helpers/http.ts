@@ -1,4 +1,5 @@
-import type { Server } from 'node:http';
+import { request as httpRequest } from 'node:http';
+import type { IncomingHttpHeaders, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** The Authorization header that carries `token` (RFC 6750 §2.1). */
@@ -22,4 +23,44 @@ export async function listenLoopback(
         server.close(() => resolve());
       }),
   };
+}
+
+/** An HTTP answer as {@link rawRequest} reads it. */
+export interface Answer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+/**
+ * One HTTP/1.1 request with the target exactly as written (no URL normalisation by a client),
+ * bounded by `timeoutMs`.
+ */
+export function rawRequest(
+  base: string,
+  target: string,
+  method = 'GET',
+  headers: Record<string, string> = {},
+  body?: string | Buffer,
+  timeoutMs = 8000,
+): Promise<Answer> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: hostname, port, path: target, method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
+      res.on('error', reject);
+    });
+    // A server that answers before reading the body may reset the upload: not our failure.
+    req.on('error', reject);
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout: ${method} ${target}`)));
+    req.end(body);
+  });
 }
