@@ -9,7 +9,6 @@
  */
 import 'reflect-metadata';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
@@ -24,39 +23,25 @@ import { createVerifier } from 'resource-guard';
 import type { AuthInfo, Verifier } from 'resource-guard';
 import { resourceGuard as fastifyGuard } from 'resource-guard/fastify';
 import { Auth, RequireAuth, ResourceGuard, ResourceGuardModule } from 'resource-guard/nestjs';
-import { bearer, rawRequest } from './helpers/http.ts';
+import { bearer, jsonServer, rawRequest } from './helpers/http.ts';
+import type { JsonRoute } from './helpers/http.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 import { clock, outcome } from './helpers/outcome.ts';
 
 // ───────────────────────────── 40c8bda: discovery read again ─────────────────────────────
 
-type Route = (path: string) => { status: number; body: unknown } | undefined;
-
-const servers: Server[] = [];
+const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   vi.useRealTimers();
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  }
+  for (const close of closers.splice(0)) await close();
 });
 
-async function issuerServer(route: (origin: string) => Route) {
-  const hits: string[] = [];
-  let router: Route = () => undefined;
-  const server = createServer((req, res) => {
-    hits.push(req.url ?? '');
-    const answer = router(req.url ?? '');
-    if (answer === undefined) return res.writeHead(404).end();
-    res.writeHead(answer.status, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(answer.body));
-  });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  router = route(origin);
-  return { origin, issuer: `${origin}/oidc`, hits };
+/** An issuer at `<origin>/oidc` whose metadata routes the test decides; closed after each test. */
+async function issuerServer(route: (origin: string) => JsonRoute) {
+  const server = await jsonServer(route);
+  closers.push(server.close);
+  return server;
 }
 
 const META = '/oidc/.well-known/openid-configuration';

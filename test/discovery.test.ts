@@ -1,38 +1,22 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createVerifier } from 'resource-guard';
 import type { AuthError } from 'resource-guard';
 import type { RejectionEvent } from 'resource-guard';
+import { jsonServer } from './helpers/http.ts';
+import type { JsonRoute } from './helpers/http.ts';
 import { m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import { clock, outcome } from './helpers/outcome.ts';
 
-type Route = (path: string) => { status: number; body: unknown } | undefined;
-
-const servers: ReturnType<typeof createServer>[] = [];
+const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  }
+  for (const close of closers.splice(0)) await close();
 });
 
-/** An issuer at `<origin>/oidc` whose metadata routes the test decides. */
-async function issuerServer(route: (origin: string) => Route) {
-  const hits: string[] = [];
-  let router: Route = () => undefined;
-  const server = createServer((req, res) => {
-    hits.push(req.url ?? '');
-    const answer = router(req.url ?? '');
-    if (answer === undefined) return res.writeHead(404).end();
-    res.writeHead(answer.status, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(answer.body));
-  });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  router = route(origin);
-  return { origin, issuer: `${origin}/oidc`, hits };
+/** An issuer at `<origin>/oidc` whose metadata routes the test decides; closed after each test. */
+async function issuerServer(route: (origin: string) => JsonRoute) {
+  const server = await jsonServer(route);
+  closers.push(server.close);
+  return server;
 }
 
 describe('discovery (no jwksUri)', () => {

@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingHttpHeaders, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -63,4 +63,26 @@ export function rawRequest(
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout: ${method} ${target}`)));
     req.end(body);
   });
+}
+
+/** JSON answers by path: `undefined` is a 404. */
+export type JsonRoute = (path: string) => { status: number; body: unknown } | undefined;
+
+/**
+ * A JSON server on loopback (an issuer at `<origin>/oidc`, say) whose answers `route(origin)`
+ * decides per request target; `hits` records every target asked, in order.
+ */
+export async function jsonServer(route: (origin: string) => JsonRoute) {
+  const hits: string[] = [];
+  let router: JsonRoute = () => undefined;
+  const server = createServer((req, res) => {
+    hits.push(req.url ?? '');
+    const answer = router(req.url ?? '');
+    if (answer === undefined) return res.writeHead(404).end();
+    res.writeHead(answer.status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(answer.body));
+  });
+  const { origin, close } = await listenLoopback(server);
+  router = route(origin);
+  return { origin, issuer: `${origin}/oidc`, hits, close };
 }
