@@ -2,7 +2,8 @@
 # Packs resource-guard, installs the tarball in an empty folder the way a user would, imports every
 # subpath from it, type-checks a consumer against its .d.ts files and runs a real verification.
 # Then the CommonJS side: require() of every subpath from a .cjs file, and a CommonJS TypeScript
-# project (no "type": "module") compiled with the settings the README documents, then run.
+# project (no "type": "module") compiled with the settings the README documents, then run. The
+# TypeScript checks run on TypeScript 5.9 and on TypeScript 7.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
@@ -31,7 +32,7 @@ cat > package.json <<'JSON'
 JSON
 npm install --silent --no-audit --no-fund --prefer-offline "./$tarball" express@5 koa@3 fastify@5 \
   @hapi/hapi@21 @hapi/boom@10 hono@4 @nestjs/common@12 @nestjs/core@12 reflect-metadata@0.2 rxjs@7 \
-  @opentelemetry/api@1 redis@6 @types/express@5 @types/koa@3 @types/node@20 typescript@5.9
+  @opentelemetry/api@1 redis@6 @types/express@5 @types/koa@3 @types/node@20 typescript@5.9 typescript7@npm:typescript@7
 cp "$root/test/pack/smoke.mjs" "$root/test/pack/consumer.ts" "$root/test/pack/require.cjs" .
 node smoke.mjs
 node require.cjs
@@ -41,6 +42,8 @@ cat > tsconfig.json <<'JSON'
   "files": ["consumer.ts"] }
 JSON
 npx tsc -p tsconfig.json
+# TypeScript 7 (the native compiler) reads the same .d.ts files the same way.
+node node_modules/typescript7/bin/tsc -p tsconfig.json
 
 # CommonJS TypeScript: the README's settings ("module" and "moduleResolution" nodenext, TS >= 5.8).
 mkdir cjs
@@ -55,6 +58,10 @@ cat > cjs/tsconfig.json <<'JSON'
 JSON
 npx tsc -p cjs/tsconfig.json
 grep -q 'require("resource-guard")' cjs/out/consumer.js # compiled to CommonJS, not left as import
+node cjs/out/consumer.js
+rm -rf cjs/out
+node node_modules/typescript7/bin/tsc -p cjs/tsconfig.json
+grep -q 'require("resource-guard")' cjs/out/consumer.js
 node cjs/out/consumer.js
 # Framework projects laid out as their users lay them out (a Nest CLI project, a Hapi project, a
 # Hono project), each installing the tarball in its own folder: test/pack/projects/<name>/check.sh
