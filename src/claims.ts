@@ -150,11 +150,16 @@ export function checkLifetime(payload: JWTPayload, rules: ClaimRules, nowSeconds
   const tolerance = rules.clockTolerance;
   const { nbf, iat } = payload as { nbf?: number; iat?: number };
   checkExpiry(payload, rules, nowSeconds);
-  if (nbf !== undefined && nbf > nowSeconds + tolerance) {
-    throw new Rejection('not_yet_valid', { validInSeconds: Math.ceil(nbf - nowSeconds), nbf });
+  // A start (`nbf`, `iat`) is judged against the whole second, as jose's clock reads: a fractional
+  // NumericDate (RFC 7519 §2 allows them) is then refused whenever a cold jose refuses it, where
+  // the fraction of a second already gone would let it in up to a second early. An end (`exp`,
+  // `maxTokenAge`) is judged against the exact time, which is the stricter there.
+  const whole = Math.floor(nowSeconds);
+  if (nbf !== undefined && nbf > whole + tolerance) {
+    throw new Rejection('not_yet_valid', { validInSeconds: Math.ceil(nbf - whole), nbf });
   }
-  if (iat !== undefined && iat > nowSeconds + tolerance) {
-    throw new Rejection('issued_in_future', { secondsAhead: Math.ceil(iat - nowSeconds), iat });
+  if (iat !== undefined && iat > whole + tolerance) {
+    throw new Rejection('issued_in_future', { secondsAhead: Math.ceil(iat - whole), iat });
   }
   checkAge(payload, rules, nowSeconds);
 }
