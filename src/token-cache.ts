@@ -55,8 +55,8 @@ const entryBytes = (token: string) => token.length * 2 + 640;
 /**
  * The cache policy: when a verified token may be answered from memory, as `[from, until)` in
  * milliseconds. Until its `exp` (or sooner with `maxTokenAge`: `iat + maxTokenAge`); from the
- * moment its `nbf` and `iat` were accepted (minus `clockTolerance`), so a clock stepped back does
- * not make the cache looser than a fresh check. Each bound is 1 ms inside the fresh check's (which
+ * moment its `nbf` and `iat` are accepted (minus `clockTolerance`, from the whole second on), so
+ * a clock stepped back does not make the cache looser than a fresh check. Each bound is 1 ms inside the fresh check's (which
  * compares seconds, `Date.now() / 1000`): at the very edge, where the two roundings could
  * disagree by one ulp, the fresh check decides.
  */
@@ -68,7 +68,11 @@ export function cacheableWindow(
   const byAge =
     rules.maxTokenAge !== undefined && iat !== undefined ? iat + rules.maxTokenAge : Infinity;
   const notBefore = Math.max(typeof nbf === 'number' ? nbf : -Infinity, iat ?? -Infinity);
-  return [(notBefore - rules.clockTolerance) * 1000 + 1, Math.min(exp, byAge) * 1000 - 1];
+  // The fresh check judges a start against the whole second (claims.ts checkLifetime): the first
+  // whole second it accepts, by the same comparison.
+  let from = Math.ceil(notBefore - rules.clockTolerance);
+  if (notBefore > from + rules.clockTolerance) from += 1;
+  return [from * 1000 + 1, Math.min(exp, byAge) * 1000 - 1];
 }
 
 /**
