@@ -46,7 +46,10 @@ export function buildResourceMetadata(
   if (hasQueryOrFragment(url)) {
     configError('resourceMetadata.resource', `must have no query or fragment${given}`);
   }
-  const path = `${WELL_KNOWN}${url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '')}`;
+  // RFC 9728 §3.1: only the slash that is the whole path goes (`https://shopping.api/`); a path's
+  // own trailing slash stays (`https://shopping.api/v1/` → `/.well-known/oauth-protected-resource/v1/`),
+  // where a client that builds the URL from the resource, as §3.1 says, asks for it.
+  const path = `${WELL_KNOWN}${url.pathname === '/' ? '' : url.pathname}`;
   const document: Record<string, unknown> = {
     resource,
     authorization_servers: [...(options.authorizationServers ?? issuers)],

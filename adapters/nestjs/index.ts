@@ -116,7 +116,9 @@ export class RouteGuards implements OnModuleInit {
         ? route.path.replace(/[:*(){}[\]+?!\\]/g, '\\$&')
         : (cut < 0 ? route.path : `${route.path.slice(0, cut)}*`).replaceAll(':', '::');
       httpAdapter.get(pattern, (req: unknown, res: unknown) => {
-        if (cut >= 0 && !route.matches('GET', httpAdapter.getRequestUrl(req).split('?', 1)[0])) {
+        // The request's own path decides: a cut pattern matches more, and Express's router (not
+        // strict) takes a path with or without its trailing slash.
+        if (!route.matches('GET', httpAdapter.getRequestUrl(req).split('?', 1)[0])) {
           httpAdapter.reply(res, { statusCode: 404, message: 'Not Found' }, 404);
           return;
         }

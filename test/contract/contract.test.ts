@@ -388,6 +388,27 @@ describe.each(targets)('adapter contract: $name', (target) => {
     });
   });
 
+  it('serves RFC 9728 metadata for a resource with a path and a trailing slash where §3.1 puts it, and only there', async () => {
+    const v1 = await target.start(
+      createVerifier({
+        issuer: issuer.issuer,
+        audience: 'https://shopping.api/v1/',
+        resourceMetadata: {},
+      }),
+    );
+    try {
+      const answer = await send(`${v1.url}/.well-known/oauth-protected-resource/v1/`);
+      expect(answer.status).toBe(200);
+      expect(answer.body?.resource).toBe('https://shopping.api/v1/');
+      for (const other of ['/v1', '', '/v1//', '/V1/']) {
+        const miss = await send(`${v1.url}/.well-known/oauth-protected-resource${other}`);
+        expect([other, miss.status]).not.toEqual([other, 200]);
+      }
+    } finally {
+      await v1.close();
+    }
+  });
+
   it('serves the public route without a token', async () => {
     const answer = await send(`${api.url}/health`);
     expect(answer.status).toBe(200);
