@@ -184,7 +184,8 @@ async function serveJwks(path: string, jwks: () => unknown) {
 
 /**
  * Creates an in-process issuer of Logto-shaped access tokens, for testing your own guarded API.
- * Throws when `process.env.NODE_ENV` is `production`: its tokens open any API that trusts it.
+ * Throws when `process.env.NODE_ENV` is `production` (in any case, spaces around it ignored): its
+ * tokens open any API that trusts it.
  *
  * @example
  * ```ts
@@ -198,7 +199,8 @@ async function serveJwks(path: string, jwks: () => unknown) {
  * ```
  */
 export async function createTestIssuer(options: TestIssuerOptions = {}): Promise<TestIssuer> {
-  if (process.env.NODE_ENV === 'production') {
+  // Any spelling a shell leaves: `set NODE_ENV=production && node app` on Windows keeps the space.
+  if (globalThis.process?.env?.NODE_ENV?.trim().toLowerCase() === 'production') {
     throw new Error(
       'resource-guard/testing: refusing to run with NODE_ENV=production (its tokens open any API ' +
         'that trusts it); import it from tests only',
