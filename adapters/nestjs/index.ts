@@ -51,20 +51,17 @@ const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } =
     .build();
 
 const Requirements = Reflector.createDecorator<RequireAuthOptions>();
+/** The verified request's `AuthInfo`, for `@Auth()`: the last route that checked it. */
+const verified = new WeakMap<object, { readonly auth: AuthInfo | undefined }>();
 /**
- * Verified requests, with the route (handler) and the requirements they were verified for: the
- * guards of one route (a controller's, a handler's, a global one: one object, by
- * `getAllAndOverride`) run one check; another route the request is handed on to (`@Next()`) runs
- * its own, even with the same requirements object (its `organization` reads its own params).
+ * The route invocations already checked, with the requirements they were checked for. Nest runs a
+ * route's guards (global, controller, handler) with one `ExecutionContext` per invocation, so
+ * those guards run one check (one DPoP proof consumed once); another route the request is handed
+ * on to with `@Next()` is another invocation and runs its own, even with the same requirements
+ * object and the same handler function (an inherited method, or one method on two paths: its
+ * `organization` reads that route's params).
  */
-const verified = new WeakMap<
-  object,
-  {
-    readonly auth: AuthInfo | undefined;
-    readonly requirements: RequireAuthOptions;
-    readonly handler: unknown;
-  }
->();
+const checkedIn = new WeakMap<ExecutionContext, RequireAuthOptions>();
 
 /**
  * The application's route guards, one per `@RequireAuth` (built at start-up: a bad option is a
@@ -161,9 +158,7 @@ export class ResourceGuard implements CanActivate {
     }
     const http = context.switchToHttp();
     const req = http.getRequest<HttpRequest & { raw?: IncomingMessage }>();
-    const handler = context.getHandler();
-    const memo = verified.get(req);
-    if (memo?.requirements === requirements && memo.handler === handler) return true;
+    if (checkedIn.get(context) === requirements) return true;
     return this.guards.of(requirements).run(req, req.raw ?? (req as unknown as IncomingMessage), {
       pass: (auth, _req, _res, _next, headers) => {
         if (headers !== undefined) {
@@ -175,7 +170,8 @@ export class ResourceGuard implements CanActivate {
             }
           }
         }
-        verified.set(req, { auth, requirements, handler });
+        verified.set(req, { auth });
+        checkedIn.set(context, requirements);
         return true;
       },
       respond: (error) => {
