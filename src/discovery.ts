@@ -32,8 +32,12 @@ export function discoveryUrls(issuer: string): URL[] {
  * `maxStale`, `health()` shows it). Concurrent calls share one request. The document's `issuer`
  * must equal the configured issuer exactly.
  */
-export function discoverJwksUri(issuer: string, options: DiscoveryOptions): () => Promise<URL> {
-  if (options.share === false) return () => discover(issuer, options);
+export function discoverJwksUri(
+  issuer: string,
+  options: DiscoveryOptions,
+): (request?: () => void) => Promise<URL> {
+  // `request` (see KeySource) for the unshared reads only: a shared read serves several callers.
+  if (options.share === false) return (request) => discover(issuer, options, request);
   let inflight: Promise<URL> | undefined;
   return () =>
     (inflight ??= discover(issuer, options).finally(() => {
@@ -41,7 +45,11 @@ export function discoverJwksUri(issuer: string, options: DiscoveryOptions): () =
     }));
 }
 
-async function discover(issuer: string, options: DiscoveryOptions): Promise<URL> {
+async function discover(
+  issuer: string,
+  options: DiscoveryOptions,
+  request?: () => void,
+): Promise<URL> {
   const [openid, oauth] = discoveryUrls(issuer) as [URL, URL];
   let document: unknown;
   let url = openid;
@@ -54,6 +62,7 @@ async function discover(issuer: string, options: DiscoveryOptions): Promise<URL>
       throw error;
     }
     url = oauth;
+    request?.();
     document = await fetchJson(oauth, { ...options, maxBytes: MAX_DISCOVERY_BYTES });
   }
   const metadata = (document ?? {}) as { issuer?: unknown; jwks_uri?: unknown };

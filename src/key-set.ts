@@ -396,9 +396,10 @@ export class RemoteKeySet {
   }
 
   /**
-   * Request-scoped: another request claimed a refresh that is still under way (not older than the
-   * fetch timeout + 1 s: a request that was cut off never finishes its own). A request waits for
-   * it on {@link ownTimer}, never on that request's promise.
+   * Request-scoped: another request claimed a refresh that is still under way (its latest HTTP
+   * request, the metadata's or the JWKS's, started within the fetch timeout + 1 s: a request that
+   * was cut off never finishes its own). A request waits for it on {@link ownTimer}, never on that
+   * request's promise.
    */
   #otherRefreshUnderWay(now: number): boolean {
     const since = this.#fetchingSince;
@@ -444,8 +445,13 @@ export class RemoteKeySet {
     this.#lastFetchAt = now;
     this.#fetchingSince = now;
     const order = ++this.#started;
+    // Each request of the refresh (the metadata, then the JWKS) has its own timeout: one that has
+    // just started another is alive, and others keep waiting for it.
+    const alive = () => {
+      if (this.#started === order) this.#fetchingSince = Date.now();
+    };
     try {
-      return this.#apply(await this.#load(), order);
+      return this.#apply(await this.#load(alive), order);
     } catch (cause) {
       return this.#fail(cause, order);
     } finally {
@@ -454,8 +460,8 @@ export class RemoteKeySet {
   }
 
   /**
-   * Refresh `order` fetched `snapshot`. Only request-scoped refreshes can overlap (one older than
-   * the fetch timeout + 1 s is presumed cut off), but the rule holds on both paths: an older
+   * Refresh `order` fetched `snapshot`. Only request-scoped refreshes can overlap (one silent for
+   * longer than the fetch timeout + 1 s is presumed cut off), but the rule holds on both paths: an older
    * refresh's keys never roll back a newer one's (it gets the keys in use), and its success does
    * not clear a failure a newer refresh recorded.
    */
@@ -534,13 +540,13 @@ export class RemoteKeySet {
   }
 
   /** Fetches and builds a snapshot, publishing the fetch on `resource-guard:keys:fetch`. */
-  async #load(): Promise<Snapshot> {
-    if (!(this.#label.fetched && keysFetchChannel.hasSubscribers)) return this.#build();
+  async #load(request?: () => void): Promise<Snapshot> {
+    if (!(this.#label.fetched && keysFetchChannel.hasSubscribers)) return this.#build(request);
     const startTime = Date.now();
     const start = performance.now();
     const issuers = this.#label.issuers;
     try {
-      const snapshot = await this.#build();
+      const snapshot = await this.#build(request);
       publish(keysFetchChannel, () => ({
         issuers,
         url: snapshot.url,
@@ -565,8 +571,8 @@ export class RemoteKeySet {
     }
   }
 
-  async #build(): Promise<Snapshot> {
-    const { url, document } = await this.#source();
+  async #build(request?: () => void): Promise<Snapshot> {
+    const { url, document } = await this.#source(request);
     const previous = this.#snapshot?.byId;
     const keys: TrustedKey[] = [];
     const byId = new Map<string, TrustedKey>();

@@ -11,16 +11,23 @@ import { fetchJson } from './fetch-json.ts';
 import { configError } from './option-checks.ts';
 import { rsaModulusBits, weakKeyProblem, withCanonicalMembers } from './public-key.ts';
 
-/** Loads a JWKS document: `url` names where it came from (for diagnostics). */
-export type KeySource = () => Promise<{ readonly url: string; readonly document: unknown }>;
+/**
+ * Loads a JWKS document: `url` names where it came from (for diagnostics). `request`, when given,
+ * is called as each HTTP request of the load starts (the issuer's metadata, then the JWKS): each
+ * has its own timeout, so a load that just started another is alive however long it has run.
+ */
+export type KeySource = (
+  request?: () => void,
+) => Promise<{ readonly url: string; readonly document: unknown }>;
 
 /** A key source that fetches the JWKS from a URL (fixed, or resolved by discovery). */
 export function fetchedKeys(
-  url: () => Promise<URL>,
+  url: (request?: () => void) => Promise<URL>,
   options: { readonly timeout: number; readonly fetch: typeof globalThis.fetch },
 ): KeySource {
-  return async () => {
-    const resolved = await url();
+  return async (request) => {
+    const resolved = await url(request);
+    request?.();
     const document = await fetchJson(resolved, {
       timeout: options.timeout,
       maxBytes: MAX_JWKS_BYTES,

@@ -152,9 +152,11 @@ describe('class 1: an older key-set answer never overwrites a newer one', () => 
   // failure that was no longer true (health: lastError, retryInSeconds) and, for the cooldown,
   // answered a new kid with 503 keys_unavailable ("a new kid while the key set cannot be
   // fetched") instead of 401. Now an older refresh's failure gets the newer keys instead.
-  // Reproduced without any same-turn race: refresh A (discovery 1.25 s, then a JWKS request
-  // that hangs until the 1.4 s timeout) outlives the `timeout + 1` s others wait for it, so
-  // refresh B starts, succeeds at ~2.4 s, and A's timeout lands at ~2.65 s.
+  // Reproduced without any same-turn race: refresh A's JWKS request hangs until the 1.4 s
+  // timeout; the clock then jumps 3 s (a suspended isolate, a stalled event loop), so A's latest
+  // request looks older than the `timeout + 1` s others wait for, refresh B starts and succeeds,
+  // and A's timeout lands after it. (By the clock alone a live refresh is never taken over: each
+  // of its requests, the metadata's and the JWKS's, restarts the wait; session 29.)
   it('request-scoped: a refresh that started first and failed last does not mark the keys failing', async () => {
     const key = await makeKey('ES256');
     let jwksCalls = 0;
@@ -163,9 +165,7 @@ describe('class 1: an older key-set answer never overwrites a newer one', () => 
     const fetch = (async (input: URL | RequestInfo, init?: RequestInit) => {
       const url = String(input);
       if (url.includes('/.well-known/')) {
-        // Slow for A only: every refresh reads the metadata first (session 28), and B's must not
-        // outlast A's timeout for the older-fails-last order this test is about.
-        if (++metadataCalls === 1) await sleep(1250);
+        metadataCalls++;
         return Response.json(metadata);
       }
       if (++jwksCalls === 1) {
@@ -186,20 +186,28 @@ describe('class 1: an older key-set answer never overwrites a newer one', () => 
     const token = await mint(key);
     const first = outcome(verifier.verify(token)); // refresh A
     await sleep(50);
-    const second = outcome(verifier.verify(token)); // waits timeout + 1 s, then refresh B
-    expect(await second).toBe('ok');
-    expect(await first).toBe('ok'); // A failed, and fell back on B's keys
-    expect(jwksCalls).toBe(2);
-    // The newest refresh succeeded: nothing is failing.
-    expect(verifier.health()[0]).toMatchObject({
-      state: 'fresh',
-      lastError: null,
-      retryInSeconds: null,
-    });
-    // A kid the issuer does not list is the token's fault (401), not an outage (503).
-    expect(await outcome(verifier.verify(await mint(key, m2mClaims(), { kid: 'x' })))).toBe(
-      '401 unknown_kid',
-    );
+    expect(jwksCalls).toBe(1); // A's JWKS request is under way
+    const realNow = Date.now.bind(Date);
+    const jump = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 3000);
+    try {
+      const second = outcome(verifier.verify(token)); // A presumed cut off: refresh B
+      expect(await second).toBe('ok');
+      expect(await first).toBe('ok'); // A failed, and fell back on B's keys
+      expect(jwksCalls).toBe(2);
+      expect(metadataCalls).toBe(2);
+      // The newest refresh succeeded: nothing is failing.
+      expect(verifier.health()[0]).toMatchObject({
+        state: 'fresh',
+        lastError: null,
+        retryInSeconds: null,
+      });
+      // A kid the issuer does not list is the token's fault (401), not an outage (503).
+      expect(await outcome(verifier.verify(await mint(key, m2mClaims(), { kid: 'x' })))).toBe(
+        '401 unknown_kid',
+      );
+    } finally {
+      jump.mockRestore(); // the clock stays jumped while the verifier is asked
+    }
   });
 
   it('a pool verification that started before its key was removed and lands after: refused, never cached (guard)', async () => {
