@@ -155,13 +155,43 @@ export function checkLifetime(payload: JWTPayload, rules: ClaimRules, nowSeconds
   // the fraction of a second already gone would let it in up to a second early. An end (`exp`,
   // `maxTokenAge`) is judged against the exact time, which is the stricter there.
   const whole = Math.floor(nowSeconds);
-  if (nbf !== undefined && nbf > whole + tolerance) {
+  if (nbf !== undefined && nbfAhead(nbf, whole, tolerance)) {
     throw new Rejection('not_yet_valid', { validInSeconds: Math.ceil(nbf - whole), nbf });
   }
-  if (iat !== undefined && iat > whole + tolerance) {
+  if (iat !== undefined && iatAhead(iat, whole, tolerance)) {
     throw new Rejection('issued_in_future', { secondsAhead: Math.ceil(iat - whole), iat });
   }
   checkAge(payload, rules, nowSeconds);
+}
+
+/** `nbf` still ahead at the whole second `whole`: jose's own comparison. */
+const nbfAhead = (nbf: number, whole: number, tolerance: number) => nbf > whole + tolerance;
+
+/**
+ * `iat` in the future at the whole second `whole`, by our comparison or jose's (`now - iat <
+ * -tolerance`, with `maxTokenAge`): with a fractional tolerance the two can round apart by an ulp,
+ * and either one refusing refuses.
+ */
+const iatAhead = (iat: number, whole: number, tolerance: number) =>
+  iat > whole + tolerance || whole - iat < -tolerance;
+
+/**
+ * The first whole second (in seconds) at which {@link checkLifetime} accepts the token's start
+ * (`nbf`, `iat`) by the same comparisons; `-Infinity` with neither, `Infinity` where no second
+ * is found (a NumericDate so large that adding one changes nothing).
+ */
+export function firstAcceptedSecond(
+  claims: { readonly iat?: number | undefined; readonly nbf?: unknown },
+  tolerance: number,
+): number {
+  const nbf = typeof claims.nbf === 'number' ? claims.nbf : undefined;
+  const { iat } = claims;
+  const ahead = (whole: number) =>
+    (nbf !== undefined && nbfAhead(nbf, whole, tolerance)) ||
+    (iat !== undefined && iatAhead(iat, whole, tolerance));
+  let from = Math.ceil(Math.max(nbf ?? -Infinity, iat ?? -Infinity) - tolerance);
+  for (let step = 0; step < 3 && ahead(from); step++) from += 1;
+  return ahead(from) ? Infinity : from;
 }
 
 function checkExpiry(payload: JWTPayload, rules: ClaimRules, nowSeconds: number): void {

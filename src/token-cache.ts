@@ -1,3 +1,4 @@
+import { firstAcceptedSecond } from './claims.ts';
 import { cacheEvictChannel, publish } from './diagnostics.ts';
 import { shortKey } from './token-key.ts';
 
@@ -67,11 +68,8 @@ export function cacheableWindow(
   const { exp, iat, nbf } = claims;
   const byAge =
     rules.maxTokenAge !== undefined && iat !== undefined ? iat + rules.maxTokenAge : Infinity;
-  const notBefore = Math.max(typeof nbf === 'number' ? nbf : -Infinity, iat ?? -Infinity);
-  // The fresh check judges a start against the whole second (claims.ts checkLifetime): the first
-  // whole second it accepts, by the same comparison.
-  let from = Math.ceil(notBefore - rules.clockTolerance);
-  if (notBefore > from + rules.clockTolerance) from += 1;
+  // The fresh check judges a start against the whole second: the first one it accepts.
+  const from = firstAcceptedSecond({ iat, nbf }, rules.clockTolerance);
   return [from * 1000 + 1, Math.min(exp, byAge) * 1000 - 1];
 }
 

@@ -48,7 +48,12 @@ const cases: fc.Arbitrary<Case> = fc
       { iat: offset(-40, 15), exp: offset(-15, 40), nbf: offset(-15, 15) },
       { requiredKeys: ['iat', 'exp'] },
     ),
-    clockTolerance: fc.oneof(fc.integer({ min: 0, max: 10 }), fc.constantFrom(0.5, 2.25)),
+    clockTolerance: fc.oneof(
+      fc.integer({ min: 0, max: 10 }),
+      // Exact binary fractions and not: 0.7 s rounds whole + 0.7 up to an iat of T + 0.7.
+      fc.constantFrom(0.5, 2.25, 0.1, 0.7, 9.9),
+      fc.double({ min: 0, max: 10, noNaN: true }),
+    ),
     maxTokenAge: fc.option(fc.integer({ min: 1, max: 30 }), { nil: undefined }),
   })
   .chain((c) => {
