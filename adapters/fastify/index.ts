@@ -92,11 +92,13 @@ export const resourceGuard = fastifyPlugin<ResourceGuardPluginOptions>(
       const route = metadataRoute(verifier);
       // The path as find-my-way reads it: a `:` escaped (else a parameter). A `*` (a wildcard,
       // last only) or an escape (find-my-way matches the decoded path against the pattern as
-      // written) cuts it there, into a wildcard, and the request's own path is compared exactly.
+      // written) cuts it there, into a wildcard. The request's own path decides, exactly: a cut
+      // pattern matches more, and so does a router with `ignoreTrailingSlash`,
+      // `ignoreDuplicateSlashes` or `caseSensitive: false`.
       const cut = route.path.search(/[*%]/);
       const pattern = (cut < 0 ? route.path : `${route.path.slice(0, cut)}*`).replaceAll(':', '::');
       fastify.get(pattern, (request, reply) => {
-        if (cut >= 0 && !route.matches(request.method, request.url.split('?', 1)[0])) {
+        if (!route.matches(request.method, request.url.split('?', 1)[0])) {
           return reply.callNotFound();
         }
         reply.headers(route.headers).send(route.document);

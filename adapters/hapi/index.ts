@@ -75,11 +75,18 @@ export const resourceGuard: Plugin<ResourceGuardPluginOptions> = {
     server.auth.scheme(SCHEME, scheme(verifier));
     if (verifier.resourceMetadata !== undefined) {
       const route = metadataRoute(verifier);
+      // A server with `router.stripTrailingSlash` refuses a path ending in `/` (a resource such as
+      // `https://shopping.api/v1/`), and routes the request without it: registered without it.
+      const strip = server.settings.router?.stripTrailingSlash === true && route.path.endsWith('/');
       server.route({
         method: 'GET',
-        path: route.path,
+        path: strip ? route.path.slice(0, -1) : route.path,
         options: { auth: false },
-        handler(_request, h) {
+        handler(request, h) {
+          // The request's own path decides, exactly (`isCaseSensitive: false`, a stripped slash).
+          const path = (request.raw.req.url ?? '').split('?', 1)[0];
+          if (!route.matches(request.raw.req.method, path))
+            throw new Boom('Not Found', { statusCode: 404 });
           const response = h.response(route.document);
           for (const [name, value] of Object.entries(route.headers)) response.header(name, value);
           return response;
