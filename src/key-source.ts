@@ -59,9 +59,16 @@ export function usableKeys(document: unknown, url: string): JWK[] {
   if (keys.length > MAX_JWKS_KEYS) {
     throw new KeySourceError('invalid_document', `more than ${MAX_JWKS_KEYS} keys`, url);
   }
+  // A member that is not a JSON object is no JWK at all (RFC 7517 §5): the set is malformed, as
+  // jose's key sets find it, not a set with a key to skip.
+  const notKey = keys.findIndex(
+    (key) => typeof key !== 'object' || key === null || Array.isArray(key),
+  );
+  if (notKey !== -1) {
+    throw new KeySourceError('invalid_document', `keys[${notKey}] is not a JSON object`, url);
+  }
   return keys
     .filter((key): key is JWK => {
-      if (typeof key !== 'object' || key === null || Array.isArray(key)) return false;
       const jwk = key as Record<string, unknown>;
       if ('d' in jwk || 'k' in jwk) return false;
       if (jwk.use !== undefined && jwk.use !== 'sig') return false;
