@@ -188,6 +188,7 @@ export class Dpop {
       `${header.jkt} ${htu} ${payload.jti as string}`,
       payload.iat as number,
     );
+    this.#judgeOwnBounds(payload); // its exp may have passed while the store answered
     // The nonce judged before the awaits above may have expired during them.
     if (this.#nonces !== undefined && !this.#nonces.stillValid(payload.nonce)) {
       throw new Rejection(
@@ -239,6 +240,12 @@ export class Dpop {
     if (typeof htm !== 'string') throw proofRejection('no htm claim');
     if (typeof htu !== 'string') throw proofRejection('no htu claim');
     if (typeof iat !== 'number' || !Number.isFinite(iat)) throw proofRejection('no iat claim');
+    for (const claim of ['exp', 'nbf'] as const) {
+      const value = payload[claim];
+      if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value))) {
+        throw proofRejection(`an ${claim} claim that is not a NumericDate`);
+      }
+    }
     const { method } = presented.target;
     if (htm !== method) {
       throw new Rejection('dpop_htm_mismatch', { expected: method ?? null, actual: htm });
@@ -253,7 +260,27 @@ export class Dpop {
       });
     }
     this.#judgeWindow(iat, false);
+    this.#judgeOwnBounds(payload);
     return claimed;
+  }
+
+  /**
+   * A proof's own `exp` and `nbf`, when it has them (RFC 9449 defines neither, but a JWT that
+   * carries them means them, RFC 7519 §4.1.4-4.1.5): judged as an access token's are, an end at
+   * the exact time and a start at the whole second, `clockTolerance` either side. Judged at the
+   * claims check and again once the replay store has answered.
+   */
+  #judgeOwnBounds(payload: Record<string, unknown>): void {
+    const { exp, nbf } = payload as { exp?: number; nbf?: number };
+    if (exp === undefined && nbf === undefined) return;
+    const now = Date.now() / 1000;
+    const tolerance = this.#clockTolerance;
+    if (exp !== undefined && exp <= now - tolerance) {
+      throw new Rejection('dpop_proof_stale', { problem: 'past its exp', exp, now });
+    }
+    if (nbf !== undefined && nbf > Math.floor(now) + tolerance) {
+      throw new Rejection('dpop_proof_stale', { problem: 'before its nbf', nbf, now });
+    }
   }
 
   /**
