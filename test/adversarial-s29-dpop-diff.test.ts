@@ -35,10 +35,9 @@ import Provider from 'oidc-provider';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AuthError, createVerifier } from 'resource-guard';
 import type { Verifier } from 'resource-guard';
+// prettier-ignore
 // @ts-expect-error: oidc-provider's helpers are untyped deep imports (ESM, plain JS).
-import validateDpop, {
-  checkDpopReplay,
-} from '../node_modules/oidc-provider/lib/helpers/validate_dpop.js';
+import validateDpop, { checkDpopReplay } from '../node_modules/oidc-provider/lib/helpers/validate_dpop.js';
 import { dpopFixture, dpopOptions, ORIGIN } from './helpers/dpop.ts';
 import type { DpopFixture } from './helpers/dpop.ts';
 import { AUDIENCE, b64url, ISSUER, m2mClaims, mint } from './helpers/keys.ts';
