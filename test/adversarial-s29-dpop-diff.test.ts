@@ -41,20 +41,9 @@ import validateDpop, { checkDpopReplay } from '../node_modules/oidc-provider/lib
 import { dpopFixture, dpopOptions, ORIGIN } from './helpers/dpop.ts';
 import type { DpopFixture } from './helpers/dpop.ts';
 import { AUDIENCE, b64url, ISSUER, m2mClaims, mint } from './helpers/keys.ts';
+import { DEFAULT_ALGORITHMS } from '../src/option-rules.ts';
 
-const ALL_ALGS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-  'Ed25519',
-];
+const ALL_ALGS = [...DEFAULT_ALGORITHMS];
 
 // ---------------------------------------------------------------------------------------------
 // The reference: oidc-provider's validateDpop, called directly.

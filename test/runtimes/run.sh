@@ -97,8 +97,10 @@ run_target() {
         [ "${version%%.*}" = "${1#node}" ] || continue
         bin=$(node_bin "$version") || return 1
         echo "node $("$bin/node" --version): vitest run"
-        PATH="$bin:$PATH" timeout --kill-after=10 600 "$bin/node" node_modules/vitest/vitest.mjs run
-        return
+        # Kept for the summary: CI shows only the tail of the output, so the failures are repeated there.
+        PATH="$bin:$PATH" timeout --kill-after=10 600 "$bin/node" node_modules/vitest/vitest.mjs run \
+          2>&1 | tee "$work/$1.log"
+        return "${PIPESTATUS[0]}"
       done
       return 1
       ;;
@@ -121,6 +123,11 @@ for target in "${targets[@]}"; do
     summary+=("$target: FAILED ($((SECONDS - start)) s)")
     failed+=("$target")
   fi
+done
+for target in "${failed[@]}"; do
+  [ -f "$work/$target.log" ] || continue
+  echo "=== $target: what failed"
+  grep -E 'FAIL|×|AssertionError' "$work/$target.log" | grep -v '✓' | sed 's/\x1b\[[0-9;]*m//g' | head -n 60 || true
 done
 echo "=== runtime matrix"
 printf '  %s\n' "${summary[@]}"
