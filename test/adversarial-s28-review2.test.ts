@@ -9,15 +9,10 @@
  */
 import 'reflect-metadata';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type express from 'express';
 import Fastify from 'fastify';
-import { Controller, Get, Module, Next, Param, Res } from '@nestjs/common';
-import type { INestApplication, ModuleMetadata } from '@nestjs/common';
-import { APP_GUARD, NestFactory } from '@nestjs/core';
-import { ExpressAdapter } from '@nestjs/platform-express';
-import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { Controller, Get, Next, Param, Res } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createVerifier } from 'resource-guard';
 import type { AuthInfo, Verifier } from 'resource-guard';
@@ -28,6 +23,7 @@ import type { JsonRoute } from './helpers/http.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 import { clock, outcome } from './helpers/outcome.ts';
+import { startNest } from './helpers/nest-app.ts';
 
 // ───────────────────────────── 40c8bda: discovery read again ─────────────────────────────
 
@@ -310,25 +306,6 @@ beforeAll(async () => {
 const get = (base: string, path: string, headers: Record<string, string> = {}) =>
   rawRequest(base, path, 'GET', headers);
 
-async function nest(platform: 'express' | 'fastify', metadata: ModuleMetadata) {
-  @Module(metadata)
-  class AppModule {}
-  const app: INestApplication = await NestFactory.create(
-    AppModule,
-    platform === 'express' ? new ExpressAdapter() : new FastifyAdapter(),
-    { logger: false },
-  );
-  await app.listen(0, '127.0.0.1');
-  const server = app.getHttpServer() as Server;
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    async close() {
-      server.closeAllConnections();
-      await app.close();
-    },
-  };
-}
-
 describe('57d4242: one requirements object, two routes, @Next()', () => {
   /**
    * One decorator, defined once and reused (a natural "OrgRoute" constant), so both routes carry
@@ -362,11 +339,11 @@ describe('57d4242: one requirements object, two routes, @Next()', () => {
     }
   }
 
-  let api: Awaited<ReturnType<typeof nest>>;
+  let api: Awaited<ReturnType<typeof startNest>>;
   let orgA: string;
   beforeAll(async () => {
     orgA = await mint(key, m2mClaims({ organization_id: 'org-a' }));
-    api = await nest('express', {
+    api = await startNest({
       imports: [ResourceGuardModule.forRoot({ verifier })],
       controllers: [Files, Exports],
     });
@@ -408,11 +385,14 @@ describe('57d4242: sound', () => {
   it.each(['express', 'fastify'] as const)(
     '%s: APP_GUARD + controller + handler @RequireAuth: the handler requirements rule, one challenge header',
     async (platform) => {
-      const api = await nest(platform, {
-        imports: [ResourceGuardModule.forRoot({ verifier })],
-        controllers: [Both],
-        providers: [{ provide: APP_GUARD, useClass: ResourceGuard }],
-      });
+      const api = await startNest(
+        {
+          imports: [ResourceGuardModule.forRoot({ verifier })],
+          controllers: [Both],
+          providers: [{ provide: APP_GUARD, useClass: ResourceGuard }],
+        },
+        platform,
+      );
       try {
         const reader = await mint(key, m2mClaims({ scope: 'read:products' }));
         const writer = await mint(key, m2mClaims({ scope: 'write:products' }));

@@ -15,16 +15,11 @@ import {
 } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import type express from 'express';
 import { calculateJwkThumbprint, createLocalJWKSet, jwtVerify } from 'jose';
 import type { JWK } from 'jose';
-import { Controller, Get, Module, Next, Param, Res } from '@nestjs/common';
-import type { INestApplication, ModuleMetadata } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { ExpressAdapter } from '@nestjs/platform-express';
+import { Controller, Get, Next, Param, Res } from '@nestjs/common';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createVerifier } from 'resource-guard';
 import type { AuthInfo, Verifier } from 'resource-guard';
@@ -36,6 +31,7 @@ import type { JsonRoute } from './helpers/http.ts';
 import { AUDIENCE, ISSUER, b64url, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 import { outcome } from './helpers/outcome.ts';
+import { startNest } from './helpers/nest-app.ts';
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -590,21 +586,19 @@ beforeAll(async () => {
   });
 });
 
-async function nest(metadata: ModuleMetadata) {
-  @Module(metadata)
-  class AppModule {}
-  const app: INestApplication = await NestFactory.create(AppModule, new ExpressAdapter(), {
-    logger: false,
+/** A Nest app of these controllers, started for the describe block; `get` asks as org-a's token. */
+function orgApi(...controllers: (new (...args: never[]) => unknown)[]) {
+  let api: Awaited<ReturnType<typeof startNest>>;
+  let orgA: string;
+  beforeAll(async () => {
+    orgA = await mint(nestKey, m2mClaims({ organization_id: 'org-a' }));
+    api = await startNest({
+      imports: [ResourceGuardModule.forRoot({ verifier: nestVerifier })],
+      controllers,
+    });
   });
-  await app.listen(0, '127.0.0.1');
-  const server = app.getHttpServer() as Server;
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    async close() {
-      server.closeAllConnections();
-      await app.close();
-    },
-  };
+  afterAll(() => api.close());
+  return { get: (path: string) => rawRequest(api.url, path, 'GET', bearer(orgA)) };
 }
 
 describe('3ef2625: one handler function serving two routes, @Next()', () => {
@@ -650,25 +644,12 @@ describe('3ef2625: one handler function serving two routes, @Next()', () => {
     }
   }
 
-  let api: Awaited<ReturnType<typeof nest>>;
-  let orgA: string;
-  beforeAll(async () => {
-    orgA = await mint(nestKey, m2mClaims({ organization_id: 'org-a' }));
-    api = await nest({
-      imports: [ResourceGuardModule.forRoot({ verifier: nestVerifier })],
-      controllers: [Files, Exports],
-    });
-  });
-  afterAll(() => api.close());
+  const { get } = orgApi(Files, Exports);
 
   // SOUND (control): each route alone checks its own :orgId.
   it('control: an org-a token reads org-a, not org-b, on either route alone', async () => {
-    expect((await rawRequest(api.url, '/files/org-a/readme', 'GET', bearer(orgA))).status).toBe(
-      200,
-    );
-    expect((await rawRequest(api.url, '/files/org-b/readme', 'GET', bearer(orgA))).status).toBe(
-      403,
-    );
+    expect((await get('/files/org-a/readme')).status).toBe(200);
+    expect((await get('/files/org-b/readme')).status).toBe(403);
   });
 
   // FIXED (session 29), was FAULT: the memo took (requirements, handler) for the route, but an inherited handler is one function on two routes: org-a's token reads org-b's export after @Next().
@@ -676,7 +657,7 @@ describe('3ef2625: one handler function serving two routes, @Next()', () => {
   // (its :orgId org-a passed); Exports' guard finds the same requirements object and the same
   // prototype method, and skips, though its :orgId is org-b.
   it("an inherited handler handed on to the sibling controller's route checks that route's org", async () => {
-    const answer = await rawRequest(api.url, '/files/org-a/org-b', 'GET', bearer(orgA));
+    const answer = await get('/files/org-a/org-b');
     // Observed: 200 {"org":"org-b","tokenOrg":"org-a","secret":"data of org-b"}.
     expect(answer.status).toBe(403);
   });
@@ -701,29 +682,16 @@ describe('3ef2625: one handler method with two paths, @Next()', () => {
     }
   }
 
-  let api: Awaited<ReturnType<typeof nest>>;
-  let orgA: string;
-  beforeAll(async () => {
-    orgA = await mint(nestKey, m2mClaims({ organization_id: 'org-a' }));
-    api = await nest({
-      imports: [ResourceGuardModule.forRoot({ verifier: nestVerifier })],
-      controllers: [Reports],
-    });
-  });
-  afterAll(() => api.close());
+  const { get } = orgApi(Reports);
 
   it('control: org-a reads its own report, not org-b', async () => {
-    expect((await rawRequest(api.url, '/orgs/org-a/reports/q1', 'GET', bearer(orgA))).status).toBe(
-      200,
-    );
-    expect((await rawRequest(api.url, '/orgs/org-b/reports/q1', 'GET', bearer(orgA))).status).toBe(
-      403,
-    );
+    expect((await get('/orgs/org-a/reports/q1')).status).toBe(200);
+    expect((await get('/orgs/org-b/reports/q1')).status).toBe(403);
   });
 
   // FIXED (session 29), was FAULT: the same handler on its second path skipped the check: /orgs/org-a/reports/org-b passes as org-a on path 1, then path 2 (orgId org-b) runs unchecked.
   it("the second path of the same handler checks that path's org", async () => {
-    const answer = await rawRequest(api.url, '/orgs/org-a/reports/org-b', 'GET', bearer(orgA));
+    const answer = await get('/orgs/org-a/reports/org-b');
     // Observed: 200 {"org":"org-b","secret":"report of org-b"}.
     expect(answer.status).toBe(403);
   });
