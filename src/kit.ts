@@ -8,6 +8,7 @@
 import { attemptOf, usesTarget } from './attempts.ts';
 import { AuthError } from './errors.ts';
 import { configError, ownData } from './option-checks.ts';
+import { OPTION_RULES } from './option-rules.ts';
 import { isMetadataRequest, RESOURCE_METADATA_HEADERS } from './resource-metadata.ts';
 import type {
   AuthInfo,
@@ -79,6 +80,12 @@ export interface RouteGuard<Req, A = AuthInfo> {
 
 const OPTION_PATH = 'options';
 
+/** Every name a route's options may hold: the kit's own and the verifier's requirements. */
+const ROUTE_OPTION_NAMES = Object.freeze([
+  ...Object.keys(OPTION_RULES.requirements.rules),
+  'errors',
+]);
+
 /**
  * Checks a route's options and builds its guard once. `target` gives the request's method and
  * target (path and query) as the framework routed it, for DPoP (RFC 9449 `htm`, `htu`); it is
@@ -130,7 +137,7 @@ export function routeGuard<Req>(
 ): RouteGuard<Req, AuthInfo | undefined> {
   checkVerifier(verifier);
   // Each member read once, non-enumerable ones included: the requirements checked are the ones used.
-  const own = ownData(options);
+  const own = ownData(options, ROUTE_OPTION_NAMES);
   if (own === undefined) configError(OPTION_PATH, 'must be a plain object');
   const { errors, organization, ...requirements } = own as RouteOptions<Req>;
   if (errors !== undefined && errors !== 'respond' && errors !== 'throw') {

@@ -21,6 +21,8 @@ const _everyOptionHasARule: Covers<typeof OPTION_RULES.logto.rules, LogtoOptions
 /** The algorithms Logto signs with: ES384 by default; RSA and P-256/P-521 after a rotation. */
 const LOGTO_ALGORITHMS = ['ES384', 'ES256', 'ES512', 'RS256', 'RS384', 'RS512'] as const;
 
+const LOGTO_OPTION_NAMES = Object.freeze(Object.keys(OPTION_RULES.logto.rules));
+
 /**
  * Verifier options for a Logto tenant: issuer `${endpoint}/oidc` (plus one per custom domain),
  * JWKS `${endpoint}/oidc/jwks`, the strict RFC 9068 profile and Logto's algorithms. Everything else
@@ -36,7 +38,7 @@ const LOGTO_ALGORITHMS = ['ES384', 'ES256', 'ES512', 'RS256', 'RS384', 'RS512'] 
  */
 export function logto(options: LogtoOptions): VerifierOptions {
   // Each member read once, non-enumerable ones included: what is checked is what is passed on.
-  const given = ownData(options);
+  const given = ownData(options, LOGTO_OPTION_NAMES);
   const { endpoint, customDomains } = resolveLevel(given ?? options, OPTION_RULES.logto);
   // As Logto writes its issuer: the host lower-cased, no default port, no trailing slash.
   const url = new URL(endpoint);

@@ -81,29 +81,80 @@ export function describe(value: unknown): string {
  * members made enumerable (so that a spread or `Object.entries` sees what the checks saw).
  * `undefined` for anything that is not a plain object (the caller refuses it).
  */
-export function ownData(input: unknown): Record<string, unknown> | undefined {
+export function ownData(
+  input: unknown,
+  known: readonly string[] = [],
+): Record<string, unknown> | undefined {
   if (!isPlainObject(input)) return undefined;
-  // An enumerable inherited member (from a null-prototype base, which passes as a plain object)
-  // is refused as resolveLevel refuses it: a rest or spread of the copy would drop it silently.
-  for (const name in input) {
-    if (!Object.hasOwn(input, name)) {
-      configError(printable(name), 'is inherited: pass it as an own property');
-    }
-  }
+  const names = ownNames(input, known);
   const copy = Object.create(Object.getPrototypeOf(input) as object | null) as Record<
     string,
     unknown
   >;
-  for (const name of Object.getOwnPropertyNames(input)) {
-    const value: unknown = input[name];
-    Object.defineProperty(copy, name, {
-      value,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
+  for (const name of names) {
+    Object.defineProperty(copy, name, DATA(input[name]));
   }
   return copy;
+}
+
+/**
+ * {@link ownData} for a per-call object: the same checks and one read of each member, into a plain
+ * object, by assignment where no accessor of `Object.prototype` (`__proto__`) could take it (about
+ * half the cost of defining every member).
+ */
+export function dataCopy(
+  input: Readonly<Record<string, unknown>>,
+  known: readonly string[],
+): Record<string, unknown> {
+  const copy: Record<string, unknown> = {};
+  for (const name of ownNames(input, known)) {
+    const value = input[name];
+    if (!(name in copy)) copy[name] = value;
+    else Object.defineProperty(copy, name, DATA(value));
+  }
+  return copy;
+}
+
+const DATA = (value: unknown): PropertyDescriptor => ({
+  value,
+  enumerable: true,
+  writable: true,
+  configurable: true,
+});
+
+/**
+ * The names to copy: own string keys, enumerable or not. An enumerable inherited member is refused
+ * as resolveLevel refuses it (a rest or spread of the copy would drop it silently); so is a
+ * `known` name the object's own keys leave out.
+ */
+function ownNames(input: object, known: readonly string[]): string[] {
+  refuseInherited(input, '');
+  const names = Object.getOwnPropertyNames(input);
+  for (const name of known) {
+    if (!names.includes(name) && Object.hasOwn(input, name)) unlisted(printable(name));
+  }
+  return names;
+}
+
+/**
+ * An enumerable inherited member (from a null-prototype base, which passes as a plain object, as
+ * query-string parsers and `Object.create(defaults)` make): read by nobody, so a rule meant would
+ * be silently absent. Refused at every level.
+ */
+function refuseInherited(input: object, prefix: string): void {
+  for (const name in input) {
+    if (!Object.hasOwn(input, name)) {
+      configError(prefix + printable(name), 'is inherited: pass it as an own property');
+    }
+  }
+}
+
+/**
+ * A name the object says it owns (`Object.hasOwn`) that its own keys do not list: only a Proxy
+ * whose two views disagree does that, and a reader of one view would drop what the other enforces.
+ */
+function unlisted(path: string): never {
+  return configError(path, "is not among the object's own keys (a Proxy?): pass a plain object");
 }
 
 /** A plain object: `{...}` or `Object.create(null)`, from any realm. Not an array, Map, URL... */
@@ -138,17 +189,17 @@ function readLevel<R extends Rules>(input: unknown, level: Level<R>, path: strin
   const { rules, prefix } = level;
   // Own keys, enumerable or not (a misspelling hidden by defineProperty is still a misspelling);
   // an inherited key would be read by nobody, so it is refused too.
-  for (const key of Object.getOwnPropertyNames(input)) {
+  const names = Object.getOwnPropertyNames(input);
+  for (const key of names) {
     if (!Object.hasOwn(rules, key)) unknownOption(key, level);
   }
-  for (const key in input) {
-    if (!Object.hasOwn(input, key))
-      configError(prefix + printable(key), 'is inherited: pass it as an own property');
-  }
+  refuseInherited(input, prefix);
   const resolved: Record<string, unknown> = {};
   for (const key in rules) {
     const rule = rules[key] as Rule<unknown>;
-    const value = Object.hasOwn(input, key) ? input[key] : undefined;
+    const own = Object.hasOwn(input, key);
+    if (own && !names.includes(key)) unlisted(prefix + key);
+    const value = own ? input[key] : undefined;
     if (value !== undefined) resolved[key] = rule.check(value, prefix + key);
     else if (rule.required) configError(prefix + key, 'is required');
     else resolved[key] = rule.fallback;
@@ -486,6 +537,7 @@ export const record =
   <T>(check: Check<T>, claimNames = false): Check<Readonly<Record<string, T>>> =>
   (value, path) => {
     if (!isPlainObject(value)) configError(path, `must be a plain object (got ${describe(value)})`);
+    refuseInherited(value, `${path}.`);
     const names = Object.getOwnPropertyNames(value);
     if (names.length === 0) configError(path, 'must name at least one entry');
     const copy: Record<string, T> = Object.create(null) as Record<string, T>;

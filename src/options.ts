@@ -9,13 +9,13 @@ import { buildResourceMetadata } from './resource-metadata.ts';
 import type { ResourceMetadata, ResourceMetadataOptions } from './resource-metadata.ts';
 import {
   configError,
+  dataCopy,
   isPlainObject,
   isTrimmedString,
-  ownData,
   quote,
   resolveLevel,
 } from './option-checks.ts';
-import type { Covers } from './option-checks.ts';
+import type { Covers, Resolved } from './option-checks.ts';
 import { DEFAULT_ALGORITHMS, OPTION_RULES, REQUEST_REQUIREMENTS } from './option-rules.ts';
 import type { Algorithm } from './option-rules.ts';
 import { resolveDpop } from './dpop-options.ts';
@@ -287,36 +287,29 @@ const NO_REQUIREMENTS: ResolvedRequirements = Object.freeze({
  * matches no token (403), as a route's `organization` option does; it never makes the route
  * global (a global token let in) nor throws (a 500). Unless the route also accepts any organization.
  */
-function organizationFromRequest(given: Requirements): Requirements {
-  if (!isPlainObject(given)) return given;
-  // The common case, a string held as data, read from its descriptor: no getter called, no copy.
-  const member = Object.getOwnPropertyDescriptor(given, 'organization');
-  if (member === undefined || typeof member.value === 'string') return given;
-  const input = withoutGetters(given);
-  const named: unknown = input.organization;
-  if (typeof named === 'string') return input;
-  if (named === undefined && input.anyOrganization === true) return input;
-  return { ...input, organization: '' };
+function fromRequest(given: Requirements): Resolved<typeof REQUEST_REQUIREMENTS.rules> {
+  const member = isPlainObject(given)
+    ? Object.getOwnPropertyDescriptor(given, 'organization')
+    : undefined;
+  if (member === undefined) return resolveLevel(given, REQUEST_REQUIREMENTS);
+  if (typeof member.value === 'string') {
+    // The common case, a string held as data, read from its descriptor: no getter called, no
+    // copy. That string is the organization used (a Proxy's get may answer otherwise).
+    const resolved = resolveLevel(given, REQUEST_REQUIREMENTS);
+    (resolved as { organization?: string }).organization = member.value;
+    return resolved;
+  }
+  // Otherwise every member is read once into data and that copy resolved: a getter or a Proxy
+  // answering 'o1' and then undefined never turns the organization route global.
+  const input = dataCopy(given as Record<string, unknown>, REQUEST_REQUIREMENT_NAMES);
+  const named: unknown = Object.hasOwn(input, 'organization') ? input.organization : undefined;
+  if (typeof named !== 'string' && (named !== undefined || input.anyOrganization !== true)) {
+    input.organization = '';
+  }
+  return resolveLevel(input, REQUEST_REQUIREMENTS);
 }
 
-/**
- * The requirements as data when a member read above is an accessor: `organization` and
- * `anyOrganization` are the only members read here before `resolveLevel` reads every member once,
- * so a getter there is read once by a copy (a getter answering `'o1'` and then `undefined` must
- * not turn an organization route global). The object itself otherwise: no copy, and no
- * descriptor map, on the per-request path.
- */
-function withoutGetters(input: Requirements): Requirements {
-  return isDataOrAbsent(input, 'organization') && isDataOrAbsent(input, 'anyOrganization')
-    ? input
-    : (ownData(input) as Requirements);
-}
-
-/** The own member is absent or a data property (not a getter or setter). */
-function isDataOrAbsent(input: object, name: string): boolean {
-  const member = Object.getOwnPropertyDescriptor(input, name);
-  return member === undefined || (member.get === undefined && member.set === undefined);
-}
+const REQUEST_REQUIREMENT_NAMES = Object.freeze(Object.keys(REQUEST_REQUIREMENTS.rules));
 
 /**
  * Checks a route's requirements: once where a route is declared (`guard`), per call for `verify`
@@ -328,7 +321,7 @@ export function resolveRequirements(
 ): ResolvedRequirements {
   if (input === undefined) return NO_REQUIREMENTS;
   const { scopes, any, machine, organization, anyOrganization, optional, dpop, ...rules } = perCall
-    ? resolveLevel(organizationFromRequest(input), REQUEST_REQUIREMENTS)
+    ? fromRequest(input)
     : resolveLevel(input, OPTION_RULES.requirements);
   if (organization !== undefined && !perCall && !isTrimmedString(organization)) {
     // Declared on a route, an empty organization (or one with a CR or a space around it, which no
