@@ -71,30 +71,32 @@ export function createHandler(verifier: Verifier, store = new ProductStore()) {
       if (nonce !== undefined) res.setHeader('dpop-nonce', nonce);
       return auth;
     };
+    // HEAD is GET without the body (RFC 9110 §9.3.2): node's response leaves the body out.
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
     try {
       const metadata = verifier.resourceMetadata;
       if (metadata && sendResourceMetadata(req, res, metadata)) return;
-      if (req.method === 'GET' && pathname === '/health') return json(res, 200, { status: 'ok' });
-      if (req.method === 'GET' && pathname === '/health/keys') {
+      if (method === 'GET' && pathname === '/health') return json(res, 200, { status: 'ok' });
+      if (method === 'GET' && pathname === '/health/keys') {
         const { status, body } = keysHealth(verifier); // readiness: 503 when the keys cannot verify
         return json(res, status, body);
       }
-      if (req.method === 'GET' && pathname === '/products') {
+      if (method === 'GET' && pathname === '/products') {
         const auth = await authenticate(read);
         return json(res, 200, { products: store.list(), client: auth.clientId });
       }
       // Optional authentication: anonymous callers get the featured list, a valid token a
       // personalized one; a bad token is still refused (never downgraded to anonymous).
-      if (req.method === 'GET' && pathname === '/products/featured') {
+      if (method === 'GET' && pathname === '/products/featured') {
         const auth = await authenticate(mayRead);
         return json(res, 200, { products: store.featured(), personalized: auth !== undefined });
       }
-      if (req.method === 'GET' && id !== undefined) {
+      if (method === 'GET' && id !== undefined) {
         await authenticate(read);
         const product = store.get(id);
         return json(res, product ? 200 : 404, product ?? { error: 'not_found' });
       }
-      if (req.method === 'POST' && pathname === '/products') {
+      if (method === 'POST' && pathname === '/products') {
         await authenticate(write); // before the body is read
         const body = await readJson(req);
         if (body === undefined) {

@@ -72,33 +72,34 @@ export function createHandle(verifier: Verifier, store = new ProductStore()) {
       );
     }
     const { pathname, id } = target;
+    // HEAD is GET without the body (RFC 9110 §9.3.2): the server sends no body for a HEAD.
+    const method = request.method === 'HEAD' ? 'GET' : request.method;
     try {
       const metadata = verifier.resourceMetadata;
-      if (metadata && request.method === 'GET' && pathname === metadata.path) {
+      if (metadata && method === 'GET' && pathname === metadata.path) {
         return Response.json(metadata.document, { headers: RESOURCE_METADATA_HEADERS });
       }
-      if (request.method === 'GET' && pathname === '/health')
-        return Response.json({ status: 'ok' });
-      if (request.method === 'GET' && pathname === '/health/keys') {
+      if (method === 'GET' && pathname === '/health') return Response.json({ status: 'ok' });
+      if (method === 'GET' && pathname === '/health/keys') {
         const { status, body } = keysHealth(verifier); // readiness: 503 when the keys cannot verify
         return Response.json(body, { status });
       }
-      if (request.method === 'GET' && pathname === '/products') {
+      if (method === 'GET' && pathname === '/products') {
         const auth = await read(request);
         return Response.json({ products: store.list(), client: auth.clientId });
       }
       // Optional authentication: anonymous callers get the featured list, a valid token a
       // personalized one; a bad token is still refused (never downgraded to anonymous).
-      if (request.method === 'GET' && pathname === '/products/featured') {
+      if (method === 'GET' && pathname === '/products/featured') {
         const auth = await mayRead(request);
         return Response.json({ products: store.featured(), personalized: auth !== undefined });
       }
-      if (request.method === 'GET' && id !== undefined) {
+      if (method === 'GET' && id !== undefined) {
         await read(request);
         const product = store.get(id);
         return Response.json(product ?? { error: 'not_found' }, { status: product ? 200 : 404 });
       }
-      if (request.method === 'POST' && pathname === '/products') {
+      if (method === 'POST' && pathname === '/products') {
         await write(request); // before the body is read
         let body: unknown;
         try {

@@ -162,27 +162,28 @@ export function readOneHeader(
 }
 
 /**
- * The host a request names, for `trustHost`: its `Host` field; over HTTP/2, where a client sends
- * `:authority` instead (RFC 9113 §8.3.1), that pseudo-header as node lists it; else the host of
- * an absolute request URL (a Web `Request`'s, built from either). `undefined` when a field is
- * repeated, or `Host` and `:authority` disagree.
+ * The host a request names, for `trustHost`: a node request's absolute-form target's; else its
+ * `Host` field; over HTTP/2, where a client sends `:authority` instead (RFC 9113 §8.3.1), that
+ * pseudo-header as node lists it; else the host of an absolute request URL (a Web `Request`'s,
+ * built from either). `undefined` when a field is repeated, or `Host` and `:authority` disagree.
  */
 export function hostOf(request: RequestLike): string | undefined {
+  const { url } = targetOf(request);
+  const absolute = url !== undefined && /^https?:\/\//i.test(url) && URL.canParse(url);
+  const web =
+    !Array.isArray(request.rawHeaders) &&
+    typeof (request.headers as HeadersGetter)?.get === 'function';
+  // A node request with an absolute-form target names its host there, whatever `Host` says
+  // (RFC 9112 §3.2.2). A Web `Request`'s URL is always absolute: its fields are read first.
+  if (absolute && !web) return new URL(url).host || undefined;
   const host = readOneHeader(request, 'host');
   // A Web `Headers` refuses the name `:authority` (it throws): there the URL already holds it.
-  const authority =
-    Array.isArray(request.rawHeaders) ||
-    typeof (request.headers as HeadersGetter)?.get !== 'function'
-      ? readOneHeader(request, ':authority')
-      : undefined;
+  const authority = web ? undefined : readOneHeader(request, ':authority');
   if (host === MANY || authority === MANY) return undefined;
   if (host !== undefined && authority !== undefined) {
     return host.toLowerCase() === authority.toLowerCase() ? host : undefined;
   }
   const named = host ?? authority;
   if (named !== undefined) return named;
-  const { url } = targetOf(request);
-  return url !== undefined && /^https?:\/\//i.test(url) && URL.canParse(url)
-    ? new URL(url).host || undefined
-    : undefined;
+  return absolute ? new URL(url).host || undefined : undefined;
 }

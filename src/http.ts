@@ -67,7 +67,7 @@ export function sendResourceMetadata(
   res: ServerResponseLike,
   metadata: ResourceMetadata,
 ): boolean {
-  if (!isMetadataRequest(metadata, req.method, (req.url ?? '').split('?')[0])) return false;
+  if (!isMetadataRequest(metadata, req.method, req.url)) return false;
   res.writeHead(200, { ...RESOURCE_METADATA_HEADERS });
   res.end(JSON.stringify(metadata.document));
   return true;

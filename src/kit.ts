@@ -218,8 +218,11 @@ export interface MetadataRoute {
   readonly path: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly document: ResourceMetadata['document'];
-  /** Whether a request (its method, and its path without the query) asks for the metadata. */
-  matches(method: string | undefined, path: string | undefined): boolean;
+  /**
+   * Whether a request asks for the metadata: its method, and its path or its request target as
+   * received (the query, and an absolute-form target's scheme and authority, not considered).
+   */
+  matches(method: string | undefined, target: string | undefined): boolean;
 }
 
 /**
@@ -241,8 +244,8 @@ export function metadataRoute(verifier: Verifier): MetadataRoute {
     path: metadata.path,
     headers: RESOURCE_METADATA_HEADERS,
     document: metadata.document,
-    matches: (method: string | undefined, path: string | undefined) =>
-      isMetadataRequest(metadata, method, path),
+    matches: (method: string | undefined, target: string | undefined) =>
+      isMetadataRequest(metadata, method, target),
   });
 }
 

@@ -46,7 +46,7 @@ function bearerToken(field: string, maxLength: number): string {
   if (field.includes(',', start) && hasTwoCredentials(field.slice(start, end))) {
     throw new Rejection('multiple_credentials');
   }
-  if (onlyEmptyElements(field, start, end)) throw new Rejection('missing_token');
+  refuseEmptyFirstElement(field, start);
   if (!isBearerScheme(field, start)) {
     // Another scheme (Basic, DPoP, ...): no Bearer credentials at all.
     throw new Rejection('missing_token');
@@ -66,19 +66,13 @@ function bearerToken(field: string, maxLength: number): string {
 const isOws = (code: number) => code === 0x20 || code === 0x09;
 
 /**
- * A field value that opens with an empty list element (`, Bearer x`) is how `Headers` joins two
- * `Authorization` fields, the first empty: `multiple_credentials`, as node's raw list of the same
- * two fields is, so the same bytes get the same answer everywhere. Never read as "no
- * credentials", which an optional route would answer anonymously, past the token that follows.
- * `true` when the value is nothing but empty elements (commas and whitespace): no credentials.
+ * A field value that opens with an empty list element (`, Bearer x`, or `, ` alone) is how
+ * `Headers` joins two `Authorization` fields, the first empty: `multiple_credentials`, as node's
+ * raw list of the same two fields is, so the same bytes get the same answer everywhere (two blank
+ * fields too). Never read as "no credentials", which an optional route would answer anonymously.
  */
-function onlyEmptyElements(field: string, start: number, end: number): boolean {
-  if (field.charCodeAt(start) !== 0x2c) return false;
-  for (let at = start; at < end; at++) {
-    const code = field.charCodeAt(at);
-    if (code !== 0x2c && !isOws(code)) throw new Rejection('multiple_credentials');
-  }
-  return true; // only commas and whitespace: no credentials at all
+function refuseEmptyFirstElement(field: string, start: number): void {
+  if (field.charCodeAt(start) === 0x2c) throw new Rejection('multiple_credentials');
 }
 
 /** `name` (lower case) in any ASCII case: no Unicode case mapping (a KELVIN SIGN is no `k`). */
@@ -356,7 +350,8 @@ export function extractDpopToken(request: RequestLike, maxLength: number): strin
   let end = field.length;
   while (start < end && isOws(field.charCodeAt(start))) start++;
   while (end > start && isOws(field.charCodeAt(end - 1))) end--;
-  if (start === end || onlyEmptyElements(field, start, end)) return undefined;
+  if (start === end) return undefined;
+  refuseEmptyFirstElement(field, start);
   if (end - start < 4 || !isHeaderName(field.slice(start, start + 4), 'dpop')) return undefined;
   let at = start + 4;
   if (at < end && field.charCodeAt(at) !== 0x20) {

@@ -72,13 +72,26 @@ export const RESOURCE_METADATA_HEADERS: Readonly<Record<string, string>> = Objec
 });
 
 /**
- * The one rule for serving the metadata: a `GET` or `HEAD` of exactly its path (no query
- * considered; pass the path without it).
+ * The one rule for serving the metadata: a `GET` or `HEAD` of exactly its path. `target` is the
+ * path or the request target as received: its query is not considered, and an absolute-form
+ * target (`http://host/path`, RFC 9112 §3.2.2) is its path, as the routers that parse it read it.
  */
 export function isMetadataRequest(
   metadata: ResourceMetadata,
   method: string | undefined,
-  path: string | undefined,
+  target: string | undefined,
 ): boolean {
-  return path === metadata.path && (method === 'GET' || method === 'HEAD');
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  return target === metadata.path || pathOfTarget(target) === metadata.path;
+}
+
+const ABSOLUTE_FORM = /^[a-z][a-z\d+.-]*:\/\/[^/?#]*/i;
+
+function pathOfTarget(target: string | undefined): string | undefined {
+  // Not a string: Koa's `ctx.path` is null for a target it cannot parse (`//a@b?#@`).
+  if (typeof target !== 'string') return undefined;
+  const origin = ABSOLUTE_FORM.exec(target);
+  const rest = origin === null ? target : target.slice(origin[0].length);
+  const path = rest.split('?', 1)[0] as string;
+  return origin !== null && path === '' ? '/' : path;
 }

@@ -776,7 +776,7 @@ describe('RFC 9728 metadata: only GET or HEAD of exactly its path', () => {
       metadata.path.replace('/v1', ''),
       `${metadata.path};a=b`,
       `${metadata.path}#x`,
-      `https://evil.example${metadata.path}`,
+      `https://evil.example${metadata.path}/`,
       `${metadata.path}\u0000`,
     ];
     const answered = (method: string | undefined, url: string | undefined) => {
@@ -793,6 +793,8 @@ describe('RFC 9728 metadata: only GET or HEAD of exactly its path', () => {
       return served;
     };
     for (const path of tricks) expect([path, answered('GET', path)]).toEqual([path, false]);
+    // Session 30: an absolute-form target (RFC 9112 §3.2.2) is its path, as every router reads it.
+    expect(answered('GET', `https://evil.example${metadata.path}?x=1`)).toBe(true);
     for (const method of ['POST', 'PUT', 'OPTIONS', 'get', 'DELETE', 'TRACE', undefined]) {
       expect([method, answered(method, metadata.path)]).toEqual([method, false]);
     }

@@ -98,7 +98,7 @@ export const resourceGuard = fastifyPlugin<ResourceGuardPluginOptions>(
       const cut = route.path.search(/[*%]/);
       const pattern = (cut < 0 ? route.path : `${route.path.slice(0, cut)}*`).replaceAll(':', '::');
       fastify.get(pattern, (request, reply) => {
-        if (!route.matches(request.method, request.url.split('?', 1)[0])) {
+        if (!route.matches(request.method, request.url)) {
           return reply.callNotFound();
         }
         reply.headers(route.headers).send(route.document);

@@ -84,8 +84,7 @@ export const resourceGuard: Plugin<ResourceGuardPluginOptions> = {
         options: { auth: false },
         handler(request, h) {
           // The request's own path decides, exactly (`isCaseSensitive: false`, a stripped slash).
-          const path = (request.raw.req.url ?? '').split('?', 1)[0];
-          if (!route.matches(request.raw.req.method, path))
+          if (!route.matches(request.raw.req.method, request.raw.req.url))
             throw new Boom('Not Found', { statusCode: 404 });
           const response = h.response(route.document);
           for (const [name, value] of Object.entries(route.headers)) response.header(name, value);

@@ -115,7 +115,7 @@ export class RouteGuards implements OnModuleInit {
       httpAdapter.get(pattern, (req: unknown, res: unknown) => {
         // The request's own path decides: a cut pattern matches more, and Express's router (not
         // strict) takes a path with or without its trailing slash.
-        if (!route.matches('GET', httpAdapter.getRequestUrl(req).split('?', 1)[0])) {
+        if (!route.matches('GET', httpAdapter.getRequestUrl(req))) {
           httpAdapter.reply(res, { statusCode: 404, message: 'Not Found' }, 404);
           return;
         }
