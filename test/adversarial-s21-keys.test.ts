@@ -365,16 +365,12 @@ describe('cost', () => {
       timings[`canonical? ${name}`] = time(() => hasCanonicalMembers(jwk));
       timings[`canonicalize ${name}`] = time(() => withCanonicalMembers(jwk as JWK));
     }
-    // 4 times the input, about 6 times the time here (memory, not the algorithm): a quadratic
-    // step would be 16 times.
-    const small = { kty: 'RSA', n: bigB64.slice(0, 32 * 1024), e: bigB64.slice(0, 32 * 1024) };
-    const large = {
-      kty: 'RSA',
-      n: `${bigB64.slice(0, 128 * 1024)}`,
-      e: bigB64.slice(0, 128 * 1024),
-    };
-    timings['canonicalize 32k'] = time(() => withCanonicalMembers(small as JWK));
-    timings['canonicalize 128k'] = time(() => withCanonicalMembers(large as JWK));
+    // 16 times the input: linear is about 16 times the time (up to 52 measured on a loaded CI
+    // machine: memory, not the algorithm); a quadratic step would be 256 times.
+    const small = { kty: 'RSA', n: bigB64.slice(0, 16 * 1024), e: bigB64.slice(0, 16 * 1024) };
+    const large = { kty: 'RSA', n: bigB64, e: bigB64 };
+    timings['canonicalize 16k'] = time(() => withCanonicalMembers(small as JWK));
+    timings['canonicalize 256k'] = time(() => withCanonicalMembers(large as JWK));
     console.log(
       JSON.stringify(
         timings,
@@ -385,6 +381,6 @@ describe('cost', () => {
     // At most the 256 KiB a JWKS body may be, read once per fetch: ~100 ms for two 256 KiB
     // `+/` members (decode + re-encode), linear.
     for (const ms of Object.values(timings)) expect(ms).toBeLessThan(1000);
-    expect(timings['canonicalize 128k']!).toBeLessThan(timings['canonicalize 32k']! * 12 + 1);
+    expect(timings['canonicalize 256k']!).toBeLessThan(timings['canonicalize 16k']! * 128 + 1);
   });
 });

@@ -446,7 +446,9 @@ describe.skipIf(!hasRedisServer)('DPoP on a shared Redis, adversarially', () => 
       const short = { dpop: { maxAge: 1 }, verifier: { clockTolerance: 0 } };
       const a = await instance({ ...short, client: seen });
       const b = await instance(short);
-      const p = await proof(holder, 'GET', URL_, token);
+      // A fractional iat: a whole-second one loses the fraction already past, and with a 1 s
+      // window B's answer could come after it (dpop_proof_stale, not the replay under test).
+      const p = await proof(holder, 'GET', URL_, token, { payload: { iat: Date.now() / 1000 } });
       expect(await present(a, p)).toBe('ok');
       const ttl = Number(await admin.sendCommand(['PTTL', seen.keys[0] as string]));
       expect(ttl).toBeGreaterThan(1500);
