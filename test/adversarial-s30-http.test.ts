@@ -322,6 +322,7 @@ describe('the Authorization field as raw bytes, every entry point', () => {
   // (FRAMEWORK: Hapi's clientError handler answers it 400); more fields than Node keeps (it
   // drops those past its count, 2,000 list entries) lose the Authorization field: a 401
   // missing_token, never the token accepted or a 500.
+  const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
   it('long tokens, huge fields, many fields', async () => {
     const field = (token: string) => get('/products', `Authorization: Bearer ${token}\r\n`);
     const tooLarge = { hapi: '400' };
@@ -334,7 +335,8 @@ describe('the Authorization field as raw bytes, every entry point', () => {
       { label: '17,000 characters', bytes: () => field('a'.repeat(17_000)), expected: '431', except: tooLarge },
       { label: '64 KiB', bytes: () => field('a'.repeat(65_536)), expected: '431', except: tooLarge },
       { label: '1 MiB', bytes: () => field('a'.repeat(1 << 20)), expected: '431', except: tooLarge },
-      { label: '1,500 other fields, then a good token', bytes: () => get('/products', `${'X-A: 1\r\n'.repeat(1500)}Authorization: Bearer ${good}\r\n`), expected: '401 missing_token' },
+      // FRAMEWORK: Node 20 drops the fields past its count (a 401 missing_token); Node 22 and later refuse the request (431; hapi 400).
+      { label: '1,500 other fields, then a good token', bytes: () => get('/products', `${'X-A: 1\r\n'.repeat(1500)}Authorization: Bearer ${good}\r\n`), ...(NODE_MAJOR >= 22 ? { expected: '431', except: tooLarge } : { expected: '401 missing_token' }) },
     ];
     expect(await runRows(plain, rows, secrets)).toEqual([]);
   }, 20_000);
