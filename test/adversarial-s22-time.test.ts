@@ -26,6 +26,7 @@ import { startJwksServer } from './helpers/jwks-server.ts';
 import type { JwksServer } from './helpers/jwks-server.ts';
 import { dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
 import type { ProofKey } from './helpers/dpop.ts';
+import { untilFresh } from './helpers/fresh.ts';
 
 /** A wall time on a whole second (2027-01-15): `T / 1000` is exact. */
 const T = 1_800_000_000_000;
@@ -307,7 +308,7 @@ describe('the key set across clock steps (a real JWKS server on loopback)', () =
     );
     expect(new Set(answers)).toEqual(new Set(['ok']));
     await hits(2);
-    await sleep(30);
+    await untilFresh(verifier);
     for (let i = 0; i < 30; i++) expect(await outcome(verifier.verify(token))).toBe('ok');
     expect(server.hits).toBe(2);
     expect(verifier.health()[0]).toMatchObject({ state: 'fresh', ageSeconds: 0 });

@@ -8,6 +8,7 @@ import { clock, outcome } from './helpers/outcome.ts';
 import { fixtureVerifier, jwks, key, next, useKeySetFixture } from './helpers/key-set-fixture.ts';
 import { m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
+import { untilFresh } from './helpers/fresh.ts';
 
 useKeySetFixture();
 
@@ -305,7 +306,7 @@ describe('outages (real local server)', () => {
     // before the signature check completes, already 'unknown_kid'.
     expect(['ok', '401 unknown_kid']).toContain(await outcome(verifier.verify(token)));
     await vi.waitFor(() => expect(jwks.hits).toBe(2));
-    await new Promise((r) => setTimeout(r, 10));
+    await untilFresh(verifier);
     time.advance(31); // past the cooldown: the unknown kid may refetch, and is still unknown
     expect(await outcome(verifier.verify(token))).toBe('401 unknown_kid');
   });

@@ -3,6 +3,7 @@ import { AuthError } from 'resource-guard';
 import type { VerifierOptions } from 'resource-guard';
 import { fixtureVerifier, jwks, key, next, useKeySetFixture } from './helpers/key-set-fixture.ts';
 import { m2mClaims, makeKey, mint } from './helpers/keys.ts';
+import { untilFresh } from './helpers/fresh.ts';
 
 useKeySetFixture();
 
@@ -128,7 +129,7 @@ describe('the verified-token cache', () => {
     vi.setSystemTime(Date.now() + 601_000);
     expect(await reason(verifier.verify(token))).toBe('ok'); // stale keys vouch; refresh starts
     await vi.waitFor(() => expect(jwks.hits).toBe(2));
-    await new Promise((r) => setTimeout(r, 5));
+    await untilFresh(verifier);
     expect(await reason(verifier.verify(token))).toBe('unknown_kid');
   });
 
@@ -163,7 +164,7 @@ describe('a cache entry is bound to the key that verified it, not to its kid', (
     await reason(cached.verify(await mint(k2)));
     await reason(cold.verify(await mint(k2)));
     await vi.waitFor(() => expect(jwks.hits).toBe(4));
-    await new Promise((r) => setTimeout(r, 10));
+    await untilFresh(cached, cold);
     expect(await reason(cold.verify(token))).toBe('bad_signature');
     expect(await reason(cached.verify(token))).toBe('bad_signature');
   });
@@ -177,7 +178,7 @@ describe('a cache entry is bound to the key that verified it, not to its kid', (
     vi.setSystemTime(Date.now() + 61_000);
     await reason(verifier.verify(token)); // stale: starts the refresh
     await vi.waitFor(() => expect(jwks.hits).toBe(2));
-    await new Promise((r) => setTimeout(r, 10));
+    await untilFresh(verifier);
     expect(await reason(verifier.verify(token))).toBe('key_mismatch');
   });
 
@@ -209,7 +210,7 @@ describe('a cache entry is bound to the key that verified it, not to its kid', (
     vi.setSystemTime(Date.now() + 61_000);
     await verifier.verify(token); // starts the refresh
     await vi.waitFor(() => expect(jwks.hits).toBe(2));
-    await new Promise((r) => setTimeout(r, 10));
+    await untilFresh(verifier);
     const verifications = countVerifications();
     expect(await reason(verifier.verify(token))).toBe('ok');
     expect(verifications).toHaveBeenCalledTimes(0); // still answered from the cache
@@ -229,7 +230,7 @@ describe('the cache never answers where a fresh verification would not (review f
     vi.setSystemTime(Date.now() + 61_000);
     for (const v of [cached, cold]) await reason(v.verifier.verify(token)); // refresh starts
     await vi.waitFor(() => expect(jwks.hits).toBe(4));
-    await new Promise((r) => setTimeout(r, 10));
+    await untilFresh(cached.verifier, cold.verifier);
     expect(await reason(cold.verifier.verify(token))).toBe('key_mismatch');
     expect(await reason(cached.verifier.verify(token))).toBe('key_mismatch');
     expect(cached.events.at(-1)?.details.problem).toMatch(/more than 8 keys share this kid/);
