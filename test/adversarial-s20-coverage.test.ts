@@ -16,11 +16,9 @@ import Router from '@koa/router';
 import Hapi from '@hapi/hapi';
 import { Hono } from 'hono';
 import { createAdaptorServer } from '@hono/node-server';
-import { Controller, Get, Module, Param, UseGuards, Version, VersioningType } from '@nestjs/common';
+import { Controller, Get, Param, UseGuards, Version, VersioningType } from '@nestjs/common';
 import type { INestApplication, ModuleMetadata } from '@nestjs/common';
-import { APP_GUARD, NestFactory } from '@nestjs/core';
-import { ExpressAdapter } from '@nestjs/platform-express';
-import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { APP_GUARD } from '@nestjs/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVerifier } from 'resource-guard';
 import type { AuthInfo, Verifier } from 'resource-guard';
@@ -36,6 +34,7 @@ import { bearer, rawRequest } from './helpers/http.ts';
 import type { Answer } from './helpers/http.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
+import { startNest } from './helpers/nest-app.ts';
 
 let key: TestKey;
 let verifier: Verifier;
@@ -817,26 +816,11 @@ class NestVersionedController {
   }
 }
 
-async function nest(
+const nest = (
   platform: 'express' | 'fastify',
   module: ModuleMetadata,
   setup?: (app: INestApplication) => void,
-) {
-  const adapter = platform === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
-  @Module(module)
-  class AppModule {}
-  const app = await NestFactory.create(AppModule, adapter, { logger: false });
-  setup?.(app);
-  await app.listen(0, '127.0.0.1');
-  const server = app.getHttpServer() as Server;
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    async close() {
-      server.closeAllConnections();
-      await app.close();
-    },
-  };
-}
+) => startNest(module, platform, setup);
 
 describe.each(['express', 'fastify'] as const)('NestJS on %s', (platform) => {
   let api: Running;

@@ -17,11 +17,8 @@ import Hapi from '@hapi/hapi';
 import { unauthorized } from '@hapi/boom';
 import { Hono } from 'hono';
 import { createAdaptorServer } from '@hono/node-server';
-import { Controller, Get, Module, Next, Param, Res } from '@nestjs/common';
+import { Controller, Get, Next, Param, Res } from '@nestjs/common';
 import type { INestApplication, LoggerService, ModuleMetadata } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { ExpressAdapter } from '@nestjs/platform-express';
-import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVerifier } from 'resource-guard';
 import type { AuthInfo, Verifier } from 'resource-guard';
@@ -35,6 +32,7 @@ import { bearer, rawRequest } from './helpers/http.ts';
 import type { Answer } from './helpers/http.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
+import { startNest } from './helpers/nest-app.ts';
 
 let key: TestKey;
 let verifier: Verifier;
@@ -67,30 +65,12 @@ async function listen(server: Server): Promise<Running> {
 }
 const serve = (handler: RequestListener) => listen(createServer(handler));
 
-async function nest(
+const nest = (
   platform: 'express' | 'fastify',
   metadata: ModuleMetadata,
   setup?: (app: INestApplication) => void,
   logger: LoggerService | false = false,
-): Promise<Running> {
-  @Module(metadata)
-  class AppModule {}
-  const app: INestApplication = await NestFactory.create(
-    AppModule,
-    platform === 'express' ? new ExpressAdapter() : new FastifyAdapter(),
-    { logger },
-  );
-  setup?.(app);
-  await app.listen(0, '127.0.0.1');
-  const server = app.getHttpServer() as Server;
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    async close() {
-      server.closeAllConnections();
-      await app.close();
-    },
-  };
-}
+): Promise<Running> => startNest(metadata, platform, setup, logger);
 
 // ─────────────────────────────── NestJS: the per-request memo ───────────────────────────────
 

@@ -2,7 +2,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Module } from '@nestjs/common';
-import type { INestApplication, ModuleMetadata } from '@nestjs/common';
+import type { INestApplication, LoggerService, ModuleMetadata } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
@@ -10,14 +10,17 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 export async function startNest(
   metadata: ModuleMetadata,
   platform: 'express' | 'fastify' = 'express',
+  setup?: (app: INestApplication) => void,
+  logger: LoggerService | false = false,
 ) {
   @Module(metadata)
   class AppModule {}
   const app: INestApplication = await NestFactory.create(
     AppModule,
     platform === 'express' ? new ExpressAdapter() : new FastifyAdapter(),
-    { logger: false },
+    { logger },
   );
+  setup?.(app);
   await app.listen(0, '127.0.0.1');
   const server = app.getHttpServer() as Server;
   return {
