@@ -376,9 +376,6 @@ export class RemoteKeySet {
       // Too soon to ask again. If the last attempt failed, the kid may well be a new key we could
       // not fetch: that is an outage (503), not proof the token is bad (401).
       if (this.#failures > 0) {
-        // Retry when the kid can be fetched: the back-off's end, and for a fresh set (no
-        // background refresh) not before the cooldown's end either.
-        const retryAt = this.#fresh(now) ? Math.max(this.#retryAt, cooldownEnds) : this.#retryAt;
         throw new Rejection(
           'keys_unavailable',
           {
@@ -387,7 +384,7 @@ export class RemoteKeySet {
             ...this.#failureDetails(),
           },
           undefined,
-          Math.max(1, (retryAt - now) / 1000),
+          Math.max(1, (this.#nextAttemptAt(now) - now) / 1000),
         );
       }
       return snapshot;
@@ -512,8 +509,19 @@ export class RemoteKeySet {
         ...this.#failureDetails(),
       },
       cause,
-      Math.max(1, (this.#retryAt - Date.now()) / 1000),
+      Math.max(1, (this.#nextAttemptAt(Date.now()) - Date.now()) / 1000),
     );
+  }
+
+  /**
+   * When a request refused for want of keys can expect a fetch: the back-off's end, and for a
+   * fresh set (refetched only for an unknown kid, once per cooldown) not before the cooldown's
+   * end, or the set's turning stale (a background refresh) if that comes first.
+   */
+  #nextAttemptAt(now: number): number {
+    if (!this.#fresh(now)) return this.#retryAt;
+    const cooldownEnds = this.#lastFetchAt + this.#options.cooldown * 1000;
+    return Math.max(this.#retryAt, Math.min(cooldownEnds, this.#freshUntil));
   }
 
   /** A refresh refused while backing off: 503, the last failure's cause, and when to retry. */

@@ -191,9 +191,10 @@ describe('the unknown-kid budget against a real rotation (loopback JWKS, Date fa
     const second = await refusal(verifier.verify(token));
     expect(second.reason).toBe('keys_unavailable');
     expect(jwks.hits).toBe(2); // no fetch for the second: the cooldown holds
-    // The first 503 (the failed fetch) says the back-off, 1 s (test/boundaries.test.ts pins it).
-    // Every later one is answered without a fetch until the cooldown ends: 28 s from now.
-    expect(first.headers['retry-after']).toBe('1');
+    // The first 503 (the failed fetch) says the cooldown's end too (session 30: it said the
+    // back-off, 1 s, and a retry then met another 503). Every later one is answered without a
+    // fetch until the cooldown ends: 28 s from now.
+    expect(first.headers['retry-after']).toBe('30');
     expect(Number(second.headers['retry-after'])).toBeGreaterThanOrEqual(27);
     jwks.behave(undefined);
     time.advance(Number(second.headers['retry-after']));

@@ -138,7 +138,7 @@ describe('key set', () => {
     expect(await outcome(verifier.verify(token))).toBe('503 keys_unavailable');
   });
 
-  it('Retry-After is the back-off, which restarts at 1 s after a recovery', async () => {
+  it('Retry-After is the back-off, which restarts at 1 s after a recovery, and for an unknown kid of a fresh set the cooldown', async () => {
     const time = clock();
     jwks.behave((_req, res) => res.writeHead(500).end());
     const { verifier, events } = setup({ cooldown: 30 });
@@ -151,8 +151,21 @@ describe('key set', () => {
     time.advance(31); // past the cooldown: an unknown kid refetches, and that fetch fails
     const again = (await verifier.verify(await mint(next)).catch((e: unknown) => e)) as AuthError;
     expect(again.status).toBe(503);
-    expect(again.headers['retry-after']).toBe('1');
+    // The back-off restarts at 1 s, but a fresh set refetches an unknown kid once per cooldown:
+    // the first fetch possible is 30 s away (session 30; this said 1 s, and a retry then met
+    // another 503).
+    expect(again.headers['retry-after']).toBe('30');
     expect(events.at(-1)?.details).toMatchObject({ failures: 1 });
+  });
+
+  it('an unknown kid whose refetch fails: Retry-After ends when the set turns stale, if before the cooldown', async () => {
+    const time = clock();
+    const { verifier } = setup({ cooldown: 30, maxAge: 40 });
+    expect(await outcome(verifier.verify(await mint(key)))).toBe('ok');
+    jwks.behave((_req, res) => res.writeHead(500).end());
+    time.advance(31); // past the cooldown; the set is fresh for 9 s more (then refreshed in the background)
+    const refused = (await verifier.verify(await mint(next)).catch((e: unknown) => e)) as AuthError;
+    expect([refused.status, refused.headers['retry-after']]).toEqual([503, '9']);
   });
 });
 
