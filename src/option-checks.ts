@@ -86,54 +86,26 @@ export function ownData(
   known: readonly string[] = [],
 ): Record<string, unknown> | undefined {
   if (!isPlainObject(input)) return undefined;
-  const names = ownNames(input, known);
-  const copy = Object.create(Object.getPrototypeOf(input) as object | null) as Record<
-    string,
-    unknown
-  >;
-  for (const name of names) {
-    Object.defineProperty(copy, name, DATA(input[name]));
-  }
-  return copy;
-}
-
-/**
- * {@link ownData} for a per-call object: the same checks and one read of each member, into a plain
- * object, by assignment where no accessor of `Object.prototype` (`__proto__`) could take it (about
- * half the cost of defining every member).
- */
-export function dataCopy(
-  input: Readonly<Record<string, unknown>>,
-  known: readonly string[],
-): Record<string, unknown> {
-  const copy: Record<string, unknown> = {};
-  for (const name of ownNames(input, known)) {
-    const value = input[name];
-    if (!(name in copy)) copy[name] = value;
-    else Object.defineProperty(copy, name, DATA(value));
-  }
-  return copy;
-}
-
-const DATA = (value: unknown): PropertyDescriptor => ({
-  value,
-  enumerable: true,
-  writable: true,
-  configurable: true,
-});
-
-/**
- * The names to copy: own string keys, enumerable or not. An enumerable inherited member is refused
- * as resolveLevel refuses it (a rest or spread of the copy would drop it silently); so is a
- * `known` name the object's own keys leave out.
- */
-function ownNames(input: object, known: readonly string[]): string[] {
+  // An enumerable inherited member is refused as resolveLevel refuses it (a rest or spread of the
+  // copy would drop it silently); so is a `known` name the object's own keys leave out.
   refuseInherited(input, '');
   const names = Object.getOwnPropertyNames(input);
   for (const name of known) {
     if (!names.includes(name) && Object.hasOwn(input, name)) unlisted(printable(name));
   }
-  return names;
+  const copy = Object.create(Object.getPrototypeOf(input) as object | null) as Record<
+    string,
+    unknown
+  >;
+  for (const name of names) {
+    Object.defineProperty(copy, name, {
+      value: input[name],
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return copy;
 }
 
 /**
