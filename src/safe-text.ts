@@ -6,13 +6,17 @@
  * escapes (UTF-16 units, so the text stays valid inside JSON): controls (C0, DEL, C1), format
  * characters (the bidirectional controls of Trojan Source, zero-width characters, the BOM, the
  * invisible tag characters of "ASCII smuggling"), U+2028/2029, lone surrogates and every other
- * default-ignorable character, except the variation selectors U+FE00–FE0F (an emoji's
- * presentation). Everything else is kept as sent, so a value stays recognisable.
+ * default-ignorable character. The one exception: a single presentation selector (U+FE0E text,
+ * U+FE0F emoji) right after a pictographic character, as in ❤️; every other variation selector is
+ * escaped, since sixteen invisible selectors can carry four hidden bits a character. Everything
+ * else is kept as sent, so a value stays recognisable.
  */
 
-/** One character (code point) to escape. */
-const UNSAFE =
-  /(?![\ufe00-\ufe0f])[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Default_Ignorable_Code_Point}]/u;
+/** One character (code point) to escape, presentation selectors included (see `kept`). */
+const UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Default_Ignorable_Code_Point}]/u;
+
+/** A character an emoji or text presentation selector may follow (❤, ☺, 😀). */
+const PICTOGRAPHIC = /^\p{Extended_Pictographic}$/u;
 
 /**
  * `value` escaped (see above) and cut to at most `max` UTF-16 units, then `…`. A cut never splits
@@ -23,11 +27,16 @@ export function safeText(value: string, max: number): string {
   const head = long ? value.slice(0, max + 1) : value;
   if (!UNSAFE.test(head)) return long ? `${cut(value, max)}…` : value;
   let out = '';
+  // Whether the previous character, kept as sent, may take a presentation selector.
+  let selectable = false;
   // By code point: a pair comes whole, a lone surrogate alone.
   for (const char of head) {
-    const piece = UNSAFE.test(char) ? escape(char) : char;
+    const kept: boolean =
+      !UNSAFE.test(char) || (selectable && (char === '\ufe0e' || char === '\ufe0f'));
+    const piece = kept ? char : escape(char);
     if (out.length + piece.length > max) return `${out}…`;
     out += piece;
+    selectable = kept && PICTOGRAPHIC.test(char);
   }
   // Not reached when `value` is long: its max + 1 units cannot all fit.
   return long ? `${out}…` : out;

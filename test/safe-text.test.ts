@@ -41,6 +41,11 @@ const hostile = fc.string({
       '\udfff',
       '😀',
       'é',
+      '❤',
+      '\ufe0f',
+      '\ufe0e',
+      '\ufe00',
+      '\ufe05',
     ),
     fc.constantFrom('a', 'Z', '0', ' ', '"', '\\', '…'),
     fc.string({ unit: 'grapheme', maxLength: 1 }),
@@ -73,6 +78,28 @@ describe('safeText', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it('shows a variation selector only as one presentation selector right after a pictograph', () => {
+    // Sixteen invisible selectors carry four bits a character: a run of them, or one after a
+    // letter, is a hidden message in a log line. ❤️ (U+2764 U+FE0F) is ordinary text.
+    fc.assert(
+      fc.property(hostile, fc.integer({ min: 1, max: 250 }), (value, max) => {
+        const shown = safeText(value, max);
+        for (const match of shown.matchAll(/[\ufe00-\ufe0f]/gu)) {
+          const before = [...shown.slice(0, match.index)].at(-1) ?? '';
+          expect(match[0]).toMatch(/[\ufe0e\ufe0f]/u);
+          expect(before).toMatch(/^\p{Extended_Pictographic}$/u);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+    expect(safeText('❤️ ©️ 😀︎', 200)).toBe('❤️ ©️ 😀︎');
+    const hidden = String.fromCodePoint(...[0, 7, 15, 3].map((nibble) => 0xfe00 + nibble));
+    expect(safeText(`❤${hidden}`, 200)).toBe('❤\\ufe00\\ufe07\\ufe0f\\ufe03');
+    expect(safeText('kid\ufe0f', 200)).toBe('kid\\ufe0f');
+    expect(safeText('❤\ufe0f\ufe0f', 200)).toBe('❤\ufe0f\\ufe0f');
+    expect(safeText('1\ufe0f\u20e3', 200)).toBe('1\\ufe0f\u20e3');
   });
 
   it('a safe value within the bound is returned as is; a longer one cut at the bound', () => {
