@@ -314,7 +314,11 @@ describe('first sightings while the JWKS is slow or hung', () => {
             }),
         ),
       );
-      await sleep(600);
+      // The JWKS answers 300 ms after the first request: waited for (up to 3 s, short of the 5 s
+      // fetch timeout a verification left waiting would reach), not slept (600 ms was thin).
+      const deadline = performance.now() + 3000;
+      while (settled < 300 && performance.now() < deadline) await sleep(5);
+      await sleep(20);
       expect(settled).toBe(300); // every verification settled, none left pending
       expect(world.fetches).toBe(1);
       expect(timers()).toBeLessThanOrEqual(baseTimers);

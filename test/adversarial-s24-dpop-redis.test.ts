@@ -42,7 +42,6 @@ type Client = RedisCommandClient & { destroy(): void };
 
 const URL_ = `${ORIGIN}/products`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const sleepUntil = (at: number) => sleep(Math.max(0, at - Date.now()));
 
 if (!hasRedisServer) {
   console.warn('test/adversarial-s24-dpop-redis.test.ts SKIPPED: redis-server is not installed');
@@ -463,6 +462,11 @@ describe.skipIf(!hasRedisServer)('DPoP on a shared Redis, adversarially', () => 
      * Instance B checks a replayed proof's `iat` just inside the window, then waits for Redis (or
      * the route's own async rules) before its SET NX lands: by then instance A's key of the first
      * use has expired, the SET succeeds, the replay is accepted.
+     *
+     * The verifiers' `Date` is faked (Redis, its TTLs and its pause run on real time): B checks the
+     * iat 0.4 s after the first use however long a loaded machine takes to get there (on real
+     * time that left about 0.55 s to spare), and its clock catches up with the real time elapsed
+     * since the first use when Redis answers B's SET, as a clock that ran all along would read.
      */
     let slowRedis: Promise<{ first: string; replay: string; waited: number }> | undefined;
     const slowRedisScenario = () =>
@@ -470,16 +474,37 @@ describe.skipIf(!hasRedisServer)('DPoP on a shared Redis, adversarially', () => 
         const dpop = { maxAge: 1, replayTimeout: 3 };
         const verifier = { clockTolerance: 0 };
         const a = await instance({ dpop, verifier });
-        const b = await instance({ dpop, verifier });
         const admin = await connect(redis);
-        const p = await proof(holder, 'GET', URL_, token, { payload: { iat: Date.now() / 1000 } });
-        const started = Date.now();
-        const first = await present(a, p);
-        await sleepUntil(started + 400); // well inside the 1 s window
-        // Redis slow for 2.1 s (a long command, a fork, a saturated link; within replayTimeout).
-        await admin.sendCommand(['CLIENT', 'PAUSE', '2100', 'WRITE']);
-        const replay = await present(b, p);
-        return { first, replay, waited: Date.now() - started };
+        const slow = await connect(redis);
+        let since = 0; // performance.now() when the faked clock read the first use's time
+        let at = 0; // that time (ms)
+        const b = await instance({
+          dpop,
+          verifier,
+          client: {
+            sendCommand: async (args: string[]) => {
+              const reply = await slow.sendCommand(args);
+              vi.setSystemTime(Math.max(Date.now(), at + (performance.now() - since)));
+              return reply;
+            },
+          },
+        });
+        clock();
+        try {
+          since = performance.now();
+          at = Date.now();
+          const p = await proof(holder, 'GET', URL_, token, { payload: { iat: at / 1000 } });
+          const first = await present(a, p);
+          const answered = performance.now(); // A's key (2 s TTL) was set by now
+          await sleep(400);
+          vi.setSystemTime(at + 400); // well inside the 1 s window
+          // Redis slow for 2.1 s (a long command, a fork, a saturated link; within replayTimeout).
+          await admin.sendCommand(['CLIENT', 'PAUSE', '2100', 'WRITE']);
+          const replay = await present(b, p);
+          return { first, replay, waited: performance.now() - answered };
+        } finally {
+          vi.useRealTimers();
+        }
       })());
 
     it('slow Redis scenario: the first use is accepted, the replay answered after the first key expired', async () => {
@@ -564,7 +589,7 @@ describe.skipIf(!hasRedisServer)('DPoP on a shared Redis, adversarially', () => 
       const [p, s] = await Promise.all([
         startChild({}),
         // 3 s behind the real clock (and this process), within its clockTolerance; short window.
-        startChild({ CLOCK_OFFSET_MS: '-3000', MAX_AGE: '1', CLOCK_TOLERANCE: '1' }),
+        startChild({ CLOCK_OFFSET_MS: '-3000', MAX_AGE: '1', CLOCK_TOLERANCE: '3' }),
       ]);
       peer = p.url;
       skewed = s.url;
@@ -595,22 +620,29 @@ describe.skipIf(!hasRedisServer)('DPoP on a shared Redis, adversarially', () => 
       expect(accepted).toBe(20);
     });
 
-    /** A accurate, B (the skewed process) 3 s behind; both maxAge 1, clockTolerance 1. */
+    /**
+     * A accurate, B (the skewed process) 3 s behind; both maxAge 1, clockTolerance 3, a client 3 s
+     * ahead. B sees the proof inside its window until 10 s after it was made (iat + maxAge +
+     * clockTolerance, 3 s late). The key lived maxAge + 2 × clockTolerance + 1 s = 8 s before the
+     * fix: B accepted a replay sent after that. Now 11 s, past B's window: however late the replay
+     * comes (a loaded machine), it is refused, as replayed or as stale. (It ran with
+     * clockTolerance 1, where 3 s behind is beyond what the TTL covers: a replay held up 0.7 to
+     * 1.7 s on a loaded machine was accepted.)
+     */
     let skew: Promise<{ offset: number; first: string; control: string; replay: string }>;
     const skewScenario = () =>
       (skew ??= (async () => {
         const before = Date.now();
         const { now } = (await (await fetch(`${skewed}/now`)).json()) as { now: number };
         const offset = now - (before + Date.now()) / 2;
-        const a = await instance({ dpop: { maxAge: 1 }, verifier: { clockTolerance: 1 } });
-        const control = await instance({ dpop: { maxAge: 1 }, verifier: { clockTolerance: 1 } });
-        // A client 1 s ahead (within clockTolerance): iat = now + 1.
+        const a = await instance({ dpop: { maxAge: 1 }, verifier: { clockTolerance: 3 } });
+        const control = await instance({ dpop: { maxAge: 1 }, verifier: { clockTolerance: 3 } });
+        // A client 3 s ahead (within clockTolerance): iat = now + 3.
         const p = await proof(holder, 'GET', URL_, token, {
-          payload: { iat: Date.now() / 1000 + 1 },
+          payload: { iat: Date.now() / 1000 + 3 },
         });
-        const started = Date.now();
         const first = await present(a, p);
-        await sleepUntil(started + 4300); // the key (4 s TTL) has expired
+        await sleep(8200); // the key A set has outlived the 8 s TTL it had before the fix
         return {
           offset,
           first,

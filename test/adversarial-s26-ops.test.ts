@@ -443,7 +443,8 @@ describe('the thread pool watchdog and a pool that is only busy (real libuv pool
     expect(first).toBeInstanceOf(Promise); // P-384: the pool's
     expect(await first).toBe(true); // answered (by the fallback), right
     await backlog;
-    await new Promise((resolve) => setTimeout(resolve, 100)); // the late callback has come
+    // The late callback has come (a P-384 job behind the backlog's last; 100 ms was thin).
+    await new Promise((resolve) => setTimeout(resolve, 500));
     await new Promise((resolve) => setImmediate(resolve));
     expect(warnings).toContain('RESOURCE_GUARD_CRYPTO_POOL'); // the watchdog did fire
 

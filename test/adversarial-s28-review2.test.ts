@@ -23,6 +23,7 @@ import type { JsonRoute } from './helpers/http.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 import { clock, outcome } from './helpers/outcome.ts';
+import { untilFresh } from './helpers/fresh.ts';
 import { startNest } from './helpers/nest-app.ts';
 
 // ───────────────────────────── 40c8bda: discovery read again ─────────────────────────────
@@ -135,7 +136,7 @@ describe('40c8bda: an unknown kid just before the discovered URL is due', () => 
     issuer.state.current = 'v2';
     time.advance(90);
     await outcome(issuer.verifier.verify(await issuer.tokenOf(issuer.oldKey))); // stale: refresh
-    await issuer.settle();
+    await untilFresh(issuer.verifier); // the refresh landed (a fixed 150 ms sleep was thin)
     expect(await outcome(issuer.verifier.verify(await issuer.tokenOf(issuer.oldKey)))).toBe(
       '401 unknown_kid',
     );
@@ -161,7 +162,7 @@ describe('40c8bda: an unknown kid just before the discovered URL is due', () => 
     expect(issuer.count('/keys-v2')).toBe(1);
     time.advance(31); // t = 90, as in the control
     await outcome(issuer.verifier.verify(await issuer.tokenOf(issuer.oldKey)));
-    await issuer.settle();
+    await untilFresh(issuer.verifier); // any refresh landed (a fixed 150 ms sleep was thin)
     // Was: 'ok' (until t = 119, then one more stale answer).
     expect(await outcome(issuer.verifier.verify(await issuer.tokenOf(issuer.oldKey)))).toBe(
       '401 unknown_kid',
@@ -183,6 +184,7 @@ describe('40c8bda: sound', () => {
     );
     for (let round = 0; round < 3; round++) {
       await Promise.all(tokens.map((t) => outcome(issuer.verifier.verify(t))));
+      await untilFresh(issuer.verifier); // the refresh landed; then time for any other to be asked
       await issuer.settle();
     }
     expect(issuer.count(META)).toBe(2);
@@ -218,6 +220,7 @@ describe('40c8bda: sound', () => {
     time.advance(7200);
     issuer.state.current = 'v1';
     await outcome(issuer.verifier.verify(await issuer.tokenOf(issuer.oldKey)));
+    await untilFresh(issuer.verifier); // the refresh landed; then time for any other to be asked
     await issuer.settle();
     expect(issuer.count(META)).toBe(3);
   });

@@ -185,13 +185,14 @@ describe.skipIf(!hasRedisServer).each(clients)(
 
     it('inserts once with SET NX PX: the key expires with its TTL', async () => {
       const store = redisReplayStore(client, { prefix: 'test:' });
-      expect(await store.insertIfAbsent('k1', 300)).toBe(true);
-      expect(await store.insertIfAbsent('k1', 300)).toBe(false);
+      // 1 s (it was 300 ms: a loaded machine between two round trips could let it expire).
+      expect(await store.insertIfAbsent('k1', 1000)).toBe(true);
+      expect(await store.insertIfAbsent('k1', 1000)).toBe(false);
       const ttl = await client.pTTL('test:k1');
       expect(ttl).toBeGreaterThan(0);
-      expect(ttl).toBeLessThanOrEqual(300);
-      await new Promise((resolve) => setTimeout(resolve, 350));
-      expect(await store.insertIfAbsent('k1', 300)).toBe(true);
+      expect(ttl).toBeLessThanOrEqual(1000);
+      await new Promise((resolve) => setTimeout(resolve, 1050));
+      expect(await store.insertIfAbsent('k1', 1000)).toBe(true);
     });
 
     it('100 concurrent inserts of one key from two clients: exactly one true', async () => {
