@@ -16,7 +16,11 @@ export interface ClaimRules {
 /** RFC 8725 §3.8: the issuer, checked before any key is fetched. */
 export function checkIssuer(payload: JWTPayload, issuers: ReadonlySet<string>): string {
   const { iss } = payload;
-  if (typeof iss !== 'string') throw new Rejection('missing_claim', { claim: 'iss' });
+  if (typeof iss !== 'string') {
+    throw iss === undefined
+      ? new Rejection('missing_claim', { claim: 'iss' })
+      : new Rejection('invalid_claim', { claim: 'iss', problem: 'not a string' });
+  }
   if (!issuers.has(iss)) {
     throw new Rejection('issuer_mismatch', {
       expected: [...issuers],

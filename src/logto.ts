@@ -1,6 +1,7 @@
 import type { VerifierOptions } from './options.ts';
 import type { Covers } from './option-checks.ts';
-import { ownData, resolveLevel } from './option-checks.ts';
+import { configError, ownData, resolveLevel } from './option-checks.ts';
+import { isLoopback } from './fetch-json.ts';
 import { OPTION_RULES } from './option-rules.ts';
 
 /** Options of the {@link logto} preset: a Logto endpoint instead of issuer and JWKS URLs. */
@@ -25,9 +26,10 @@ const LOGTO_OPTION_NAMES = Object.freeze(Object.keys(OPTION_RULES.logto.rules));
 
 /**
  * Verifier options for a Logto tenant: issuer `${endpoint}/oidc` (plus one per custom domain),
- * JWKS `${endpoint}/oidc/jwks`, the strict RFC 9068 profile and Logto's algorithms. Everything else
- * passes through. Options are checked here as `createVerifier` checks them: `issuer` and `jwksUri`
- * are refused (they come from `endpoint`), and so is any unknown key.
+ * JWKS `${endpoint}/oidc/jwks` (unless `jwks` gives static keys), the strict RFC 9068 profile and
+ * Logto's algorithms. Everything else passes through. Options are checked here as `createVerifier`
+ * checks them: `issuer` and `jwksUri` are refused (they come from `endpoint`), and so is any
+ * unknown key.
  *
  * @example
  * ```ts
@@ -47,6 +49,13 @@ export function logto(options: LogtoOptions): VerifierOptions {
     const url = new URL(/^https?:\/\//i.test(domain) ? domain : `https://${domain}`);
     return `${url.origin}/oidc`;
   });
+  if (url.protocol === 'http:' && !isLoopback(url) && custom.some((i) => i.startsWith('https:'))) {
+    // The keys come from the endpoint: over plain HTTP they could be swapped in transit.
+    configError(
+      'endpoint',
+      'must use https when a custom domain does: the keys are fetched from it (http is allowed on loopback)',
+    );
+  }
   // Pass through what the caller set (createVerifier checks it again and fills the defaults).
   const rest: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(given ?? {})) {
@@ -57,6 +66,7 @@ export function logto(options: LogtoOptions): VerifierOptions {
     strict: true,
     ...(rest as Omit<LogtoOptions, 'endpoint' | 'customDomains'>),
     issuer: [`${base}/oidc`, ...custom],
-    jwksUri: `${base}/oidc/jwks`,
+    // Static keys (`jwks`, no network) replace the tenant's JWKS.
+    ...(rest.jwks === undefined ? { jwksUri: `${base}/oidc/jwks` } : {}),
   };
 }

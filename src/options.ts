@@ -332,7 +332,9 @@ export function resolveRequirements(
       `must be a non-empty string without surrounding whitespace or control characters (got ${quote(organization)})`,
     );
   }
-  if (organization !== undefined && anyOrganization) {
+  // Per call, the organization comes from the request: one named beside `anyOrganization` is the
+  // one required (checkOrganization gives it precedence), never a TypeError a client can cause.
+  if (organization !== undefined && anyOrganization && !perCall) {
     configError(
       'anyOrganization',
       'contradicts `organization`: a route names its organization, or accepts any',
