@@ -262,6 +262,17 @@ describe('findings', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('sound: several issuers', () => {
+  /** A key-set mutation: key `k` under its own kid in one set (replacing that kid), or a kid dropped. */
+  const putStep = fc.record({
+    kind: fc.constant('put' as const),
+    tenant: fc.constantFrom<'a' | 'b'>('a', 'b'),
+    k: fc.nat({ max: 4 }),
+  });
+  const dropStep = fc.record({
+    kind: fc.constant('drop' as const),
+    tenant: fc.constantFrom<'a' | 'b'>('a', 'b'),
+    kid: fc.constantFrom('shared', 'k1', 'k2'),
+  });
   /** Five keys: two under kid `shared` (different material), one under `k1`, one under `k2`. */
   let pool: TestKey[];
   beforeAll(async () => {
@@ -289,17 +300,8 @@ describe('sound: several issuers', () => {
         42 as unknown as string,
       ];
       const step = fc.oneof(
-        // A mutation: put key `k` under its own kid in one set (replacing that kid), or drop a kid.
-        fc.record({
-          kind: fc.constant('put' as const),
-          tenant: fc.constantFrom<'a' | 'b'>('a', 'b'),
-          k: fc.nat({ max: 4 }),
-        }),
-        fc.record({
-          kind: fc.constant('drop' as const),
-          tenant: fc.constantFrom<'a' | 'b'>('a', 'b'),
-          kid: fc.constantFrom('shared', 'k1', 'k2'),
-        }),
+        putStep,
+        dropStep,
         // A batch of concurrent presentations.
         fc.record({
           kind: fc.constant('present' as const),
@@ -408,16 +410,8 @@ describe('sound: several issuers', () => {
 
   it('a warm verifier (keys kept, refetched only for an unknown kid) answers as a cold verification over the set it fetched last, per issuer, cached token or not', async () => {
     const step = fc.oneof(
-      fc.record({
-        kind: fc.constant('put' as const),
-        tenant: fc.constantFrom<'a' | 'b'>('a', 'b'),
-        k: fc.nat({ max: 4 }),
-      }),
-      fc.record({
-        kind: fc.constant('drop' as const),
-        tenant: fc.constantFrom<'a' | 'b'>('a', 'b'),
-        kid: fc.constantFrom('shared', 'k1', 'k2'),
-      }),
+      putStep,
+      dropStep,
       fc.record({
         kind: fc.constant('present' as const),
         signer: fc.nat({ max: 4 }),
