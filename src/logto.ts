@@ -49,7 +49,13 @@ export function logto(options: LogtoOptions): VerifierOptions {
     const url = new URL(/^https?:\/\//i.test(domain) ? domain : `https://${domain}`);
     return `${url.origin}/oidc`;
   });
-  if (url.protocol === 'http:' && !isLoopback(url) && custom.some((i) => i.startsWith('https:'))) {
+  const fetched = given?.jwks === undefined;
+  if (
+    fetched &&
+    url.protocol === 'http:' &&
+    !isLoopback(url) &&
+    custom.some((i) => i.startsWith('https:'))
+  ) {
     // The keys come from the endpoint: over plain HTTP they could be swapped in transit.
     configError(
       'endpoint',
@@ -67,6 +73,6 @@ export function logto(options: LogtoOptions): VerifierOptions {
     ...(rest as Omit<LogtoOptions, 'endpoint' | 'customDomains'>),
     issuer: [`${base}/oidc`, ...custom],
     // Static keys (`jwks`, no network) replace the tenant's JWKS.
-    ...(rest.jwks === undefined ? { jwksUri: `${base}/oidc/jwks` } : {}),
+    ...(fetched ? { jwksUri: `${base}/oidc/jwks` } : {}),
   };
 }

@@ -91,7 +91,9 @@ export function ownData(
   refuseInherited(input, '');
   const names = Object.getOwnPropertyNames(input);
   for (const name of known) {
-    if (!names.includes(name) && Object.hasOwn(input, name)) unlisted(printable(name));
+    if (names.includes(name)) continue;
+    if (Object.hasOwn(input, name)) unlisted(printable(name));
+    if (name in input) inherited(printable(name));
   }
   const copy = Object.create(Object.getPrototypeOf(input) as object | null) as Record<
     string,
@@ -115,10 +117,13 @@ export function ownData(
  */
 function refuseInherited(input: object, prefix: string): void {
   for (const name in input) {
-    if (!Object.hasOwn(input, name)) {
-      configError(prefix + printable(name), 'is inherited: pass it as an own property');
-    }
+    if (!Object.hasOwn(input, name)) inherited(prefix + printable(name));
   }
+}
+
+/** A member read from the prototype: refused (see refuseInherited), enumerable or not. */
+function inherited(path: string): never {
+  return configError(path, 'is inherited: pass it as an own property');
 }
 
 /**
@@ -171,6 +176,8 @@ function readLevel<R extends Rules>(input: unknown, level: Level<R>, path: strin
     const rule = rules[key] as Rule<unknown>;
     const own = Object.hasOwn(input, key);
     if (own && !names.includes(key)) unlisted(prefix + key);
+    // A non-enumerable inherited member, which refuseInherited's for...in does not see.
+    if (!own && key in input) inherited(prefix + key);
     const value = own ? input[key] : undefined;
     if (value !== undefined) resolved[key] = rule.check(value, prefix + key);
     else if (rule.required) configError(prefix + key, 'is required');
