@@ -110,14 +110,29 @@ export function ownData(
   return copy;
 }
 
+/** What every realm's `Object.prototype` has (another realm's passes isPlainObject). */
+const OBJECT_PROTOTYPE_NAMES: ReadonlySet<string> = new Set(
+  Object.getOwnPropertyNames(Object.prototype),
+);
+
 /**
- * An enumerable inherited member (from a null-prototype base, which passes as a plain object, as
+ * An inherited member (from a null-prototype base, which passes as a plain object, as
  * query-string parsers and `Object.create(defaults)` make): read by nobody, so a rule meant would
- * be silently absent. Refused at every level.
+ * be silently absent. Refused at every level, enumerable or not (a claim name in `claimEquals` is
+ * any name, so the base's own names are read, not only the known ones).
  */
 function refuseInherited(input: object, prefix: string): void {
   for (const name in input) {
     if (!Object.hasOwn(input, name)) inherited(prefix + printable(name));
+  }
+  const proto = Object.getPrototypeOf(input) as object | null;
+  if (proto === null || proto === Object.prototype) return;
+  // isPlainObject allows one level: a base whose prototype is null (or another realm's
+  // Object.prototype, whose own names are the standard ones).
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    if (!OBJECT_PROTOTYPE_NAMES.has(name) && !Object.hasOwn(input, name)) {
+      inherited(prefix + printable(name));
+    }
   }
 }
 

@@ -90,7 +90,7 @@ export interface Requirements {
    * organization matches no token; so does, given per call (`verify`, `authenticate`), one that
    * is there but not a string (`undefined` from a missing header, an array). Default: none.
    */
-  readonly organization?: string;
+  readonly organization?: string | undefined;
   /**
    * `true`: this route, which names no organization, also accepts organization-scoped tokens
    * (an `organization_id` claim, or an organization audience) of ANY organization; the handler

@@ -138,6 +138,52 @@ describe('options that could hide from a check', () => {
     );
   });
 
+  it('a claim rule or an unknown name inherited as a non-enumerable member is refused', async () => {
+    /** `Object.create(parent)`, where `parent` (null prototype) holds `name` out of sight. */
+    const hiding = (name: string, value: unknown, own: object = {}): object => {
+      const parent = Object.create(null) as object;
+      Object.defineProperty(parent, name, { value, enumerable: false });
+      return Object.assign(Object.create(parent) as object, own);
+    };
+    const verifier = createVerifier(base);
+    expect(() =>
+      verifier.guard({ claimEquals: hiding('tenant_id', 'acme', { plan: 'paid' }) as never }),
+    ).toThrow(/`claimEquals\.tenant_id` is inherited/);
+    expect(() => verifier.guard({ claimIncludes: hiding('roles', ['admin']) as never })).toThrow(
+      /`claimIncludes\.roles` is inherited/,
+    );
+    expect(() =>
+      verifier.guard({ checks: hiding('paid plan', () => false, { other: () => true }) as never }),
+    ).toThrow(/`checks\."paid plan"` is inherited/);
+    expect(() => createVerifier(hiding('clockTolerence', 0, base) as VerifierOptions)).toThrow(
+      /`clockTolerence` is inherited/,
+    );
+    await expect(
+      verifier.verify('x', { claimEquals: hiding('tenant_id', 'acme') as never }),
+    ).rejects.toThrow(/`claimEquals\.tenant_id` is inherited/);
+  });
+
+  it("an own member shadowing the base, and another realm's Object.prototype, pass", async () => {
+    const { runInNewContext } = await import('node:vm');
+    const verifier = createVerifier(base);
+    const parent = Object.create(null) as object;
+    Object.defineProperty(parent, 'tenant_id', { value: 'other', enumerable: false });
+    const shadowed = Object.create(parent) as object;
+    Object.defineProperty(shadowed, 'tenant_id', { value: 'acme', enumerable: true });
+    expect(() => verifier.guard({ claimEquals: shadowed as never })).not.toThrow();
+    const foreign = runInNewContext('({ tenant_id: "acme" })') as object;
+    expect(Object.getPrototypeOf(foreign)).not.toBe(Object.prototype);
+    expect(() => verifier.guard({ claimEquals: foreign as never })).not.toThrow();
+    expect(() =>
+      createVerifier(
+        runInNewContext('({ issuer: i, audience: a })', {
+          i: base.issuer,
+          a: base.audience,
+        }) as VerifierOptions,
+      ),
+    ).not.toThrow();
+  });
+
   it('a getter or a Proxy that throws while the options are read is a resource-guard TypeError', () => {
     const getter = { ...base };
     Object.defineProperty(getter, 'realm', {

@@ -78,6 +78,17 @@ const isClaimValue = (v: unknown) =>
 const GRANTED = CLAIMS.scp.filter((s) => s !== '');
 
 describe('per-call requirement values from the request', () => {
+  it('organization typed `string | undefined` (a header) compiles, and undefined matches no token', async () => {
+    // Compiles only because `Requirements.organization` admits `undefined` under the
+    // exactOptionalPropertyTypes of this repository's tsconfig, as the README describes.
+    const header = (headers: Readonly<Record<string, string | undefined>>) => headers['x-org'];
+    const requirements: Requirements = { organization: header({}) };
+    expect(await answer(verifier.verify(token, requirements))).toBe('403 organization_mismatch');
+    expect(await answer(verifier.authenticate(withToken(), requirements))).toBe(
+      '403 organization_mismatch',
+    );
+  });
+
   it('claimEquals: a value that is not a claim value matches no token (403), never a 500 or a pass', async () => {
     await fc.assert(
       fc.asyncProperty(
