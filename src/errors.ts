@@ -338,6 +338,9 @@ function describedFor(info: ReasonInfo, reason: RejectionReason, init: AuthError
   return description === undefined ? info : { ...info, description };
 }
 
+/** The longest `scope` a challenge carries (RFC 6750 §3 makes it optional); longer is left out. */
+const MAX_CHALLENGE_SCOPE = 1024;
+
 function buildHeaders(info: ReasonInfo, init: AuthErrorInit): Record<string, string> {
   const headers: Record<string, string> = { 'cache-control': 'no-store' };
   if (info.status === 503) {
@@ -352,10 +355,19 @@ function buildHeaders(info: ReasonInfo, init: AuthErrorInit): Record<string, str
   if (info.code !== 'missing_token') {
     error.push(`error="${info.code}"`, `error_description="${info.description}"`);
   }
-  // Left out when a scope is not a string (one given per call that no token can hold).
+  // Left out when a scope is not a string (one given per call that no token can hold), and when
+  // the list is long: per call it may come from the request, and a challenge as long as the
+  // client's URL or body is a header a proxy with a one-page buffer answers with a 502.
   const scopes = init.scopes;
   const scope = scopes?.every((item) => typeof item === 'string') ? scopes.join(' ') : undefined;
-  if (info.code === 'insufficient_scope' && scope && safe(scope)) error.push(`scope="${scope}"`);
+  if (
+    info.code === 'insufficient_scope' &&
+    scope &&
+    scope.length <= MAX_CHALLENGE_SCOPE &&
+    safe(scope)
+  ) {
+    error.push(`scope="${scope}"`);
+  }
   const challenge = (scheme: string, params: string[]) => {
     if (safe(realm)) params.unshift(`realm="${realm}"`);
     if (safe(resourceMetadata)) params.push(`resource_metadata="${resourceMetadata}"`);
