@@ -3,7 +3,7 @@
  * URL comparisons of RFC 9449 §4.3 step 9. Where those come from is the adapter's business (the
  * kit passes them); what they must be is the verifier's.
  */
-import { isHeaderName, trimOws } from './request.ts';
+import { isHeaderName, mayBeCut, trimOws } from './request.ts';
 import type { HeadersGetter, HeaderValue, RequestLike, RequestTarget } from './types.ts';
 
 /**
@@ -131,6 +131,8 @@ export function readOneHeader(
   let value: HeaderValue;
   const raw = request.rawHeaders;
   if (Array.isArray(raw)) {
+    // Fields node may have dropped could hold a second one.
+    if (mayBeCut(request, raw)) return MANY;
     for (let i = 0; i < raw.length; i += 2) {
       const key = raw[i];
       if (typeof key === 'string' && isHeaderName(key, name)) {

@@ -20,7 +20,11 @@ export function extractBearerToken(request: RequestLike, maxLength: number): str
   // `headers` object of an IncomingMessage.
   // (A header set by code rather than sent, absent from the raw list, is still found below.)
   const raw = request.rawHeaders;
-  let header = Array.isArray(raw) ? readRawAuthorization(raw) : undefined;
+  let header: string | undefined;
+  if (Array.isArray(raw)) {
+    refuseCut(request, raw);
+    header = readRawAuthorization(raw);
+  }
   if (header === undefined) {
     if (request.headers == null) throw new TypeError('authenticate() needs a request with headers');
     header = readAuthorization(request.headers);
@@ -153,6 +157,42 @@ function readAuthorization(headers: RequestLike['headers']): string | undefined 
     value = value[0];
   }
   return typeof value === 'string' && !isBlank(value) ? value : undefined;
+}
+
+/**
+ * The raw list entries node keeps by default: node 20 (and Deno's node:http) keep the first
+ * `server.maxHeadersCount` fields of a request (1,000 by default: 2,000 entries) and drop the rest
+ * without a word, where newer node answers 431. A second `Authorization`, `DPoP`, `Host` or
+ * `Cookie` field after a thousand others would be unseen, so such a request is refused: whether
+ * it holds one credential cannot be told. No client needs a thousand fields.
+ */
+const DEFAULT_MAX_ENTRIES = 2000;
+
+/** Whether node may have dropped some of the request's fields (see {@link DEFAULT_MAX_ENTRIES}). */
+export function mayBeCut(request: RequestLike, raw: readonly unknown[]): boolean {
+  if (raw.length < 2) return false;
+  let limit = DEFAULT_MAX_ENTRIES;
+  try {
+    // node's parser keeps `maxHeadersCount * 2` entries when the server sets it (0: no limit,
+    // taken as the default here). An HTTP/2 request's socket proxy can throw once the stream
+    // is gone: the default then.
+    const server = (request as { socket?: { server?: { maxHeadersCount?: unknown } } }).socket
+      ?.server;
+    const count = server?.maxHeadersCount;
+    if (typeof count === 'number' && count > 0) limit = Math.min(2 * count, limit);
+  } catch {
+    // the default
+  }
+  return raw.length >= limit;
+}
+
+function refuseCut(request: RequestLike, raw: readonly unknown[]): void {
+  if (mayBeCut(request, raw)) {
+    throw new Rejection('multiple_credentials', {
+      problem: 'too many header fields: the server may have dropped some',
+      fields: Math.floor(raw.length / 2),
+    });
+  }
 }
 
 function readRawAuthorization(rawHeaders: readonly string[]): string | undefined {
@@ -294,6 +334,7 @@ function readHeader(request: RequestLike, name: string): string | undefined {
   const values: string[] = [];
   const raw = request.rawHeaders;
   if (Array.isArray(raw)) {
+    refuseCut(request, raw);
     for (let i = 0; i < raw.length; i += 2) {
       const key = raw[i];
       if (typeof key === 'string' && isHeaderName(key, name)) values.push(String(raw[i + 1]));
@@ -331,7 +372,10 @@ export function extractDpopToken(request: RequestLike, maxLength: number): strin
   const raw = request.rawHeaders;
   let field: string | undefined;
   try {
-    field = Array.isArray(raw) ? readRawAuthorization(raw) : undefined;
+    if (Array.isArray(raw)) {
+      refuseCut(request, raw);
+      field = readRawAuthorization(raw);
+    }
     if (field === undefined) {
       if (request.headers == null) {
         throw new TypeError('authenticate() needs a request with headers');

@@ -10,7 +10,10 @@
 #   corpus                  about 1,000 hostile tokens (test/runtimes/corpus, built on Node) verified
 #                           in process by the packed package on Node, Bun and Deno: a token accepted
 #                           on one and refused on another fails it
-#   node | smoke | all      node22-26 | bun, deno, workerd and corpus | both (the default)
+#   wire                    the node-style paths (node:http, Express, Koa, Fastify) on Node, Bun's
+#                           and Deno's node:http: the same raw hostile requests over sockets
+#                           (wire.ts); looser than Node, a 5xx, a hang or an echo fails it
+#   node | smoke | all      node22-26 | bun, deno, workerd, corpus and wire | both (the default)
 # Every target runs even when one fails; the exit status says whether all passed.
 #   bash test/runtimes/run.sh workerd        # just the Workers smoke
 set -euo pipefail
@@ -22,11 +25,11 @@ export DENO_DIR=${DENO_DIR:-$RUNTIMES_DIR/deno-cache} DENO_NO_UPDATE_CHECK=1
 targets=()
 for arg in "${@:-all}"; do
   case $arg in
-    all) targets+=(node22 node24 node26 bun deno workerd-plain workerd-nodejs-compat corpus) ;;
+    all) targets+=(node22 node24 node26 bun deno workerd-plain workerd-nodejs-compat corpus wire) ;;
     node) targets+=(node22 node24 node26) ;;
-    smoke) targets+=(bun deno workerd-plain workerd-nodejs-compat corpus) ;;
+    smoke) targets+=(bun deno workerd-plain workerd-nodejs-compat corpus wire) ;;
     workerd) targets+=(workerd-plain workerd-nodejs-compat) ;;
-    node22 | node24 | node26 | bun | deno | workerd-plain | workerd-nodejs-compat | corpus)
+    node22 | node24 | node26 | bun | deno | workerd-plain | workerd-nodejs-compat | corpus | wire)
       targets+=("$arg")
       ;;
     *)
@@ -42,6 +45,7 @@ cd "$root"
 
 # The smoke test's app folder: the packed package installed the way a user installs it, with Hono.
 app=""
+packed=""
 prepare_app() {
   [ -n "$app" ] && return 0
   local dir="$work/app" tarball hono
@@ -52,6 +56,7 @@ prepare_app() {
   hono=$(node -p 'require("./node_modules/hono/package.json").version') || return 1
   (cd "$dir" && npm install --silent --no-audit --no-fund --prefer-offline \
     "$work/$tarball" "hono@$hono") || return 1
+  packed="$work/$tarball"
   app=$dir
 }
 
@@ -88,6 +93,26 @@ corpus() {
   "$node/node" "$root/test/runtimes/corpus/compare.mjs" "$dir"/{node,bun,deno}.jsonl
 }
 
+# The wire differential: the packed package with Express, Koa (@koa/router) and Fastify, at the
+# versions the repository tests with, in a folder of its own; wire.ts starts one app per framework
+# on Node, Bun and Deno and sends each the same raw requests. At most 150 s (about 20 s here).
+wire() {
+  local node bun deno dir spec version specs=()
+  node=$(node_bin "$DRIVER_NODE_VERSION") && bun=$(bun_exe) && deno=$(deno_exe) && prepare_app ||
+    return 1
+  dir="$work/wire"
+  mkdir -p "$dir" || return 1
+  echo '{ "name": "runtime-wire", "private": true, "type": "module" }' >"$dir/package.json"
+  for spec in express koa @koa/router fastify; do
+    version=$(node -p "require('./node_modules/$spec/package.json').version") || return 1
+    specs+=("$spec@$version")
+  done
+  (cd "$dir" && npm install --silent --no-audit --no-fund --prefer-offline "$packed" "${specs[@]}") ||
+    return 1
+  timeout --kill-after=10 150 "$node/node" --import tsx test/runtimes/wire.ts --app "$dir" \
+    --node "$node/node" --bun "$bun" --deno "$deno"
+}
+
 # Each step checked by hand: run_target runs as an `if` condition, where `set -e` does not apply.
 run_target() {
   local exe version bin
@@ -109,6 +134,7 @@ run_target() {
     workerd-plain) exe=$(miniflare_dir) && smoke --target workerd --miniflare "$exe" ;;
     workerd-nodejs-compat) exe=$(miniflare_dir) && smoke --target workerd-nodejs-compat --miniflare "$exe" ;;
     corpus) corpus ;;
+    wire) wire ;;
   esac
 }
 
