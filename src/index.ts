@@ -13,6 +13,7 @@ export type {
   RequestLike,
   RequestTarget,
   Requirements,
+  RequestRequirements,
   Verifier,
 } from './types.ts';
 export { AuthError, KeySourceError, WarmUpError } from './errors.ts';

@@ -137,7 +137,7 @@ export function routeGuard<Req>(
 ): RouteGuard<Req, AuthInfo | undefined> {
   checkVerifier(verifier);
   // Each member read once, non-enumerable ones included: the requirements checked are the ones used.
-  const own = ownData(options, ROUTE_OPTION_NAMES);
+  const own = ownData(options, ROUTE_OPTION_NAMES, OPTION_PATH);
   if (own === undefined) configError(OPTION_PATH, 'must be a plain object');
   const { errors, organization, ...requirements } = own as RouteOptions<Req>;
   if (errors !== undefined && errors !== 'respond' && errors !== 'throw') {

@@ -84,7 +84,17 @@ export function describe(value: unknown): string {
 export function ownData(
   input: unknown,
   known: readonly string[] = [],
+  path = 'options',
 ): Record<string, unknown> | undefined {
+  try {
+    return readOwn(input, known);
+  } catch (error) {
+    if (error instanceof TypeError && error.message.startsWith('resource-guard: ')) throw error;
+    return configError(path, 'could not be read', { cause: error });
+  }
+}
+
+function readOwn(input: unknown, known: readonly string[]): Record<string, unknown> | undefined {
   if (!isPlainObject(input)) return undefined;
   // An enumerable inherited member is refused as resolveLevel refuses it (a rest or spread of the
   // copy would drop it silently); so is a `known` name the object's own keys leave out.
@@ -129,8 +139,13 @@ function refuseInherited(input: object, prefix: string): void {
   if (proto === null || proto === Object.prototype) return;
   // isPlainObject allows one level: a base whose prototype is null (or another realm's
   // Object.prototype, whose own names are the standard ones).
+  // The standard names are exempt only on a realm's Object.prototype, not on any parent.
+  const constructor: unknown = Object.getOwnPropertyDescriptor(proto, 'constructor')?.value;
+  const objectPrototype =
+    typeof constructor === 'function' &&
+    Object.getOwnPropertyDescriptor(constructor, 'prototype')?.value === proto;
   for (const name of Object.getOwnPropertyNames(proto)) {
-    if (!OBJECT_PROTOTYPE_NAMES.has(name) && !Object.hasOwn(input, name)) {
+    if (!(objectPrototype && OBJECT_PROTOTYPE_NAMES.has(name)) && !Object.hasOwn(input, name)) {
       inherited(prefix + printable(name));
     }
   }

@@ -301,7 +301,10 @@ function fromRequest(given: Requirements): Resolved<typeof REQUEST_REQUIREMENTS.
   }
   // Otherwise every member is read once into data and that copy resolved: a getter or a Proxy
   // answering 'o1' and then undefined never turns the organization route global.
-  const input = ownData(given, REQUEST_REQUIREMENT_NAMES) as Record<string, unknown>;
+  const input = ownData(given, REQUEST_REQUIREMENT_NAMES, 'requirements') as Record<
+    string,
+    unknown
+  >;
   const named: unknown = Object.hasOwn(input, 'organization') ? input.organization : undefined;
   if (typeof named !== 'string' && (named !== undefined || input.anyOrganization !== true)) {
     input.organization = '';

@@ -88,9 +88,10 @@ export interface Requirements {
    * (`aud = urn:logto:organization:<id>`, with the verifier's `organizations: true`), or a token
    * for an organization-level API resource whose `organization_id` equals it. An empty
    * organization matches no token; so does, given per call (`verify`, `authenticate`), one that
-   * is there but not a string (`undefined` from a missing header, an array). Default: none.
+   * is there but not a string (`undefined` from a missing header, an array: see
+   * {@link RequestRequirements}). Default: none.
    */
-  readonly organization?: string | undefined;
+  readonly organization?: string;
   /**
    * `true`: this route, which names no organization, also accepts organization-scoped tokens
    * (an `organization_id` claim, or an organization audience) of ANY organization; the handler
@@ -136,6 +137,17 @@ export interface Requirements {
 
 /** Requirements that let a request without credentials through ({@link Requirements.optional}). */
 export type OptionalRequirements = Requirements & { readonly optional: true };
+
+/**
+ * {@link Requirements} given per call (`verify`, `authenticate`), whose values may come from the
+ * request: there `organization` may be `undefined` (a missing header), and then matches no token
+ * (or, beside `anyOrganization: true`, leaves any organization). On a route (`guard`, the
+ * adapters) it may not: `organization: undefined` there would be no organization at all, so a
+ * route meant for one whose value went missing would be a global route.
+ */
+export interface RequestRequirements extends Omit<Requirements, 'organization'> {
+  readonly organization?: string | undefined;
+}
 
 /** A header value as the common request shapes hold it. */
 export type HeaderValue = string | readonly string[] | number | undefined | null;
@@ -204,7 +216,7 @@ export interface Verifier {
   /** Verifies a raw token against the configuration and the route's requirements. */
   verify<Claims extends object = CustomClaims>(
     token: string,
-    requirements?: Requirements,
+    requirements?: RequestRequirements,
   ): Promise<AuthInfo<Claims>>;
   /**
    * Reads the token (`Authorization: Bearer`, or the `cookie` / `getToken` sources when set) from
@@ -213,16 +225,16 @@ export interface Verifier {
    */
   authenticate<Claims extends object = CustomClaims>(
     request: RequestLike,
-    requirements: OptionalRequirements,
+    requirements: RequestRequirements & { readonly optional: true },
   ): Promise<AuthInfo<Claims> | undefined>;
   authenticate<Claims extends object = CustomClaims>(
     request: RequestLike,
-    requirements?: Requirements & { readonly optional?: false },
+    requirements?: RequestRequirements & { readonly optional?: false },
   ): Promise<AuthInfo<Claims>>;
   /** Requirements whose `optional` is only known at run time: anonymous is a possible answer. */
   authenticate<Claims extends object = CustomClaims>(
     request: RequestLike,
-    requirements?: Requirements,
+    requirements?: RequestRequirements,
   ): Promise<AuthInfo<Claims> | undefined>;
   /** `authenticate` with requirements checked once, up front: the building block of adapters. */
   guard(requirements: OptionalRequirements): Guard<undefined>;
