@@ -105,10 +105,9 @@ function readOwn(input: unknown, known: readonly string[]): Record<string, unkno
     if (Object.hasOwn(input, name)) unlisted(printable(name));
     if (name in input) inherited(printable(name));
   }
-  const copy = Object.create(Object.getPrototypeOf(input) as object | null) as Record<
-    string,
-    unknown
-  >;
+  // No prototype: its members were checked above, and a name read off the copy must never reach
+  // the input's parent (a Proxy's get) after all.
+  const copy = Object.create(null) as Record<string, unknown>;
   for (const name of names) {
     Object.defineProperty(copy, name, {
       value: input[name],

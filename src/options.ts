@@ -288,6 +288,16 @@ const NO_REQUIREMENTS: ResolvedRequirements = Object.freeze({
  * global (a global token let in) nor throws (a 500). Unless the route also accepts any organization.
  */
 function fromRequest(given: Requirements): Resolved<typeof REQUEST_REQUIREMENTS.rules> {
+  try {
+    return readFromRequest(given);
+  } catch (error) {
+    // A getter or a Proxy that throws while read: the resource-guard TypeError the other readers give.
+    if (error instanceof TypeError && error.message.startsWith('resource-guard: ')) throw error;
+    return configError('requirements', 'could not be read', { cause: error });
+  }
+}
+
+function readFromRequest(given: Requirements): Resolved<typeof REQUEST_REQUIREMENTS.rules> {
   const member = isPlainObject(given)
     ? Object.getOwnPropertyDescriptor(given, 'organization')
     : undefined;
@@ -314,6 +324,15 @@ function fromRequest(given: Requirements): Resolved<typeof REQUEST_REQUIREMENTS.
 
 const REQUEST_REQUIREMENT_NAMES = Object.freeze(Object.keys(REQUEST_REQUIREMENTS.rules));
 
+/** Whether a route's requirements (already read and checked) hold an own `organization` member. */
+function namesOrganization(input: Requirements): boolean {
+  try {
+    return Object.getOwnPropertyDescriptor(input, 'organization') !== undefined;
+  } catch (error) {
+    return configError('requirements', 'could not be read', { cause: error });
+  }
+}
+
 /**
  * Checks a route's requirements: once where a route is declared (`guard`), per call for `verify`
  * and `authenticate` (so it stays cheap: the suggestion work runs only for an unknown key).
@@ -326,6 +345,15 @@ export function resolveRequirements(
   const { scopes, any, machine, organization, anyOrganization, optional, dpop, ...rules } = perCall
     ? fromRequest(input)
     : resolveLevel(input, OPTION_RULES.requirements);
+  if (organization === undefined && !perCall && namesOrganization(input)) {
+    // Elsewhere a known key whose value is undefined counts as absent; here that would be a route
+    // meant for one organization (`organization: process.env.ORG_ID`, unset) open to every global
+    // token. Leave the key out for a route that names none.
+    configError(
+      'organization',
+      'is undefined: a route for an organization must name it (leave the key out for one that names none)',
+    );
+  }
   if (organization !== undefined && !perCall && !isTrimmedString(organization)) {
     // Declared on a route, an empty organization (or one with a CR or a space around it, which no
     // token names) is a mistake; given per call, it comes from the request (an empty header) and

@@ -179,7 +179,9 @@ export function mayBeCut(request: RequestLike, raw: readonly unknown[]): boolean
     const server = (request as { socket?: { server?: { maxHeadersCount?: unknown } } }).socket
       ?.server;
     const count = server?.maxHeadersCount;
-    if (typeof count === 'number' && count > 0) limit = Math.min(2 * count, limit);
+    // As node computes it: `maxHeadersCount << 1` (a 32-bit integer; 0 or less is no limit).
+    const entries = typeof count === 'number' ? count << 1 : 0;
+    if (entries > 0) limit = Math.min(entries, limit);
   } catch {
     // the default
   }

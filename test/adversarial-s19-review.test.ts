@@ -645,8 +645,11 @@ describe('per-call organization and { scopes: [], any: true }', () => {
     for (const organization of ['', null, ['org1'], 7]) {
       expect(() => v.guard({ organization } as unknown as Requirements)).toThrow(TypeError);
     }
-    // Declared as undefined on a route: no organization (a global route), as before the change.
-    expect(() => v.guard({ organization: undefined } as unknown as Requirements)).not.toThrow();
+    // Declared as undefined on a route: a TypeError too since session 32 (it was a global route,
+    // so an unset `process.env.ORG_ID` opened an organization route to every global token).
+    expect(() => v.guard({ organization: undefined } as unknown as Requirements)).toThrow(
+      /`organization` is undefined/,
+    );
     expect(await outcome(v.verify(tokens.org1!, { organization: '' }))).toBe(
       '403 organization_mismatch',
     );

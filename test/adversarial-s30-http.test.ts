@@ -335,8 +335,10 @@ describe('the Authorization field as raw bytes, every entry point', () => {
       { label: '17,000 characters', bytes: () => field('a'.repeat(17_000)), expected: '431', except: tooLarge },
       { label: '64 KiB', bytes: () => field('a'.repeat(65_536)), expected: '431', except: tooLarge },
       { label: '1 MiB', bytes: () => field('a'.repeat(1 << 20)), expected: '431', except: tooLarge },
-      // FRAMEWORK: Node 20 drops the fields past its count (a 401 missing_token); Node 22 and later refuse the request (431; hapi 400).
-      { label: '1,500 other fields, then a good token', bytes: () => get('/products', `${'X-A: 1\r\n'.repeat(1500)}Authorization: Bearer ${good}\r\n`), ...(NODE_MAJOR >= 22 ? { expected: '431', except: tooLarge } : { expected: '401 missing_token' }) },
+      // FRAMEWORK: Node 20 drops the fields past its count; Node 22 and later refuse the request (431; hapi 400).
+      // On Node 20 the node entry points see a list that may have been cut and refuse it (session 32,
+      // test/request-cut-fields.test.ts); the Web paths get a Request built from the cut list (401).
+      { label: '1,500 other fields, then a good token', bytes: () => get('/products', `${'X-A: 1\r\n'.repeat(1500)}Authorization: Bearer ${good}\r\n`), ...(NODE_MAJOR >= 22 ? { expected: '431', except: tooLarge } : { expected: '400 invalid_request', except: { 'web Request': '401 missing_token', hono: '401 missing_token' } }) },
     ];
     expect(await runRows(plain, rows, secrets)).toEqual([]);
   }, 20_000);

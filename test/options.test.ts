@@ -260,7 +260,12 @@ describe('unknown and misspelt options', () => {
       naming('scope'),
     );
     expect(() => levels.verifier({ algorithms: undefined, keys: undefined })).not.toThrow();
-    expect(() => levels.requirements({ scopes: undefined, organization: undefined })).not.toThrow();
+    expect(() => levels.requirements({ scopes: undefined, any: undefined })).not.toThrow();
+    // Except a route's organization: undefined there would open a route meant for one
+    // organization (an unset `process.env.ORG_ID`) to every global token.
+    expect(configErrorOf(() => levels.requirements({ organization: undefined })).message).toMatch(
+      /`organization` is undefined: a route for an organization must name it/,
+    );
   });
 
   it('an unknown key with no near match lists the known ones', () => {
