@@ -74,7 +74,6 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import http2 from 'node:http2';
-import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import Hapi from '@hapi/hapi';
 import express from 'express';
@@ -100,7 +99,7 @@ import { requireAuth as koaAuth } from 'resource-guard/koa';
 import type { RequireAuthOptions as NestOptions } from 'resource-guard/nestjs';
 import { routeGuard } from 'resource-guard/kit';
 import type { Outcome, RouteOptions } from 'resource-guard/kit';
-import { listenLoopback } from './helpers/http.ts';
+import { listenLoopback, rawStatus } from './helpers/http.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 import { outcome } from './helpers/outcome.ts';
@@ -155,24 +154,7 @@ const settled = (promise: Promise<unknown>): Promise<string> =>
 /** `count` padding lines `pN: v`. */
 const padLines = (count: number) => Array.from({ length: count }, (_, i) => `p${i}: v`);
 
-/** The status of one raw HTTP/1.1 request (Host first, then `lines`), bounded. */
-function send(port: number, lines: readonly string[]): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let data = '';
-    socket.setTimeout(5000, () => socket.destroy(new Error('timeout')));
-    socket.on('data', (chunk: Buffer) => {
-      data += chunk.toString('latin1');
-      const match = /^HTTP\/1\.1 (\d{3})/.exec(data);
-      if (match) {
-        resolve(Number(match[1]));
-        socket.destroy();
-      }
-    });
-    socket.on('error', reject);
-    socket.write(['GET / HTTP/1.1', 'Host: 127.0.0.1', ...lines, '', ''].join('\r\n'));
-  });
-}
+const send = rawStatus;
 
 /** A node:http server answering `authenticate(req)`, with the raw list length it saw. */
 async function nodeServer(maxHeadersCount?: number) {

@@ -7,12 +7,11 @@
  * cannot be told. Found by the wire differential (test/runtimes/wire.ts) on Deno and node 20.
  */
 import { createServer } from 'node:http';
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthError, createVerifier } from 'resource-guard';
 import type { RequestLike, Verifier } from 'resource-guard';
 import { dpopFixture, dpopRequest, makeProofKey, ORIGIN, proof } from './helpers/dpop.ts';
-import { listenLoopback } from './helpers/http.ts';
+import { listenLoopback, rawStatus } from './helpers/http.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 
@@ -138,23 +137,7 @@ describe('over the wire: a second Authorization hidden after 1,100 fields', () =
   });
   afterAll(() => server.close());
 
-  /** The status line of one raw request, bounded. */
-  const send = (lines: string[]) =>
-    new Promise<number>((resolve, reject) => {
-      const socket = connect(server.port, '127.0.0.1');
-      let data = '';
-      socket.setTimeout(5000, () => socket.destroy(new Error('timeout')));
-      socket.on('data', (chunk: Buffer) => {
-        data += chunk.toString('latin1');
-        const match = /^HTTP\/1\.1 (\d{3})/.exec(data);
-        if (match) {
-          resolve(Number(match[1]));
-          socket.destroy();
-        }
-      });
-      socket.on('error', reject);
-      socket.write(['GET / HTTP/1.1', 'Host: 127.0.0.1', ...lines, '', ''].join('\r\n'));
-    });
+  const send = (lines: string[]) => rawStatus(server.port, lines);
   const padding = Array.from({ length: 1100 }, (_, i) => `p${i}:`);
 
   it('is never accepted: 400 here (node 20 drops the field), or node’s own 431', async () => {

@@ -1,6 +1,7 @@
 import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingHttpHeaders, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 
 /** The Authorization header that carries `token` (RFC 6750 §2.1). */
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -85,4 +86,26 @@ export async function jsonServer(route: (origin: string) => JsonRoute) {
   const { origin, close } = await listenLoopback(server);
   router = route(origin);
   return { origin, issuer: `${origin}/oidc`, hits, close };
+}
+
+/**
+ * The status of one raw HTTP/1.1 `GET /` to `port` on loopback (`Host` first, then `lines`, each
+ * sent byte for byte: repeated or odd fields stay as written), bounded by 5 s.
+ */
+export function rawStatus(port: number, lines: readonly string[]): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let data = '';
+    socket.setTimeout(5000, () => socket.destroy(new Error('timeout')));
+    socket.on('data', (chunk: Buffer) => {
+      data += chunk.toString('latin1');
+      const match = /^HTTP\/1\.1 (\d{3})/.exec(data);
+      if (match) {
+        resolve(Number(match[1]));
+        socket.destroy();
+      }
+    });
+    socket.on('error', reject);
+    socket.write(['GET / HTTP/1.1', 'Host: 127.0.0.1', ...lines, '', ''].join('\r\n'));
+  });
 }
