@@ -173,13 +173,12 @@ export function mayBeCut(request: RequestLike, raw: readonly unknown[]): boolean
   if (raw.length < 2) return false;
   let limit = DEFAULT_MAX_ENTRIES;
   try {
-    // node's parser keeps `maxHeadersCount * 2` entries when the server sets it (0: no limit,
-    // taken as the default here). An HTTP/2 request's socket proxy can throw once the stream
-    // is gone: the default then.
+    // When the server sets it, node keeps `maxHeadersCount << 1` entries (a 32-bit integer; 0 or
+    // less is no limit, taken as the default here). An HTTP/2 request's socket proxy may throw
+    // once the stream is gone: the default then.
     const server = (request as { socket?: { server?: { maxHeadersCount?: unknown } } }).socket
       ?.server;
     const count = server?.maxHeadersCount;
-    // As node computes it: `maxHeadersCount << 1` (a 32-bit integer; 0 or less is no limit).
     const entries = typeof count === 'number' ? count << 1 : 0;
     if (entries > 0) limit = Math.min(entries, limit);
   } catch {

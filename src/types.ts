@@ -141,9 +141,9 @@ export type OptionalRequirements = Requirements & { readonly optional: true };
 /**
  * {@link Requirements} given per call (`verify`, `authenticate`), whose values may come from the
  * request: there `organization` may be `undefined` (a missing header), and then matches no token
- * (or, beside `anyOrganization: true`, leaves any organization). On a route (`guard`, the
- * adapters) it may not: `organization: undefined` there would be no organization at all, so a
- * route meant for one whose value went missing would be a global route.
+ * (or, beside `anyOrganization: true`, leaves any organization). On a route (`guard`) it may not:
+ * there `organization: undefined` would be no organization at all (a route meant for one whose
+ * value went missing would be a global route), so it is a `TypeError` where the route is declared.
  */
 export interface RequestRequirements extends Omit<Requirements, 'organization'> {
   readonly organization?: string | undefined;
