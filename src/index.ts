@@ -11,6 +11,7 @@ export type {
   KeyState,
   RequestContext,
   RequestLike,
+  OptionalRequirements,
   RequestTarget,
   Requirements,
   RequestRequirements,

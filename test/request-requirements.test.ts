@@ -10,7 +10,12 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AuthError, createVerifier } from 'resource-guard';
-import type { RequestRequirements, Requirements, Verifier } from 'resource-guard';
+import type {
+  OptionalRequirements,
+  RequestRequirements,
+  Requirements,
+  Verifier,
+} from 'resource-guard';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
 
@@ -84,6 +89,9 @@ describe('per-call requirement values from the request', () => {
     // route's does not (test/adversarial-s32-review.test.ts F1).
     const header = (headers: Readonly<Record<string, string | undefined>>) => headers['x-org'];
     const requirements: RequestRequirements = { organization: header({}) };
+    // The optional overload's type is exported too: anonymous is undefined, never a throw.
+    const optional: OptionalRequirements = { optional: true };
+    expect(await verifier.authenticate(anonymous, optional)).toBeUndefined();
     expect(await answer(verifier.verify(token, requirements))).toBe('403 organization_mismatch');
     expect(await answer(verifier.authenticate(withToken(), requirements))).toBe(
       '403 organization_mismatch',
