@@ -37,13 +37,14 @@
  * a path or size it refuses) are theirs. Properties are seeded (S32_SEED / S32_RUNS override, for
  * hunting; 1,500 runs on seeds 11-13 held too).
  */
-import { request as httpRequest } from 'node:http';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AuthError, createVerifier } from 'resource-guard';
 import type { RequestLike, Requirements } from 'resource-guard';
 import { routeGuard } from 'resource-guard/kit';
 import { makeProofKey, proof } from './helpers/dpop.ts';
+import { rawRequest } from './helpers/http.ts';
+import type { Answer } from './helpers/http.ts';
 import type { ProofKey } from './helpers/dpop.ts';
 import { AUDIENCE, ISSUER, m2mClaims, makeKey, mint } from './helpers/keys.ts';
 import type { TestKey } from './helpers/keys.ts';
@@ -285,12 +286,6 @@ async function tokenOf(h: Hostile): Promise<string | undefined> {
   }
 }
 
-interface Answer {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-}
-
 /** One request, headers as given (an array value is sent as that many lines), 8 s at most. */
 function send(
   base: string,
@@ -307,26 +302,7 @@ function send(
   for (const [name, value] of Object.entries(headers)) {
     for (const item of typeof value === 'string' ? [value] : value) raw.push(name, item);
   }
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { host: hostname, port, path: target, method, headers: raw, agent: false, setHost: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.setTimeout(8000, () => req.destroy(new Error(`timeout: ${method} ${target}`)));
-    req.end(body);
-  });
+  return rawRequest(base, target, method, raw, body);
 }
 
 /** The request of a case: its target and headers. */

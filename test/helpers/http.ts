@@ -35,19 +35,22 @@ export interface Answer {
 
 /**
  * One HTTP/1.1 request with the target exactly as written (no URL normalisation by a client),
- * bounded by `timeoutMs`.
+ * bounded by `timeoutMs`. Headers given as a raw list (node's `rawHeaders` format) are sent line
+ * for line, Host only if the list holds one, on a connection of their own.
  */
 export function rawRequest(
   base: string,
   target: string,
   method = 'GET',
-  headers: Record<string, string> = {},
+  headers: Record<string, string> | string[] = {},
   body?: string | Buffer,
   timeoutMs = 8000,
 ): Promise<Answer> {
   const { hostname, port } = new URL(base);
+  const raw = Array.isArray(headers) ? { agent: false, setHost: false } : {};
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: hostname, port, path: target, method, headers }, (res) => {
+    const options = { host: hostname, port, path: target, method, headers, ...raw };
+    const req = httpRequest(options, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () =>
